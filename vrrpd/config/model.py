@@ -1,0 +1,149 @@
+"""The validated, typed configuration model.  Built by :mod:`vrrpd.config.loader`.
+
+Every class here is frozen: a reload builds a new tree and diffs it against the running one
+(:mod:`vrrpd.config.diff`), it never mutates the old one.  Times are seconds (float) except the
+VRRP advertisement interval, which is kept in centiseconds as on the wire (RFC 5798 §5.2.7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from pathlib import Path
+
+from vrrpd.proto.packet import ChecksumForm
+
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+
+
+class ChecksumMode(StrEnum):
+    """``v3_checksum``: which VRRPv3 IPv4 checksum form to send and accept."""
+
+    AUTO = "auto"  # accept both; send what the peer sends; RFC 9568 until a peer is heard
+    RFC9568 = "rfc9568"
+    PSEUDO_HEADER = "pseudo-header"
+
+    def accepts(self, form: ChecksumForm) -> bool:
+        return self is ChecksumMode.AUTO or self.value == form.value
+
+
+@dataclass(frozen=True)
+class TrackRef:
+    """An instance's reference to a tracker; ``weight`` None means the tracker's own weight."""
+
+    name: str
+    weight: int | None = None
+
+
+@dataclass(frozen=True)
+class AnnounceConfig:
+    """Gratuitous ARP / unsolicited NA on becoming master (RFC 5798 §6.4.1 / §6.4.2)."""
+
+    count: int = 3  # frames per VIP in each burst
+    interval: float = 0.01  # seconds between frames of one burst
+    repeat_delay: float = 2.0  # seconds until the second burst; 0 disables it
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """One virtual router (``instances:`` list entry)."""
+
+    name: str
+    interface: str
+    vrid: int
+    version: int = 3
+    priority: int = 100
+    advert_interval_cs: int = 100
+    preempt: bool = True
+    preempt_delay: float = 0.0
+    vips: tuple[IPInterface, ...] = ()
+    unicast_peers: tuple[IPAddress, ...] = ()
+    v3_checksum: ChecksumMode = ChecksumMode.AUTO
+    track: tuple[TrackRef, ...] = ()
+    notify: str | None = None
+    announce: AnnounceConfig = field(default_factory=AnnounceConfig)
+
+    @property
+    def family(self) -> int:
+        """4 or 6; validation guarantees every VIP has the same family."""
+        return self.vips[0].version
+
+
+class TrackType(StrEnum):
+    HAPROXY = "haproxy"
+    PROCESS = "process"
+    TCP = "tcp"
+    HTTP = "http"
+    SCRIPT = "script"
+    INTERFACE = "interface"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """One entry of the top-level ``tracks:`` map.  Type-specific keys are in ``options``.
+
+    ``weight`` 0 means a failing tracker puts its instances in FAULT; otherwise it adjusts the
+    effective priority (negative while failing, positive while passing), clamped to 1..254.
+    """
+
+    name: str
+    type: TrackType
+    interval: float = 1.0
+    timeout: float = 1.0
+    rise: int = 1
+    fall: int = 1
+    weight: int = 0
+    options: dict[str, object] = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class SyncGroupConfig:
+    """``sync_groups:`` entry: members change state together."""
+
+    name: str
+    instances: tuple[str, ...]
+    notify: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Top-level ``sync:``: HAProxy configuration sync between the peers."""
+
+    listen: tuple[str, int]
+    peers: tuple[tuple[str, int], ...]
+    cert: Path
+    peer_fingerprints: tuple[str, ...]
+    files: tuple[Path, ...]
+    validate: str
+    reload: str
+    source: str = "master"
+    instance: str | None = None
+    max_file_size: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole ``vrrpd.yaml``."""
+
+    path: Path
+    node: str
+    control_socket: Path = Path("/run/vrrpd/vrrpd.sock")
+    control_socket_group: str | None = None
+    state_dir: Path = Path("/var/lib/vrrpd")
+    log_format: str = "text"
+    instances: tuple[InstanceConfig, ...] = ()
+    tracks: dict[str, TrackConfig] = field(default_factory=dict, hash=False)
+    sync_groups: tuple[SyncGroupConfig, ...] = ()
+    sync: SyncConfig | None = None
+    metrics: MetricsConfig | None = None
+
+    def instance(self, name: str) -> InstanceConfig | None:
+        return next((i for i in self.instances if i.name == name), None)
