@@ -147,10 +147,9 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
         raise DecodeError(DropReason.COUNT_ZERO)
     addr_len = 16 if ipv6 else 4
     expected = _HEADER.size + count * addr_len + (8 if version == 2 else 0)
-    if len(data) < expected:
-        raise DecodeError(DropReason.TRUNCATED, f"{len(data)} bytes, count {count} needs {expected}")
     if len(data) != expected:
-        raise DecodeError(DropReason.LENGTH, f"{len(data)} bytes, count {count} needs {expected}")
+        reason = DropReason.TRUNCATED if len(data) < expected else DropReason.LENGTH
+        raise DecodeError(reason, f"{len(data)} bytes, count {count} needs {expected}")
 
     form = ChecksumForm.PSEUDO_HEADER if ipv6 else ChecksumForm.RFC9568
     if _checksum(data, form, version, src, dst) != 0:

@@ -1,0 +1,137 @@
+"""Inputs to and outputs from the VRRP state machine (:mod:`vrrpd.proto.router`).
+
+Events go in through ``VirtualRouter.handle(event, now)``; actions come back.  The driver
+executes the *critical* actions (:class:`SendAdvert`, :class:`AddVips`, :class:`RemoveVips`,
+:class:`Announce`) first and in order; :class:`Transition`, :class:`Dropped` and
+:class:`Notice` are for subscribers (logs, notify hooks, metrics, config sync) and never
+delay a takeover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from vrrpd.proto.packet import Advertisement, DropReason, IPAddress
+
+
+class State(StrEnum):
+    """RFC 5798 §6.4 states, plus FAULT (a tracker or the link says we must not serve)."""
+
+    INITIALIZE = "INIT"
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+    FAULT = "FAULT"
+
+
+class AdminMode(StrEnum):
+    """Operator overrides set by ``vrrpctl`` (persisted by the daemon)."""
+
+    NORMAL = "normal"
+    DEMOTED = "demoted"  # hand over, then stay BACKUP without preempting until resume
+    PROMOTED = "promoted"  # take mastership now and keep it (advertise priority 254)
+    MAINTENANCE = "maintenance"  # hand over, then never become master
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Startup:
+    """RFC 5798 §6.4.1: the Startup event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """RFC 5798 §6.4.2/§6.4.3: the Shutdown event (a master resigns with priority 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertReceived:
+    """A well-formed ADVERTISEMENT for our VRID from ``source`` (the IP source address)."""
+
+    advert: Advertisement
+    source: IPAddress
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityChanged:
+    """Trackers changed the effective priority (already clamped to 1..254)."""
+
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultChanged:
+    """A fault source (``track:NAME``, ``link``, ``group:NAME``) failed or recovered."""
+
+    source: str
+    faulted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AdminChanged:
+    mode: AdminMode
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A sync-group sibling went MASTER or BACKUP (not FAULT: that is a :class:`FaultChanged`)."""
+
+    group: str
+    state: State
+
+
+Event = (Startup | Shutdown | AdvertReceived | PriorityChanged | FaultChanged | AdminChanged
+         | GroupState)
+
+
+# ---- actions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendAdvert:
+    """Send one ADVERTISEMENT carrying ``priority`` (0 = resign, RFC 5798 §6.4.3)."""
+
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddVips:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveVips:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Gratuitous ARP / unsolicited NA for every VIP (RFC 5798 §6.4.1 / §6.4.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    old: State
+    new: State
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A well-formed advert that this instance refuses; ``detail`` is for the log."""
+
+    reason: DropReason
+    source: IPAddress
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the operator should read in the log that is not a state change."""
+
+    message: str
+
+
+Action = SendAdvert | AddVips | RemoveVips | Announce | Transition | Dropped | Notice

@@ -1,0 +1,409 @@
+"""The VRRP state machine of one virtual router, pure and clock-injected (RFC 5798 §6).
+
+``VirtualRouter.handle(event, now)`` and ``handle_timer(now)`` return the actions to execute;
+``next_deadline()`` says when ``handle_timer`` must run next.  Nothing here does I/O or reads a
+clock, so every RFC rule is a table test and a whole failover runs in milliseconds of test time.
+
+Beyond RFC 5798 (as clarified by RFC 9568) this adds what an HA pair needs:
+
+* FAULT: a failing tracker or link keeps the router from serving.  A master resigns with one
+  priority-0 advert and drops its VIPs; in FAULT the router never becomes master.
+* Operator modes (:class:`~vrrpd.proto.events.AdminMode`).  A planned hand-over is
+  make-before-break: the master sends priority 0 but *keeps* its VIPs until the new master's
+  first advert arrives, so the peer serves before this node stops serving.
+* Sync groups: a sibling's MASTER/BACKUP transition is fed in as :class:`GroupState`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from vrrpd.proto.events import (
+    Action,
+    AddVips,
+    AdminChanged,
+    AdminMode,
+    AdvertReceived,
+    Announce,
+    Dropped,
+    Event,
+    FaultChanged,
+    GroupState,
+    Notice,
+    PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    Shutdown,
+    Startup,
+    State,
+    Transition,
+)
+from vrrpd.proto.packet import Advertisement, DropReason
+from vrrpd.proto.timers import master_down_interval, skew_time
+
+IPAddress = IPv4Address | IPv6Address
+
+OWNER_PRIORITY = 255  # RFC 5798 §5.2.4: the IP address owner
+PROMOTED_PRIORITY = 254  # highest priority a non-owner may advertise
+
+
+@dataclass(frozen=True)
+class RouterParams:
+    """What the state machine needs of an instance's configuration."""
+
+    version: int
+    vrid: int
+    priority: int
+    advert_interval_cs: int  # Advertisement_Interval, centiseconds
+    addresses: tuple[IPAddress, ...]  # the virtual addresses, as advertised
+    primary_address: IPAddress  # our source address, the RFC 5798 §6.4.3 tie-breaker
+    preempt: bool = True
+    preempt_delay: float = 0.0  # seconds a backup waits before preempting a lower master
+    unicast_peers: tuple[IPAddress, ...] = ()
+
+
+class VirtualRouter:
+    """One VRRP virtual router (one VRID on one interface, one address family)."""
+
+    def __init__(self, params: RouterParams) -> None:
+        self.params = params
+        self.state = State.INITIALIZE
+        self.admin = AdminMode.NORMAL
+        self.faults: set[str] = set()
+        self.effective_priority = params.priority
+        self.master_adver_int = params.advert_interval_cs  # Master_Adver_Interval (cs)
+        self.master_address: IPAddress | None = None
+        self.known_peers: set[IPAddress] = set()
+        self.group_hold = False  # a sync-group sibling went BACKUP: do not preempt
+        self._master_down_at: float | None = None  # Master_Down_Timer
+        self._adver_at: float | None = None  # Adver_Timer
+        self._preempt_at: float | None = None  # preempt_delay running
+        self._handover_at: float | None = None  # hand-over started, waiting for the peer
+        self._resigned_by: IPAddress | None = None  # master that sent priority 0
+        self._preempting: tuple[IPAddress, int] | None = None  # lower master being preempted
+
+    # ---- derived values ----------------------------------------------------------------
+
+    @property
+    def priority(self) -> int:
+        """The priority we advertise and compare with (RFC 5798 §6.4.3)."""
+        if self.params.priority == OWNER_PRIORITY:
+            return OWNER_PRIORITY
+        if self.admin is AdminMode.PROMOTED:
+            return PROMOTED_PRIORITY
+        return self.effective_priority
+
+    @property
+    def preempt(self) -> bool:
+        """Preempt_Mode after operator overrides; the owner always preempts (RFC 5798 §6.1)."""
+        if self.admin is AdminMode.PROMOTED:
+            return True
+        if self.admin is not AdminMode.NORMAL or self.group_hold:
+            return False
+        return self.params.preempt or self.params.priority == OWNER_PRIORITY
+
+    @property
+    def may_be_master(self) -> bool:
+        return not self.faults and self.admin is not AdminMode.MAINTENANCE
+
+    @property
+    def handing_over(self) -> bool:
+        return self._handover_at is not None
+
+    def skew_time(self) -> float:
+        return skew_time(self.params.version, self.priority, self.master_adver_int)
+
+    def master_down_interval(self) -> float:
+        return master_down_interval(self.params.version, self.priority, self.master_adver_int)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must run next, or None when no timer is armed."""
+        armed = [t for t in (self._master_down_at, self._adver_at, self._preempt_at,
+                             self._handover_at) if t is not None]
+        return min(armed, default=None)
+
+    # ---- entry points ------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        match event:
+            case Startup():
+                return self._startup(now)
+            case Shutdown():
+                return self._shutdown()
+            case AdvertReceived(advert, source):
+                return self._advert(advert, source, now)
+            case PriorityChanged(priority):
+                self.effective_priority = priority
+                return self._announce_priority(now)
+            case FaultChanged(source, faulted):
+                return self._fault(source, faulted, now)
+            case AdminChanged(mode):
+                return self._admin(mode, now)
+            case GroupState(group, state):
+                return self._group(group, state, now)
+        raise TypeError(f"unknown event {event!r}")
+
+    def handle_timer(self, now: float) -> list[Action]:
+        """Fire every timer that is due at ``now``."""
+        actions: list[Action] = []
+        if self._handover_at is not None and now >= self._handover_at:
+            actions += self._handover_timeout(now)
+        if self.state is State.BACKUP and (
+                self._due(self._master_down_at, now) or self._due(self._preempt_at, now)):
+            actions += self._master_down(now)
+        if self.state is State.MASTER and self._due(self._adver_at, now):
+            assert self._adver_at is not None
+            interval = self.params.advert_interval_cs / 100
+            # Keep a steady cadence; after a stall, restart from now rather than burst.
+            self._adver_at = max(self._adver_at + interval, now + interval / 2)
+            actions.append(SendAdvert(self.priority))
+        return actions
+
+    @staticmethod
+    def _due(deadline: float | None, now: float) -> bool:
+        return deadline is not None and now >= deadline
+
+    # ---- transitions -------------------------------------------------------------------
+
+    def _become_master(self, now: float, reason: str) -> list[Action]:
+        """RFC 5798 §6.4.1/§6.4.2: send an ADVERTISEMENT, announce, arm Adver_Timer.
+
+        The VIPs are added and announced *before* the advert goes out so that the old master,
+        which drops its VIPs on hearing us, never leaves clients without an answer.
+        """
+        old = self.state
+        self.state = State.MASTER
+        self.master_address = self.params.primary_address
+        self.group_hold = False
+        self._master_down_at = self._preempt_at = self._handover_at = None
+        self._resigned_by = self._preempting = None
+        self._adver_at = now + self.params.advert_interval_cs / 100
+        return [AddVips(), Announce(), SendAdvert(self.priority), Transition(old, State.MASTER,
+                                                                              reason)]
+
+    def _become_backup(self, now: float, reason: str, *, resign: bool = False) -> list[Action]:
+        """Enter BACKUP and arm Master_Down_Timer (RFC 5798 §6.4.1, §6.4.3)."""
+        old = self.state
+        actions: list[Action] = []
+        if old is State.MASTER:
+            if resign:
+                actions.append(SendAdvert(0))
+            actions.append(RemoveVips())
+        self.state = State.BACKUP
+        self._adver_at = self._handover_at = self._preempt_at = None
+        self._master_down_at = now + self.master_down_interval()
+        actions.append(Transition(old, State.BACKUP, reason))
+        return actions
+
+    def _enter_fault(self, reason: str) -> list[Action]:
+        old = self.state
+        actions: list[Action] = [SendAdvert(0), RemoveVips()] if old is State.MASTER else []
+        self.state = State.FAULT
+        self._master_down_at = self._adver_at = self._preempt_at = self._handover_at = None
+        actions.append(Transition(old, State.FAULT, reason))
+        return actions
+
+    # ---- event handlers ----------------------------------------------------------------
+
+    def _startup(self, now: float) -> list[Action]:
+        """RFC 5798 §6.4.1 (Initialize): the owner becomes master, everyone else backup."""
+        if self.state is not State.INITIALIZE:
+            return []
+        self.master_adver_int = self.params.advert_interval_cs
+        if self.faults:
+            return self._enter_fault(f"fault at startup: {', '.join(sorted(self.faults))}")
+        if self.may_be_master and self.priority == OWNER_PRIORITY:
+            return self._become_master(now, "address owner (priority 255) starting up")
+        if self.may_be_master and self.admin is AdminMode.PROMOTED:
+            return self._become_master(now, "promoted by operator")
+        return self._become_backup(now, "startup")
+
+    def _shutdown(self) -> list[Action]:
+        """RFC 5798 §6.4.3: a master sends one priority-0 advert, then releases its VIPs."""
+        old = self.state
+        actions: list[Action] = [SendAdvert(0), RemoveVips()] if old is State.MASTER else []
+        self.state = State.INITIALIZE
+        self._master_down_at = self._adver_at = self._preempt_at = self._handover_at = None
+        if old is not State.INITIALIZE:
+            actions.append(Transition(old, State.INITIALIZE, "shutdown"))
+        return actions
+
+    def _advert(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
+        refused = self._refuse(adv, source)
+        if refused is not None:
+            return [refused]
+        if self.state is State.BACKUP:
+            return self._backup_rx(adv, source, now)
+        if self.state is State.MASTER:
+            return self._master_rx(adv, source, now)
+        if adv.priority:
+            self.master_address = source
+        return []
+
+    def _refuse(self, adv: Advertisement, source: IPAddress) -> Dropped | None:
+        """RFC 5798 §7.1 / RFC 3768 §7.1 checks that need this instance's configuration."""
+        p = self.params
+        if adv.version != p.version:
+            return Dropped(DropReason.VERSION, source,
+                           f"VRRPv{adv.version} advert, this instance runs VRRPv{p.version}")
+        if p.version == 2 and adv.auth_type != 0:
+            return Dropped(DropReason.AUTH_TYPE, source,
+                           f"auth type {adv.auth_type}; only 0 (none) is supported")
+        if p.version == 2 and adv.max_adver_int != p.advert_interval_cs:
+            return Dropped(DropReason.INTERVAL, source,
+                           f"advert interval {adv.max_adver_int / 100:g}s, "
+                           f"ours {p.advert_interval_cs / 100:g}s (RFC 3768 §7.1)")
+        if p.unicast_peers and source not in p.unicast_peers:
+            return Dropped(DropReason.UNKNOWN_PEER, source, "source is not in unicast_peers")
+        if set(adv.addresses) == set(p.addresses):
+            self.known_peers.add(source)
+            return None
+        theirs = ", ".join(map(str, adv.addresses))
+        if p.version == 2 and adv.priority != OWNER_PRIORITY:
+            return Dropped(DropReason.ADDRESS_LIST, source,
+                           f"address list [{theirs}] differs from ours (RFC 3768 §7.1)")
+        if source not in self.known_peers:
+            return Dropped(DropReason.CONFLICT, source,
+                           f"advertises VRID {p.vrid} with [{theirs}], ours are "
+                           f"[{', '.join(map(str, p.addresses))}]: two virtual routers share "
+                           "this VRID on the LAN; give one of them another vrid")
+        # RFC 5798 §7.1: a known peer whose list differs is logged, and still heard.
+        return None
+
+    def _backup_rx(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
+        """RFC 5798 §6.4.2, receiving an ADVERTISEMENT in Backup."""
+        if adv.priority == 0:
+            self._master_down_at = now + self.skew_time()
+            self._resigned_by = source
+            return []
+        lower = adv.priority < self.priority
+        if lower and self.preempt and self.params.preempt_delay == 0:
+            self._preempting = (source, adv.priority)
+            return []  # discard: Master_Down_Timer runs out and we preempt
+        if lower and self.preempt:
+            if self._preempt_at is None:
+                self._preempt_at = now + self.params.preempt_delay
+        else:
+            self._preempt_at = None
+        if self.params.version == 3:
+            self.master_adver_int = adv.max_adver_int  # v3 Backup learns the interval
+        self.master_address = source
+        self._resigned_by = self._preempting = None
+        self._master_down_at = now + self.master_down_interval()
+        return []
+
+    def _master_rx(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
+        """RFC 5798 §6.4.3 as amended by RFC 9568, receiving an ADVERTISEMENT in Master."""
+        if adv.priority == 0:
+            self._adver_at = now + self.params.advert_interval_cs / 100
+            return [SendAdvert(self.priority)]
+        if self.handing_over:
+            self._learn(adv, source)
+            return self._become_backup(now, f"handed over to {source}")
+        if adv.priority > self.priority or (
+                adv.priority == self.priority
+                and source.packed > self.params.primary_address.packed):
+            self._learn(adv, source)
+            why = ("higher priority" if adv.priority > self.priority
+                   else "same priority, higher address")
+            return self._become_backup(
+                now, f"{source} is master with {why} ({adv.priority} vs ours {self.priority})")
+        # RFC 9568 §6.4.3: answer a lower-priority master at once so it steps down now.
+        self._adver_at = now + self.params.advert_interval_cs / 100
+        return [SendAdvert(self.priority)]
+
+    def _learn(self, adv: Advertisement, source: IPAddress) -> None:
+        self.master_address = source
+        if self.params.version == 3:
+            self.master_adver_int = adv.max_adver_int
+
+    def _master_down(self, now: float) -> list[Action]:
+        """RFC 5798 §6.4.2: Master_Down_Timer fired (or the preempt delay ran out)."""
+        if not self.may_be_master:
+            self._master_down_at = self._preempt_at = None
+            return []
+        if self._preempt_at is not None and now >= self._preempt_at:
+            reason = (f"preempting lower-priority master {self.master_address} after "
+                      f"preempt_delay {self.params.preempt_delay:g}s")
+        elif self._resigned_by is not None:
+            reason = f"master {self._resigned_by} resigned (priority 0)"
+        elif self._preempting is not None:
+            source, priority = self._preempting
+            reason = f"preempting lower-priority master {source} ({priority} < {self.priority})"
+        else:
+            reason = (f"no advert from master {self.master_address or '(none heard)'} for "
+                      f"{self.master_down_interval():.3f}s (Master_Down_Interval)")
+        return self._become_master(now, reason)
+
+    def _announce_priority(self, now: float) -> list[Action]:
+        """Tell the peer about a priority change at once instead of at the next Adver_Timer."""
+        if self.state is State.MASTER and not self.handing_over:
+            self._adver_at = now + self.params.advert_interval_cs / 100
+            return [SendAdvert(self.priority)]
+        return []
+
+    def _fault(self, source: str, faulted: bool, now: float) -> list[Action]:
+        if faulted:
+            self.faults.add(source)
+        else:
+            self.faults.discard(source)
+        if self.state is State.INITIALIZE:
+            return []
+        if self.faults and self.state is not State.FAULT:
+            return self._enter_fault(f"fault: {source}")
+        if not self.faults and self.state is State.FAULT:
+            self.master_adver_int = self.params.advert_interval_cs
+            return self._become_backup(now, f"recovered: {source}")
+        return []
+
+    def _admin(self, mode: AdminMode, now: float) -> list[Action]:
+        old, self.admin = self.admin, mode
+        if self.state is State.MASTER and mode in (AdminMode.DEMOTED, AdminMode.MAINTENANCE):
+            return self._start_handover(now)
+        if self.state is State.BACKUP and mode is AdminMode.PROMOTED:
+            return self._become_master(now, "promoted by operator")
+        if self.state is State.BACKUP and self._master_down_at is None and self.may_be_master:
+            self._master_down_at = now + self.master_down_interval()
+        if self.state is State.MASTER and old is not mode:
+            if self.handing_over:  # resumed before anyone took over
+                self._handover_at = None
+            return self._announce_priority(now)
+        return []
+
+    def _start_handover(self, now: float) -> list[Action]:
+        """Planned hand-over, make-before-break.
+
+        Send priority 0 so the backup takes over after only its Skew_Time (RFC 5798 §6.4.2),
+        but keep the VIPs and stop advertising until its first advert arrives; if nobody has
+        taken over within a Master_Down_Interval of the lowest priority, stay master.
+        """
+        if self.handing_over:
+            return []
+        self._adver_at = None
+        self._handover_at = now + master_down_interval(self.params.version, 1,
+                                                       self.params.advert_interval_cs)
+        return [SendAdvert(0)]
+
+    def _handover_timeout(self, now: float) -> list[Action]:
+        self._handover_at = None
+        if self.state is not State.MASTER:
+            return []
+        if self.admin is AdminMode.MAINTENANCE:
+            return self._become_backup(now, "maintenance: no peer took over; VIPs released")
+        self._adver_at = now
+        return [Notice("hand-over failed: no peer took over; staying MASTER")]
+
+    def _group(self, group: str, state: State, now: float) -> list[Action]:
+        """keepalived-style sync groups: siblings follow each other to MASTER and BACKUP."""
+        if state is State.MASTER:
+            self.group_hold = False
+            if self.state is State.BACKUP and self.may_be_master:
+                return self._become_master(now, f"sync group {group}: a sibling became MASTER")
+            return []
+        if state is State.BACKUP:
+            self.group_hold = True
+            if self.state is State.MASTER:
+                return self._become_backup(now, f"sync group {group}: a sibling became BACKUP",
+                                           resign=True)
+        return []
