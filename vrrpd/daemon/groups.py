@@ -1,0 +1,61 @@
+"""Sync groups: members change state together (keepalived's ``vrrp_sync_group``).
+
+* A member in FAULT for its own reasons (a tracker, its link) puts every sibling in FAULT
+  (fault source ``group:NAME``) until it recovers.
+* A member that becomes MASTER, or steps down from MASTER to BACKUP, takes its siblings along
+  (:class:`~vrrpd.proto.events.GroupState`).  Transitions that the group itself caused are not
+  propagated again, so nothing ping-pongs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from vrrpd.config.model import SyncGroupConfig
+from vrrpd.proto.events import Event, FaultChanged, GroupState, State
+
+GROUP_REASON = "sync group"  # prefix of the reasons the router gives for group-driven moves
+
+
+class Member(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def faults(self) -> set[str]: ...
+
+    def post(self, event: Event) -> object: ...
+
+
+class SyncGroup:
+    def __init__(self, cfg: SyncGroupConfig, members: Iterable[Member]) -> None:
+        self.cfg = cfg
+        self.members = list(members)
+        self.fault_source = f"group:{cfg.name}"
+
+    def own_faults(self, member: Member) -> set[str]:
+        return {f for f in member.faults if f != self.fault_source}
+
+    def refresh_faults(self) -> None:
+        """Give each member the group fault exactly when a sibling has a fault of its own."""
+        faulty = {m.name for m in self.members if self.own_faults(m)}
+        for m in self.members:
+            want = bool(faulty - {m.name})
+            if want != (self.fault_source in m.faults):
+                m.post(FaultChanged(self.fault_source, want))
+
+    def on_transition(self, member: Member, old: State, new: State, reason: str) -> None:
+        if new is State.MASTER and not reason.startswith(GROUP_REASON):
+            self._tell_siblings(member, State.MASTER)
+        elif old is State.MASTER and new is State.BACKUP and not reason.startswith(GROUP_REASON):
+            self._tell_siblings(member, State.BACKUP)
+        self.refresh_faults()
+
+    def _tell_siblings(self, member: Member, state: State) -> None:
+        for sibling in self.members:
+            if sibling is not member:
+                sibling.post(GroupState(self.cfg.name, state))

@@ -1,0 +1,293 @@
+"""The asyncio driver of one virtual router.
+
+It feeds events into :class:`~vrrpd.proto.router.VirtualRouter`, executes the actions that come
+back and arms exactly one timer, at ``router.next_deadline()``.  Critical actions (adverts,
+VIPs, announcements) run in order on one worker task; transitions are published to subscribers
+with ``call_soon`` so that notify hooks, metrics or config sync can never delay a takeover
+(DESIGN.md seam 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vrrpd.config.model import ChecksumMode, InstanceConfig
+from vrrpd.daemon.logs import InstanceLog, RateLimitedLog
+from vrrpd.proto.events import (
+    Action,
+    AddVips,
+    AdvertReceived,
+    Announce,
+    Dropped,
+    Event,
+    Notice,
+    RemoveVips,
+    SendAdvert,
+    State,
+    Transition,
+)
+from vrrpd.proto.packet import Advertisement, ChecksumForm, DropReason, IPAddress, encode
+from vrrpd.proto.router import RouterParams, VirtualRouter
+
+log = logging.getLogger("vrrpd.instance")
+
+HISTORY = 50  # transitions kept for `vrrpctl status` / `events`
+
+
+class Endpoint(Protocol):
+    """The part of :class:`vrrpd.daemon.receiver.VrrpEndpoint` a driver uses."""
+
+    @property
+    def primary_address(self) -> IPAddress: ...
+
+    @property
+    def group(self) -> IPAddress: ...
+
+    def send(self, payload: bytes, dst: IPAddress) -> None: ...
+
+
+class AddressPort(Protocol):
+    async def add(self, ifname: str, vips: Any) -> None: ...
+
+    async def remove(self, ifname: str, vips: Any) -> None: ...
+
+
+class AnnouncePort(Protocol):
+    async def send_burst(self, vips: Any, count: int, interval: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One entry of the transition history."""
+
+    at: float  # wall clock, for humans
+    old: State
+    new: State
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "old": self.old.value, "new": self.new.value,
+                "reason": self.reason}
+
+
+TransitionListener = Callable[["InstanceDriver", TransitionRecord], None]
+
+
+class InstanceDriver:
+    """Runs one :class:`VirtualRouter` on the event loop."""
+
+    def __init__(self, cfg: InstanceConfig, endpoint: Endpoint, addresses: AddressPort,
+                 announcer: AnnouncePort) -> None:
+        self.cfg = cfg
+        self.endpoint = endpoint
+        self.addresses = addresses
+        self.announcer = announcer
+        self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
+                               version=cfg.version)
+        self.drops_log = RateLimitedLog(self.log)
+        self.router = VirtualRouter(self._params(cfg))
+        self.counters: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.history: deque[TransitionRecord] = deque(maxlen=HISTORY)
+        self.listeners: list[TransitionListener] = []
+        self.state_since = time.time()
+        self.vips_held = False
+        self.send_form = (ChecksumForm.PSEUDO_HEADER
+                          if cfg.v3_checksum is ChecksumMode.PSEUDO_HEADER
+                          else ChecksumForm.RFC9568)
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._queue: asyncio.Queue[Action] = asyncio.Queue()
+        self._worker = self._loop.create_task(self._work(), name=f"vrrp-{cfg.name}")
+        self._announce: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def state(self) -> State:
+        return self.router.state
+
+    @property
+    def faults(self) -> set[str]:
+        return self.router.faults
+
+    def _params(self, cfg: InstanceConfig) -> RouterParams:
+        return RouterParams(
+            version=cfg.version, vrid=cfg.vrid, priority=cfg.priority,
+            advert_interval_cs=cfg.advert_interval_cs,
+            addresses=tuple(v.ip for v in cfg.vips),
+            primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
+            preempt_delay=cfg.preempt_delay, unicast_peers=cfg.unicast_peers)
+
+    # ---- input ---------------------------------------------------------------------------
+
+    def post(self, event: Event) -> list[Action]:
+        """Feed one event to the state machine and carry out what it decides."""
+        actions = self.router.handle(event, self._loop.time())
+        self._dispatch(actions)
+        return actions
+
+    def on_advert(self, adv: Advertisement, source: IPAddress) -> None:
+        """A well-formed advert for our VRID arrived (the endpoint checked TTL and form)."""
+        self.counters["adverts_received"] += 1
+        v3_ipv4 = adv.version == 3 and self.cfg.family == 4
+        if v3_ipv4 and not self.cfg.v3_checksum.accepts(adv.checksum_form):
+            self._dispatch([Dropped(
+                DropReason.CHECKSUM_FORM, source,
+                f"checksum in {adv.checksum_form} form, v3_checksum is "
+                f"{self.cfg.v3_checksum}; set v3_checksum: auto to accept both")])
+            return
+        actions = self.post(AdvertReceived(adv, source))
+        if (v3_ipv4 and self.cfg.v3_checksum is ChecksumMode.AUTO
+                and not any(isinstance(a, Dropped) for a in actions)
+                and adv.checksum_form is not self.send_form):
+            self.log.info("peer %s uses the %s checksum form; sending it too (v3_checksum: auto)",
+                          source, adv.checksum_form)
+            self.send_form = adv.checksum_form
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch(self.router.handle_timer(self._loop.time()))
+
+    # ---- output --------------------------------------------------------------------------
+
+    def _dispatch(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Transition():
+                    self._transition(action)
+                case Dropped(reason, source, detail):
+                    self.drops[reason.value] += 1
+                    self.drops_log.warning(reason.value, "dropped advert from %s: %s", source,
+                                           detail)
+                case Notice(message):
+                    self.log.warning("%s", message)
+                case _:
+                    self._queue.put_nowait(action)
+        self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.router.next_deadline()
+        if self._timer is not None and (deadline is None or self._timer.when() != deadline):
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _transition(self, t: Transition) -> None:
+        record = TransitionRecord(time.time(), t.old, t.new, t.reason)
+        self.history.append(record)
+        self.state_since = record.at
+        level = logging.WARNING if t.new is State.FAULT else logging.INFO
+        self.log.log(level, "%s -> %s: %s", t.old, t.new, t.reason)
+        for listener in self.listeners:
+            self._loop.call_soon(listener, self, record)
+
+    async def _work(self) -> None:
+        while True:
+            action = await self._queue.get()
+            try:
+                await self._execute(action)
+            except Exception:  # one failed action must not stop the instance
+                self.log.exception("could not carry out %s", action)
+            finally:
+                self._queue.task_done()
+
+    async def _execute(self, action: Action) -> None:
+        cfg = self.cfg
+        match action:
+            case SendAdvert(priority):
+                self._send_advert(priority)
+            case AddVips():
+                await self.addresses.add(cfg.interface, cfg.vips)
+                self.vips_held = True
+            case RemoveVips():
+                self._stop_announcing()
+                await self.addresses.remove(cfg.interface, cfg.vips)
+                self.vips_held = False
+            case Announce():
+                self._stop_announcing()
+                self._announce = self._loop.create_task(self._announce_bursts())
+
+    def _send_advert(self, priority: int) -> None:
+        cfg = self.cfg
+        adv = Advertisement(cfg.version, cfg.vrid, priority, cfg.advert_interval_cs,
+                            self.router.params.addresses)
+        src = self.endpoint.primary_address
+        for dst in cfg.unicast_peers or (self.endpoint.group,):
+            try:
+                self.endpoint.send(encode(adv, src, dst, self.send_form), dst)
+            except OSError as exc:
+                self.counters["send_errors"] += 1
+                self.drops_log.warning("send", "cannot send advert to %s: %s (is %s up?)", dst,
+                                       exc, cfg.interface)
+                continue
+            self.counters["adverts_sent"] += 1
+            if priority == 0:
+                self.counters["priority_zero_sent"] += 1
+
+    async def _announce_bursts(self) -> None:
+        """Gratuitous ARP / unsolicited NA: a burst now and, if still master, one later."""
+        a = self.cfg.announce
+        await self.announcer.send_burst(self.cfg.vips, a.count, a.interval)
+        self.counters["announcements"] += 1
+        if a.repeat_delay > 0:
+            await asyncio.sleep(a.repeat_delay)
+            if self.router.state is State.MASTER:
+                await self.announcer.send_burst(self.cfg.vips, a.count, a.interval)
+                self.counters["announcements"] += 1
+
+    def _stop_announcing(self) -> None:
+        if self._announce is not None and not self._announce.done():
+            self._announce.cancel()
+        self._announce = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Wait until every queued critical action has been carried out."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._stop_announcing()
+        self._worker.cancel()
+        await asyncio.gather(self._worker, return_exceptions=True)
+
+    # ---- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        cfg, r = self.cfg, self.router
+        return {
+            "name": cfg.name,
+            "interface": cfg.interface,
+            "vrid": cfg.vrid,
+            "version": cfg.version,
+            "family": cfg.family,
+            "state": r.state.value,
+            "since": self.state_since,
+            "time_in_state": round(time.time() - self.state_since, 3),
+            "priority": cfg.priority,
+            "effective_priority": r.priority,
+            "preempt": r.preempt,
+            "admin": r.admin.value,
+            "faults": sorted(r.faults),
+            "master": str(r.master_address) if r.master_address else None,
+            "vips": [str(v) for v in cfg.vips],
+            "vips_held": self.vips_held,
+            "advert_interval": cfg.advert_interval_cs / 100,
+            "master_advert_interval": r.master_adver_int / 100,
+            "checksum_form": self.send_form.value if cfg.version == 3 else None,
+            "transitions": [t.as_dict() for t in self.history],
+            "counters": dict(self.counters),
+            "dropped": dict(self.drops),
+        }

@@ -1,0 +1,208 @@
+"""The daemon: builds endpoints and drivers from the config, runs them, and shuts down cleanly.
+
+Startup (RFC 5798 §6.4.1 plus what a crash leaves behind): open the sockets, *reconcile*
+(remove VIPs that an earlier run left on the interfaces), restore the operator's persisted
+modes, then send every instance its Startup event.  Shutdown (SIGTERM): every master sends
+exactly one priority-0 advert and then removes its VIPs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vrrpd import __version__
+from vrrpd.config.model import Config, InstanceConfig
+from vrrpd.daemon.groups import SyncGroup
+from vrrpd.daemon.instance import AddressPort, AnnouncePort, InstanceDriver, TransitionRecord
+from vrrpd.daemon.persist import StateFile
+from vrrpd.daemon.receiver import RawSocket, VrrpEndpoint
+from vrrpd.daemon.sdnotify import SystemdNotifier
+from vrrpd.proto.events import AdminChanged, AdminMode, FaultChanged, Shutdown, Startup, State
+from vrrpd.proto.packet import IPAddress
+
+log = logging.getLogger("vrrpd")
+
+
+class AddressManagerPort(AddressPort):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def present(self, ifname: str) -> set[Any]: ...
+
+
+@dataclass
+class Kernel:
+    """The kernel-facing parts the daemon needs; tests swap in :mod:`vrrpd.kernel.fakes`."""
+
+    open_socket: Callable[[str, int], RawSocket]
+    group: Callable[[int], IPAddress]
+    addresses: AddressManagerPort
+    announcer: Callable[[str], AnnouncePort]
+
+
+def real_kernel() -> Kernel:
+    from vrrpd.kernel.addresses import AddressManager
+    from vrrpd.kernel.announcer import Announcer
+    from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
+
+    return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
+                  addresses=AddressManager(), announcer=Announcer)
+
+
+class Daemon:
+    """One vrrpd process: every configured instance, its sockets, trackers and state."""
+
+    def __init__(self, config: Config, kernel: Kernel | None = None) -> None:
+        self.config = config
+        self.kernel = kernel or real_kernel()
+        self.endpoints: dict[tuple[str, int], VrrpEndpoint] = {}
+        self.drivers: dict[str, InstanceDriver] = {}
+        self.groups: list[SyncGroup] = []
+        self.announcers: dict[str, AnnouncePort] = {}
+        self.state_file = StateFile(config.state_dir / "admin.json")
+        self.notifier = SystemdNotifier()
+        self._stopping = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.kernel.addresses.open()
+        for cfg in self.config.instances:
+            self._add_driver(cfg)
+        self._build_groups()
+        await self._reconcile(self.config.instances)
+        self._restore_admin()
+        for driver in self.drivers.values():
+            driver.post(Startup())
+        log.info("vrrpd %s started on node %s with %d instance(s)", __version__,
+                 self.config.node, len(self.drivers))
+        self.notifier.notify(READY=1, STATUS=self.summary())
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            self._watchdog = asyncio.create_task(self._ping_watchdog(interval))
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, then shut down."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        await self._stopping.wait()
+        await self.stop()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        """RFC 5798 §6.4.3 Shutdown: priority 0 from every master, then VIPs released."""
+        self.notifier.notify(STOPPING=1, STATUS="shutting down")
+        for driver in self.drivers.values():
+            driver.post(Shutdown())
+        await asyncio.gather(*(d.drain() for d in self.drivers.values()))
+        for driver in self.drivers.values():
+            await driver.close()
+        for endpoint in self.endpoints.values():
+            endpoint.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await self.kernel.addresses.close()
+        log.info("vrrpd stopped; all VIPs released")
+
+    async def _ping_watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.notify(WATCHDOG=1)
+            await asyncio.sleep(interval)
+
+    # ---- building ------------------------------------------------------------------------
+
+    def _endpoint(self, ifname: str, family: int) -> VrrpEndpoint:
+        key = (ifname, family)
+        if key not in self.endpoints:
+            sock = self.kernel.open_socket(ifname, family)
+            self.endpoints[key] = VrrpEndpoint(ifname, family, sock, self.kernel.group(family))
+        return self.endpoints[key]
+
+    def _add_driver(self, cfg: InstanceConfig) -> InstanceDriver:
+        endpoint = self._endpoint(cfg.interface, cfg.family)
+        if cfg.interface not in self.announcers:
+            self.announcers[cfg.interface] = self.kernel.announcer(cfg.interface)
+        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses,
+                                self.announcers[cfg.interface])
+        driver.listeners.append(self._on_transition)
+        endpoint.drivers[cfg.vrid] = driver
+        self.drivers[cfg.name] = driver
+        return driver
+
+    def _build_groups(self) -> None:
+        self.groups = [SyncGroup(g, [self.drivers[n] for n in g.instances])
+                       for g in self.config.sync_groups]
+
+    async def _reconcile(self, instances: tuple[InstanceConfig, ...]) -> None:
+        """Remove VIPs a crashed earlier run left behind; we start as non-master."""
+        by_interface: dict[str, list[InstanceConfig]] = {}
+        for cfg in instances:
+            by_interface.setdefault(cfg.interface, []).append(cfg)
+        for ifname, cfgs in by_interface.items():
+            present = await self.kernel.addresses.present(ifname)
+            stale = [v for cfg in cfgs if cfg.priority != 255 for v in cfg.vips if v in present]
+            if stale:
+                log.warning("[%s] removing VIP(s) %s left by an earlier run (startup reconcile)",
+                            ifname, ", ".join(map(str, stale)))
+                await self.kernel.addresses.remove(ifname, stale)
+
+    # ---- reactions -----------------------------------------------------------------------
+
+    def _on_transition(self, driver: InstanceDriver, record: TransitionRecord) -> None:
+        for group in self.groups:
+            if driver in group.members:
+                group.on_transition(driver, record.old, record.new, record.reason)
+        self.notifier.notify(STATUS=self.summary())
+
+    def post_fault(self, names: list[str], source: str, faulted: bool) -> None:
+        """A tracker or link fault for the named instances (sync groups follow)."""
+        for name in names:
+            self.drivers[name].post(FaultChanged(source, faulted))
+        for group in self.groups:
+            group.refresh_faults()
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=, e.g. ``MASTER for web; BACKUP for dicom``."""
+        by_state: dict[State, list[str]] = {}
+        for name, d in self.drivers.items():
+            by_state.setdefault(d.state, []).append(name)
+        return "; ".join(f"{s.value} for {', '.join(n)}" for s, n in sorted(by_state.items()))
+
+    # ---- operator modes ------------------------------------------------------------------
+
+    def _restore_admin(self) -> None:
+        doc = self.state_file.load()
+        for name, mode in doc.get("instances", {}).items():
+            if name in self.drivers and mode in AdminMode._value2member_map_:
+                log.warning("[%s] restoring operator mode '%s' from %s; `vrrpctl resume %s` "
+                            "returns to normal", name, mode, self.state_file.path, name)
+                self.drivers[name].post(AdminChanged(AdminMode(mode)))
+
+    def set_admin(self, names: list[str], mode: AdminMode) -> None:
+        for name in names:
+            self.drivers[name].post(AdminChanged(mode))
+        doc = {"instances": {n: d.router.admin.value for n, d in self.drivers.items()
+                             if d.router.admin is not AdminMode.NORMAL}}
+        self.state_file.save(doc)
+
+    # ---- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.config.node,
+            "version": __version__,
+            "config": str(self.config.path),
+            "instances": [d.status() for d in self.drivers.values()],
+            "endpoints": [e.status() for e in self.endpoints.values()],
+        }
