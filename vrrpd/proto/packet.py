@@ -106,7 +106,15 @@ def _checksum(msg: bytes, form: ChecksumForm, version: int,
 
 def encode(adv: Advertisement, src: IPAddress, dst: IPAddress,
            form: ChecksumForm = ChecksumForm.RFC9568) -> bytes:
-    """Serialize ``adv`` sent from ``src`` to ``dst`` (needed for the v3 pseudo-header)."""
+    """Serialize ``adv`` sent from ``src`` to ``dst`` (needed for the v3 pseudo-header).
+
+    Raises ValueError for what the wire cannot carry, or what :func:`decode` would refuse:
+    an interval out of range, VRRPv2 over IPv6, addresses of another family than ``src``.
+    """
+    if any(a.version != src.version for a in adv.addresses):
+        raise ValueError(f"address family of {adv.addresses} differs from source {src}")
+    if adv.version == 2 and src.version == 6:
+        raise ValueError("VRRPv2 (RFC 3768) is IPv4 only; use version 3 over IPv6")
     if adv.version == 3:
         if not 0 < adv.max_adver_int <= V3_MAX_ADVER_INT_CS:
             raise ValueError(f"v3 interval {adv.max_adver_int} cs outside 1..4095")
