@@ -17,6 +17,8 @@ from typing import Any
 
 from vrrpd import __version__
 from vrrpd.config.model import Config, InstanceConfig
+from vrrpd.control.server import ControlServer
+from vrrpd.daemon.eventlog import EventLog
 from vrrpd.daemon.groups import SyncGroup
 from vrrpd.daemon.instance import AddressPort, AnnouncePort, InstanceDriver, TransitionRecord
 from vrrpd.daemon.persist import StateFile
@@ -67,6 +69,8 @@ class Daemon:
         self.announcers: dict[str, AnnouncePort] = {}
         self.state_file = StateFile(config.state_dir / "admin.json")
         self.notifier = SystemdNotifier()
+        self.events = EventLog()
+        self.control: ControlServer | None = None
         self._stopping = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -81,6 +85,9 @@ class Daemon:
         self._restore_admin()
         for driver in self.drivers.values():
             driver.post(Startup())
+        self.control = ControlServer(self, self.config.control_socket,
+                                     self.config.control_socket_group)
+        await self.control.start()
         log.info("vrrpd %s started on node %s with %d instance(s)", __version__,
                  self.config.node, len(self.drivers))
         self.notifier.notify(READY=1, STATUS=self.summary())
@@ -103,6 +110,8 @@ class Daemon:
     async def stop(self) -> None:
         """RFC 5798 §6.4.3 Shutdown: priority 0 from every master, then VIPs released."""
         self.notifier.notify(STOPPING=1, STATUS="shutting down")
+        if self.control is not None:
+            await self.control.stop()
         for driver in self.drivers.values():
             driver.post(Shutdown())
         await asyncio.gather(*(d.drain() for d in self.drivers.values()))
@@ -160,6 +169,8 @@ class Daemon:
     # ---- reactions -----------------------------------------------------------------------
 
     def _on_transition(self, driver: InstanceDriver, record: TransitionRecord) -> None:
+        self.events.record("transition", instance=driver.name, old=record.old.value,
+                           new=record.new.value, reason=record.reason)
         for group in self.groups:
             if driver in group.members:
                 group.on_transition(driver, record.old, record.new, record.reason)

@@ -1,0 +1,106 @@
+"""``vrrpctl``: the operator's tool.  Talks JSON to the daemon's control socket."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from typing import Any
+
+from vrrpd.cli.render import render
+from vrrpd.control.registry import PROTOCOL_VERSION
+
+DEFAULT_SOCKET = "/run/vrrpd/vrrpd.sock"
+TIMEOUT = 60.0  # a demote waits for the peer to take over
+
+
+class ControlError(Exception):
+    pass
+
+
+def request(path: str, cmd: str, args: dict[str, Any], *, follow: bool = False,
+            timeout: float = TIMEOUT) -> Any:
+    """Send one request; return the result dict (or a line iterator for ``follow``)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except FileNotFoundError:
+        raise ControlError(f"no control socket at {path}: is vrrpd running? "
+                           "(systemctl status vrrpd)") from None
+    except PermissionError:
+        raise ControlError(f"permission denied on {path}: run as root or as a member of "
+                           "the control_socket_group") from None
+    except ConnectionRefusedError:
+        raise ControlError(f"nobody listens on {path}: vrrpd is not running (stale socket)"
+                           ) from None
+    sock.sendall(json.dumps({"v": PROTOCOL_VERSION, "cmd": cmd, "args": args}).encode() + b"\n")
+    stream = sock.makefile("rb")
+    if follow:
+        sock.settimeout(None)
+    line = stream.readline()
+    if not line:
+        raise ControlError("the daemon closed the connection without answering")
+    reply = json.loads(line)
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", "request failed"))
+    if follow:
+        return reply["result"], (json.loads(raw) for raw in stream)
+    return reply["result"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vrrpctl", description="Control a running vrrpd.")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"default {DEFAULT_SOCKET}")
+    p.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    s = sub.add_parser("status", help="state of every instance")
+    s.add_argument("instance", nargs="?")
+    for name, text in (("demote", "hand over to the peer and stay BACKUP until resume"),
+                       ("promote", "take mastership now until resume"),
+                       ("resume", "back to configured behaviour")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("instance", nargs="?")
+        s.add_argument("--all", action="store_true", help="every instance")
+        if name == "demote":
+            s.add_argument("--force", action="store_true",
+                           help="stay demoted even if no peer takes over")
+    s = sub.add_parser("maintenance", help="on: hand over, never master; off: resume")
+    s.add_argument("state", choices=["on", "off"])
+    s.add_argument("--force", action="store_true", help="even if no peer takes over")
+    sub.add_parser("reload", help="re-read the configuration (hitless)")
+    s = sub.add_parser("events", help="transition and tracker history (JSON lines)")
+    s.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    sub.add_parser("version", help="daemon version")
+    sub.add_parser("help", help="commands the daemon knows")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fields = {k: v for k, v in vars(args).items()
+              if k not in ("socket", "json", "cmd") and v not in (None, False)}
+    try:
+        if args.cmd == "events":
+            result, more = request(args.socket, "events", fields, follow=args.follow)
+            for event in result["events"]:
+                print(json.dumps(event), flush=True)
+            for event in more:
+                print(json.dumps(event), flush=True)
+            return 0
+        result = request(args.socket, args.cmd, fields)
+    except ControlError as exc:
+        print(f"vrrpctl: {exc}", file=sys.stderr)
+        return 1
+    except (TimeoutError, OSError) as exc:
+        print(f"vrrpctl: talking to {args.socket} failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(result, indent=2) if args.json else render(args.cmd, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

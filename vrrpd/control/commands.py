@@ -1,0 +1,129 @@
+"""The control commands.  Each returns a dict; ``vrrpctl`` renders it, ``--json`` prints it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from vrrpd import __version__
+from vrrpd.control.registry import CommandError, command, help_dict
+from vrrpd.proto.events import AdminMode, State
+
+POLL = 0.01
+
+
+def _names(daemon: Any, args: dict[str, Any]) -> list[str]:
+    """The instances a command applies to: ``instance`` or ``all``."""
+    if args.get("all"):
+        return list(daemon.drivers)
+    name = args.get("instance")
+    if not name:
+        if len(daemon.drivers) == 1:
+            return list(daemon.drivers)
+        raise CommandError(f"name an instance or use --all; configured: "
+                           f"{', '.join(daemon.drivers)}")
+    if name not in daemon.drivers:
+        raise CommandError(f"unknown instance {name!r}; configured: {', '.join(daemon.drivers)}")
+    return [name]
+
+
+async def _settle(daemon: Any, names: list[str], timeout: float) -> None:
+    """Wait until no named instance is in the middle of a hand-over (or ``timeout``)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end and any(daemon.drivers[n].router.handing_over for n in names):
+        await asyncio.sleep(POLL)
+
+
+def _states(daemon: Any, names: list[str]) -> dict[str, str]:
+    return {n: daemon.drivers[n].state.value for n in names}
+
+
+def _handover_timeout(daemon: Any, names: list[str]) -> float:
+    return max(daemon.drivers[n].router.master_down_interval() for n in names) * 2 + 1
+
+
+async def _hand_over(daemon: Any, args: dict[str, Any], mode: AdminMode) -> dict[str, Any]:
+    """Demote or maintenance: make-before-break hand-over of every named master."""
+    names = _names(daemon, args)
+    masters = [n for n in names if daemon.drivers[n].state is State.MASTER]
+    daemon.set_admin(names, mode)
+    await _settle(daemon, masters, _handover_timeout(daemon, masters) if masters else 0)
+    stuck = [n for n in masters if daemon.drivers[n].state is State.MASTER]
+    if stuck and not args.get("force"):
+        daemon.set_admin(names, AdminMode.NORMAL)
+        raise CommandError(
+            f"nobody took over {', '.join(stuck)}: no peer answered, so this node stays MASTER "
+            "and nothing changed. Check the peer (`vrrpctl status` there); use --force to "
+            f"{mode.value} anyway")
+    return {"mode": mode.value, "states": _states(daemon, names), "handed_over": masters}
+
+
+@command("status", "state, priorities, VIPs, trackers, counters of every instance",
+         "[INSTANCE]")
+async def status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    doc = daemon.status()
+    if args.get("instance"):
+        names = _names(daemon, args)
+        doc["instances"] = [i for i in doc["instances"] if i["name"] in names]
+    return doc
+
+
+@command("demote", "hand mastership to the peer (make-before-break) and stay BACKUP until "
+         "resume", "[INSTANCE|--all] [--force]")
+async def demote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return await _hand_over(daemon, args, AdminMode.DEMOTED)
+
+
+@command("promote", "take mastership now, preempting the peer, until resume",
+         "[INSTANCE|--all]")
+async def promote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    names = _names(daemon, args)
+    refused = {n: sorted(daemon.drivers[n].faults) for n in names if daemon.drivers[n].faults}
+    if refused:
+        raise CommandError("cannot promote an instance in FAULT: " + "; ".join(
+            f"{n} ({', '.join(f)})" for n, f in refused.items()))
+    daemon.set_admin(names, AdminMode.PROMOTED)
+    return {"mode": AdminMode.PROMOTED.value, "states": _states(daemon, names)}
+
+
+@command("resume", "back to the configured behaviour (undo demote/promote)",
+         "[INSTANCE|--all]")
+async def resume(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    names = _names(daemon, args)
+    daemon.set_admin(names, AdminMode.NORMAL)
+    return {"mode": AdminMode.NORMAL.value, "states": _states(daemon, names)}
+
+
+@command("maintenance", "on: hand over and never become master (persisted); off: resume",
+         "on|off [--force]")
+async def maintenance(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    state = args.get("state")
+    if state not in ("on", "off"):
+        raise CommandError("say `maintenance on` or `maintenance off`")
+    if state == "off":
+        daemon.set_admin(list(daemon.drivers), AdminMode.NORMAL)
+        return {"maintenance": False, "states": _states(daemon, list(daemon.drivers))}
+    result = await _hand_over(daemon, {**args, "all": True}, AdminMode.MAINTENANCE)
+    return {"maintenance": True, **result}
+
+
+@command("reload", "re-read the configuration; unchanged instances keep their state")
+async def reload(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return await daemon.reload()
+
+
+@command("events", "transition and tracker history; --follow streams new events",
+         "[--follow]", streaming=True)
+async def events(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return {"events": list(daemon.events.history)}
+
+
+@command("version", "daemon version")
+async def version(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return {"version": __version__, "node": daemon.config.node}
+
+
+@command("help", "list the commands")
+async def help_(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return help_dict()
