@@ -9,6 +9,7 @@ exactly one priority-0 advert and then removes its VIPs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from vrrpd.control.server import ControlServer
 from vrrpd.daemon.eventlog import EventLog
 from vrrpd.daemon.groups import SyncGroup
 from vrrpd.daemon.instance import AddressPort, AnnouncePort, InstanceDriver, TransitionRecord
+from vrrpd.daemon.notify import HookRunner
 from vrrpd.daemon.persist import StateFile
 from vrrpd.daemon.receiver import RawSocket, VrrpEndpoint
 from vrrpd.daemon.sdnotify import SystemdNotifier
@@ -28,6 +30,8 @@ from vrrpd.proto.events import AdminChanged, AdminMode, FaultChanged, Shutdown, 
 from vrrpd.proto.packet import IPAddress
 
 log = logging.getLogger("vrrpd")
+
+HOOK_SHUTDOWN_WAIT = 5.0  # seconds the last notify hooks get at shutdown
 
 
 class AddressManagerPort(AddressPort):
@@ -67,6 +71,7 @@ class Daemon:
         self.drivers: dict[str, InstanceDriver] = {}
         self.groups: list[SyncGroup] = []
         self.announcers: dict[str, AnnouncePort] = {}
+        self.hooks: dict[str, HookRunner] = {}  # by instance or "group:NAME"
         self.state_file = StateFile(config.state_dir / "admin.json")
         self.notifier = SystemdNotifier()
         self.events = EventLog()
@@ -117,6 +122,12 @@ class Daemon:
         await asyncio.gather(*(d.drain() for d in self.drivers.values()))
         for driver in self.drivers.values():
             await driver.close()
+        await asyncio.sleep(0)  # let the last transitions reach their hooks
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(h.idle() for h in self.hooks.values())),
+                                   HOOK_SHUTDOWN_WAIT)
+        for hook in self.hooks.values():
+            await hook.close()
         for endpoint in self.endpoints.values():
             endpoint.close()
         if self._watchdog is not None:
@@ -145,6 +156,8 @@ class Daemon:
         driver = InstanceDriver(cfg, endpoint, self.kernel.addresses,
                                 self.announcers[cfg.interface])
         driver.listeners.append(self._on_transition)
+        if cfg.notify:
+            self.hooks[cfg.name] = HookRunner(cfg.notify, "INSTANCE", cfg.name)
         endpoint.drivers[cfg.vrid] = driver
         self.drivers[cfg.name] = driver
         return driver
@@ -152,6 +165,9 @@ class Daemon:
     def _build_groups(self) -> None:
         self.groups = [SyncGroup(g, [self.drivers[n] for n in g.instances])
                        for g in self.config.sync_groups]
+        for g in self.config.sync_groups:
+            if g.notify:
+                self.hooks[f"group:{g.name}"] = HookRunner(g.notify, "GROUP", g.name)
 
     async def _reconcile(self, instances: tuple[InstanceConfig, ...]) -> None:
         """Remove VIPs a crashed earlier run left behind; we start as non-master."""
@@ -171,9 +187,19 @@ class Daemon:
     def _on_transition(self, driver: InstanceDriver, record: TransitionRecord) -> None:
         self.events.record("transition", instance=driver.name, old=record.old.value,
                            new=record.new.value, reason=record.reason)
+        vips = [str(v.ip) for v in driver.cfg.vips]
+        hook = self.hooks.get(driver.name)
+        if hook is not None:
+            hook.submit(record.new.value, record.old.value, driver.router.priority, vips,
+                        record.reason, self.config.node)
         for group in self.groups:
-            if driver in group.members:
-                group.on_transition(driver, record.old, record.new, record.reason)
+            if driver not in group.members:
+                continue
+            group.on_transition(driver, record.old, record.new, record.reason)
+            group_hook = self.hooks.get(f"group:{group.cfg.name}")
+            if group_hook is not None and all(m.state is record.new for m in group.members):
+                group_hook.submit(record.new.value, record.old.value, driver.router.priority,
+                                  vips, record.reason, self.config.node)
         self.notifier.notify(STATUS=self.summary())
 
     def post_fault(self, names: list[str], source: str, faulted: bool) -> None:
