@@ -33,6 +33,8 @@ class RawSocket(Protocol):
 
     def fileno(self) -> int: ...
 
+    def refresh_addresses(self) -> None: ...
+
     def receive(self) -> Any: ...
 
     def send(self, payload: bytes, dst: IPAddress) -> None: ...
@@ -61,6 +63,13 @@ class VrrpEndpoint:
 
     def send(self, payload: bytes, dst: IPAddress) -> None:
         self.sock.send(payload, dst)
+
+    def refresh(self) -> None:
+        """Re-read the interface's addresses (after a link or address change)."""
+        try:
+            self.sock.refresh_addresses()
+        except OSError as exc:
+            log.warning("[%s] cannot re-read addresses: %s", self.ifname, exc)
 
     def _readable(self) -> None:
         for _ in range(READ_BATCH):

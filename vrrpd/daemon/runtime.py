@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from vrrpd.daemon.notify import HookRunner
 from vrrpd.daemon.persist import StateFile
 from vrrpd.daemon.receiver import RawSocket, VrrpEndpoint
 from vrrpd.daemon.sdnotify import SystemdNotifier
+from vrrpd.daemon.tracking import InstanceTracking
 from vrrpd.proto.events import AdminChanged, AdminMode, FaultChanged, Shutdown, Startup, State
 from vrrpd.proto.packet import IPAddress
 
@@ -50,15 +51,17 @@ class Kernel:
     group: Callable[[int], IPAddress]
     addresses: AddressManagerPort
     announcer: Callable[[str], AnnouncePort]
+    link_watcher: Callable[[Iterable[str]], Any] | None = None
 
 
 def real_kernel() -> Kernel:
     from vrrpd.kernel.addresses import AddressManager
     from vrrpd.kernel.announcer import Announcer
+    from vrrpd.kernel.link import LinkWatcher
     from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
 
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
-                  addresses=AddressManager(), announcer=Announcer)
+                  addresses=AddressManager(), announcer=Announcer, link_watcher=LinkWatcher)
 
 
 class Daemon:
@@ -78,6 +81,9 @@ class Daemon:
         self.control: ControlServer | None = None
         self._stopping = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
+        self._links: Any = None
+        self._link_task: asyncio.Task[None] | None = None
+        self.tracking: InstanceTracking | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -88,8 +94,14 @@ class Daemon:
         self._build_groups()
         await self._reconcile(self.config.instances)
         self._restore_admin()
+        await self._watch_links()
+        self.tracking = InstanceTracking(self.config, self.drivers, self.post_fault,
+                                         self.events.record)
+        for name in self.drivers:
+            self.tracking.apply(name)
         for driver in self.drivers.values():
             driver.post(Startup())
+        self.tracking.start()
         self.control = ControlServer(self, self.config.control_socket,
                                      self.config.control_socket_group)
         await self.control.start()
@@ -117,6 +129,11 @@ class Daemon:
         self.notifier.notify(STOPPING=1, STATUS="shutting down")
         if self.control is not None:
             await self.control.stop()
+        if self.tracking is not None:
+            await self.tracking.stop()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            await self._links.close()
         for driver in self.drivers.values():
             driver.post(Shutdown())
         await asyncio.gather(*(d.drain() for d in self.drivers.values()))
@@ -134,6 +151,35 @@ class Daemon:
             self._watchdog.cancel()
         await self.kernel.addresses.close()
         log.info("vrrpd stopped; all VIPs released")
+
+    async def _watch_links(self) -> None:
+        """An instance whose interface is down (admin or carrier) is in FAULT."""
+        if self.kernel.link_watcher is None:
+            return
+        ifnames = {cfg.interface for cfg in self.config.instances}
+        self._links = self.kernel.link_watcher(ifnames)
+        await self._links.open()
+        for ifname in ifnames:
+            if not self._links.states.get(ifname, False):
+                self._link_changed(ifname, False)
+        self._link_task = asyncio.create_task(self._follow_links())
+
+    async def _follow_links(self) -> None:
+        async for event in self._links.events():
+            self._link_changed(event.ifname, event.up)
+
+    def _link_changed(self, ifname: str, up: bool) -> None:
+        names = [n for n, d in self.drivers.items() if d.cfg.interface == ifname]
+        if up:
+            for (name, _family), endpoint in self.endpoints.items():
+                if name == ifname:
+                    endpoint.refresh()
+            log.info("[%s] link up: instances %s leave FAULT", ifname, ", ".join(names))
+        else:
+            log.warning("[%s] link down: instances %s go to FAULT until it comes back",
+                        ifname, ", ".join(names))
+        self.events.record("link", interface=ifname, up=up, instances=names)
+        self.post_fault(names, f"link:{ifname}", not up)
 
     async def _ping_watchdog(self, interval: float) -> None:
         while True:
@@ -233,6 +279,12 @@ class Daemon:
                              if d.router.admin is not AdminMode.NORMAL}}
         self.state_file.save(doc)
 
+    def _instance_status(self, driver: InstanceDriver) -> dict[str, Any]:
+        doc = driver.status()
+        if self.tracking is not None:
+            doc["trackers"] = self.tracking.instance_status(driver.cfg)
+        return doc
+
     # ---- status --------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -240,6 +292,6 @@ class Daemon:
             "node": self.config.node,
             "version": __version__,
             "config": str(self.config.path),
-            "instances": [d.status() for d in self.drivers.values()],
+            "instances": [self._instance_status(d) for d in self.drivers.values()],
             "endpoints": [e.status() for e in self.endpoints.values()],
         }

@@ -1,0 +1,70 @@
+"""Tracker results -> instances: effective priority and FAULT.
+
+A weight-0 tracker that fails is a fault source ``track:NAME`` for every instance using it
+(FAULT, RFC-wise a router that must not serve); a weighted tracker moves the effective priority
+(keepalived's rules, :func:`vrrpd.track.status.effective_priority`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vrrpd.config.model import Config, InstanceConfig
+from vrrpd.proto.events import PriorityChanged
+from vrrpd.track.manager import TrackerSet
+from vrrpd.track.status import TrackStatus, effective_priority
+
+
+class InstanceTracking:
+    """Owns the daemon's trackers and applies their statuses to the instances."""
+
+    def __init__(self, config: Config, drivers: dict[str, Any],
+                 post_fault: Callable[[list[str], str, bool], None],
+                 record: Callable[..., None]) -> None:
+        self.config = config
+        self.drivers = drivers
+        self._post_fault = post_fault
+        self._record = record
+        used = {ref.name for cfg in config.instances for ref in cfg.track}
+        self.trackers = TrackerSet({n: t for n, t in config.tracks.items() if n in used},
+                                   self._on_status)
+
+    def start(self) -> None:
+        self.trackers.start()
+
+    async def stop(self) -> None:
+        await self.trackers.stop()
+
+    def _weights(self, cfg: InstanceConfig) -> list[tuple[str, int]]:
+        return [(ref.name, self.config.tracks[ref.name].weight if ref.weight is None
+                 else ref.weight) for ref in cfg.track]
+
+    def _on_status(self, status: TrackStatus) -> None:
+        users = [cfg.name for cfg in self.config.instances
+                 if any(ref.name == status.name for ref in cfg.track)]
+        self._record("tracker", tracker=status.name, ok=status.ok, detail=status.detail,
+                     value=status.value, instances=users)
+        for name in users:
+            self.apply(name)
+
+    def apply(self, name: str) -> None:
+        """Bring instance ``name`` in line with the current tracker statuses."""
+        driver = self.drivers[name]
+        statuses = self.trackers.statuses()
+        weights = self._weights(driver.cfg)
+        for tracker, weight in weights:
+            if weight == 0:
+                st = statuses[tracker]
+                failing = not st.ok or bool(st.value)
+                if failing != (f"track:{tracker}" in driver.faults):
+                    self._post_fault([name], f"track:{tracker}", failing)
+        priority, _ = effective_priority(
+            driver.cfg.priority, [(w, statuses[t]) for t, w in weights if w != 0])
+        if priority != driver.router.effective_priority:
+            driver.post(PriorityChanged(priority))
+
+    def instance_status(self, cfg: InstanceConfig) -> list[dict[str, Any]]:
+        statuses = self.trackers.statuses()
+        return [{"name": t, "weight": w, "ok": statuses[t].ok, "detail": statuses[t].detail,
+                 "value": statuses[t].value} for t, w in self._weights(cfg)]
