@@ -1,0 +1,37 @@
+"""Lab fixtures: real kernel, real namespaces.  See :mod:`netns` for the building blocks.
+
+Every test in this directory is marked ``lab`` and skipped unless running as root with
+iproute2.  Lab test modules import the library as ``from netns import ...`` (this directory
+has no ``__init__.py``, so pytest puts it on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from netns import Topology, requires_root
+
+LAB_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LAB_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.lab)
+            item.add_marker(requires_root)
+
+
+@pytest.fixture
+def two_nodes() -> Iterator[Topology]:
+    """Two load balancers on one switch, IPv4 and IPv6 ready, deleted after the test.
+
+    ``lab.nodes["lb1"]``: 192.0.2.11/24, 2001:db8::11/64 on eth0;
+    ``lab.nodes["lb2"]``: 192.0.2.12/24, 2001:db8::12/64 on eth0.
+    ``lab.set_link("lb1", False)`` pulls lb1's cable (its switch port goes down).
+    """
+    with Topology() as lab:
+        lab.add_node("lb1", "192.0.2.11/24", "2001:db8::11/64")
+        lab.add_node("lb2", "192.0.2.12/24", "2001:db8::12/64")
+        yield lab

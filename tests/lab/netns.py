@@ -1,0 +1,199 @@
+"""A small library for lab tests: network namespaces joined by veth pairs to a bridge.
+
+Topology built by :class:`Topology` (one per test, everything inside namespaces it creates)::
+
+    ns <prefix>-sw   "the switch"   br0 (bridge, STP and multicast snooping off)
+                                     |-- port lb1 ---- veth ---- eth0 in ns <prefix>-lb1
+                                     |-- port lb2 ---- veth ---- eth0 in ns <prefix>-lb2
+
+Namespace names are unique per topology (``vt`` + 6 random hex digits), so parallel or crashed
+runs never collide; interface names only need to be unique inside their namespace, so every
+node has an ``eth0`` and every switch port is named after its node.  Nothing is created in the
+root namespace and :meth:`Topology.close` deletes the namespaces (and with them every link)
+even when setup failed half-way.
+
+Running code inside a namespace -- pick whichever fits:
+
+* ``ns.run("ip addr")`` / ``ns.popen([...])``: a subprocess under ``ip netns exec`` (daemons,
+  ``ip``, ``sysctl``, HAProxy, keepalived).
+* ``with ns.entered(): ...``: the *calling thread* switches namespace with setns(2) and
+  switches back on exit.  Sockets (including pyroute2 netlink sockets) opened inside keep
+  working in that namespace after the block, so one test can hold sockets in two nodes and
+  drive them from one asyncio loop.  Lookups by name (``if_nametoindex``, netlink dumps) act in
+  the namespace current when they run, so do them inside the block.
+
+IPv6 duplicate address detection is switched off in node namespaces before their links exist,
+and :meth:`Topology.add_node` waits for the link-local address, so IPv6 works at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Interface, IPv6Interface
+
+import pytest
+
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = "/run/netns"
+
+requires_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="lab tests need root and iproute2 (network namespaces)",
+)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+Command = str | Sequence[str]
+
+
+def _argv(cmd: Command) -> list[str]:
+    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+class Namespace:
+    """A named network namespace (``ip netns``); :meth:`create` it, always :meth:`delete` it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def create(cls, name: str) -> Namespace:
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        ns = cls(name)
+        ns.run("ip link set lo up")
+        return ns
+
+    def delete(self) -> None:
+        """Delete the namespace; its interfaces (and veth peers elsewhere) go with it."""
+        subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
+
+    def run(self, cmd: Command, check: bool = True,
+            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` in the namespace and return its output; raise with stderr on failure."""
+        argv = ["ip", "netns", "exec", self.name, *_argv(cmd)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode:
+            raise RuntimeError(f"[{self.name}] {shlex.join(argv[4:])} exited "
+                               f"{done.returncode}: {done.stderr.strip()}")
+        return done
+
+    def popen(self, cmd: Command, **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start ``cmd`` in the namespace (``subprocess.Popen`` keyword arguments pass on)."""
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *_argv(cmd)],
+                                **kwargs)  # type: ignore[call-overload]
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Switch the calling thread into this namespace for the block (see module docs)."""
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(os.path.join(NETNS_DIR, self.name), os.O_RDONLY)
+        try:
+            _setns(target)
+            yield
+        finally:
+            _setns(home)
+            os.close(target)
+            os.close(home)
+
+    def sysctl(self, key: str, value: str | int) -> None:
+        self.run(["sysctl", "-qw", f"{key}={value}"])
+
+    def addresses(self, ifname: str) -> list[dict]:
+        """``ip -j addr show dev ifname``'s ``addr_info`` list (flags like ``tentative``)."""
+        out = self.run(["ip", "-j", "addr", "show", "dev", ifname]).stdout
+        return json.loads(out)[0]["addr_info"]
+
+
+@dataclass
+class Node:
+    """A host on the switch: namespace ``ns`` with ``ifname`` cabled to switch port ``port``."""
+
+    name: str
+    ns: Namespace
+    ifname: str
+    port: str
+    ipv4: IPv4Interface
+    ipv6: IPv6Interface
+
+    def link_local(self) -> str | None:
+        """The usable (not tentative) link-local address of ``ifname``, if any."""
+        for addr in self.ns.addresses(self.ifname):
+            if addr.get("scope") == "link" and addr["family"] == "inet6" \
+                    and not addr.get("tentative"):
+                return addr["local"]
+        return None
+
+
+class Topology:
+    """Namespaces cabled to one bridge.  Use as a context manager; cleanup always runs."""
+
+    def __init__(self) -> None:
+        self.prefix = "vt" + secrets.token_hex(3)
+        self.namespaces: list[Namespace] = []
+        self.nodes: dict[str, Node] = {}
+        try:
+            self.switch = self._namespace("sw")
+            self.switch.sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+            self.switch.run("ip link add br0 type bridge stp_state 0 forward_delay 0 "
+                            "mcast_snooping 0")
+            self.switch.run("ip link set br0 up")
+        except BaseException:
+            self.close()
+            raise
+
+    def _namespace(self, role: str) -> Namespace:
+        ns = Namespace.create(f"{self.prefix}-{role}")
+        self.namespaces.append(ns)
+        return ns
+
+    def add_node(self, name: str, ipv4: str, ipv6: str, ifname: str = "eth0",
+                 timeout: float = 5.0) -> Node:
+        """Create node ``name`` and cable its ``ifname`` to switch port ``name``."""
+        ns = self._namespace(name)
+        ns.sysctl("net.ipv6.conf.all.accept_dad", 0)
+        ns.sysctl("net.ipv6.conf.default.accept_dad", 0)
+        self.switch.run(["ip", "link", "add", name, "type", "veth",
+                         "peer", "name", ifname, "netns", ns.name])
+        self.switch.run(["ip", "link", "set", name, "master", "br0", "up"])
+        node = Node(name, ns, ifname, name, IPv4Interface(ipv4), IPv6Interface(ipv6))
+        ns.run(["ip", "addr", "add", ipv4, "dev", ifname])
+        ns.run(["ip", "addr", "add", ipv6, "dev", ifname, "nodad"])
+        ns.run(["ip", "link", "set", ifname, "up"])
+        deadline = time.monotonic() + timeout
+        while node.link_local() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: no link-local address on {ifname} in {timeout}s")
+            time.sleep(0.02)
+        self.nodes[name] = node
+        return node
+
+    def set_link(self, node: str, up: bool) -> None:
+        """Bring ``node``'s switch port down or up: the node's interface loses/gets carrier."""
+        self.switch.run(["ip", "link", "set", self.nodes[node].port, "up" if up else "down"])
+
+    def close(self) -> None:
+        for ns in reversed(self.namespaces):
+            ns.delete()
+        self.namespaces.clear()
+
+    def __enter__(self) -> Topology:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""Virtual IP addresses on and off the interface, with pyroute2's asyncio netlink API.
+
+RFC 5798 §6.4.2 / §6.4.3: on becoming Master the router starts accepting packets for the
+virtual addresses, on leaving it stops; vrrpd does that by adding / removing the VIPs as
+ordinary interface addresses (RTM_NEWADDR / RTM_DELADDR, RFC 3549 §3.1.1).
+
+Changes are idempotent -- adding a VIP that is already there, or removing one that is gone, is
+not an error -- and confirmed: after the requests, one RTM_GETADDR dump must show the result,
+otherwise :class:`AddressError` says what is missing.  Adding is on the failover critical path:
+one request per VIP, one dump.
+
+IPv6 VIPs get IFA_F_NODAD: RFC 4862 §5.4 DAD would keep a tentative VIP unusable for a second
+or more, and RFC 5798 §8.2.2 notes the virtual address is meant to move between routers
+without it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Iterable
+
+from pyroute2 import AsyncIPRoute, NetlinkError
+
+from vrrpd.kernel.link import IFA_F_NODAD, AddressInfo, IPInterface, address_info, ifindex
+
+
+class AddressError(OSError):
+    """A VIP change the kernel refused or did not show afterwards."""
+
+
+class AddressManager:
+    """Adds and removes VIPs over one long-lived netlink socket; ``open()`` before use."""
+
+    def __init__(self) -> None:
+        self._ipr: AsyncIPRoute | None = None
+
+    async def open(self) -> None:
+        self._ipr = AsyncIPRoute()
+
+    async def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    async def __aenter__(self) -> AddressManager:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def _netlink(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            raise RuntimeError("AddressManager.open() was not called")
+        return self._ipr
+
+    async def add(self, ifname: str, vips: Iterable[IPInterface]) -> None:
+        """Put ``vips`` on ``ifname``; raise :class:`AddressError` unless all are usable."""
+        index, wanted = ifindex(ifname), set(vips)
+        for vip in wanted:
+            await self._request("add", index, vip, errno.EEXIST, ifname)
+        seen = await self._dump(index)
+        missing = {vip for vip in wanted if vip not in seen or not seen[vip].usable}
+        if missing:
+            raise AddressError(errno.EADDRNOTAVAIL, f"{ifname}: added but not usable: "
+                               + ", ".join(sorted(map(str, missing))))
+
+    async def remove(self, ifname: str, vips: Iterable[IPInterface]) -> None:
+        """Take ``vips`` off ``ifname``; raise :class:`AddressError` if any is still there."""
+        index, unwanted = ifindex(ifname), set(vips)
+        for vip in unwanted:
+            await self._request("del", index, vip, errno.EADDRNOTAVAIL, ifname)
+        left = unwanted & (await self._dump(index)).keys()
+        if left:
+            raise AddressError(errno.EEXIST, f"{ifname}: removed but still present: "
+                               + ", ".join(sorted(map(str, left))))
+
+    async def present(self, ifname: str) -> set[IPInterface]:
+        """Every address on ``ifname`` now (VIPs and the interface's own addresses)."""
+        return set(await self._dump(ifindex(ifname)))
+
+    async def _request(self, command: str, index: int, vip: IPInterface, benign: int,
+                       ifname: str) -> None:
+        spec: dict[str, object] = {"index": index, "address": str(vip.ip),
+                                   "prefixlen": vip.network.prefixlen}
+        if vip.version == 6:
+            spec["flags"] = IFA_F_NODAD
+        elif vip.network.prefixlen <= 30:  # RFC 3021: /31 and /32 have no broadcast
+            spec["broadcast"] = str(vip.network.broadcast_address)
+        try:
+            await self._netlink.addr(command, **spec)
+        except NetlinkError as exc:
+            if exc.code != benign:
+                raise AddressError(exc.code, f"{ifname}: {command} {vip}: "
+                                   f"{errno.errorcode.get(exc.code, exc.code)}") from exc
+
+    async def _dump(self, index: int) -> dict[IPInterface, AddressInfo]:
+        infos = [address_info(msg) async for msg in
+                 await self._netlink.addr("dump", index=index, family=socket.AF_UNSPEC)]
+        return {info.interface: info for info in infos}

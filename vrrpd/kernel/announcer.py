@@ -1,0 +1,71 @@
+"""Sends gratuitous ARPs / unsolicited NAs for the VIPs on an AF_PACKET socket.
+
+RFC 5798 §6.4.1 / §6.4.2: when a router becomes Master it announces every virtual address so
+that hosts and switches update their ARP / neighbor caches and forwarding tables at once.  One
+frame can be lost, so the daemon sends ``count`` of each, ``interval`` seconds apart (and a
+second burst later, see :class:`vrrpd.config.model.AnnounceConfig`).  The frames themselves are
+built sans I/O in :mod:`vrrpd.proto.announce`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Iterable
+from ipaddress import IPv4Interface, IPv6Interface
+
+from vrrpd.kernel import link
+from vrrpd.proto.announce import gratuitous_arp, unsolicited_na
+
+log = logging.getLogger("vrrpd.kernel.announcer")
+
+IPInterface = IPv4Interface | IPv6Interface
+
+
+class Announcer:
+    """Announces VIPs on ``ifname`` with the interface's own MAC address."""
+
+    def __init__(self, ifname: str) -> None:
+        self.ifname = ifname
+        self.mac = link.mac(ifname)
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # send only
+        try:
+            self._sock.bind((ifname, 0))
+        except OSError as exc:
+            self._sock.close()
+            raise OSError(exc.errno, f"cannot bind a packet socket to {ifname}: "
+                                     f"{exc.strerror}") from None
+        self._sock.setblocking(False)
+
+    def frames(self, vips: Iterable[IPInterface]) -> list[bytes]:
+        """One announcement frame per VIP (the IPv6 ones from the current link-local)."""
+        frames: list[bytes] = []
+        source = None
+        for vip in vips:
+            if isinstance(vip, IPv4Interface):
+                frames.append(gratuitous_arp(self.mac, vip.ip))
+                continue
+            source = source or link.ipv6_link_local(self.ifname)
+            if source is None:
+                raise OSError(f"{self.ifname} has no usable IPv6 link-local address "
+                              f"to send neighbor advertisements from")
+            frames.append(unsolicited_na(self.mac, source, vip.ip))
+        return frames
+
+    async def send_burst(self, vips: Iterable[IPInterface], count: int,
+                         interval: float) -> None:
+        """Send ``count`` rounds of announcements ``interval`` s apart, the first at once."""
+        frames = self.frames(vips)
+        for round_number in range(count):
+            if round_number:
+                await asyncio.sleep(interval)
+            for frame in frames:
+                try:
+                    self._sock.send(frame)
+                except BlockingIOError:  # full transmit queue: a later round will repeat it
+                    log.warning("[%s] announcement frame dropped: transmit queue full",
+                                self.ifname)
+
+    def close(self) -> None:
+        self._sock.close()

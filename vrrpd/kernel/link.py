@@ -1,0 +1,194 @@
+"""Interface facts (index, MAC, addresses) and a netlink link-state watcher.
+
+The lookups are synchronous and cheap: an ioctl or one RTM_GETADDR dump on a throw-away
+netlink socket, so they can run at startup and inside the event loop alike (pyroute2's
+synchronous ``IPRoute`` cannot run inside a running loop).  They act in the network namespace
+of the calling thread.
+
+:class:`LinkWatcher` listens to RTNLGRP_LINK notifications (RFC 3549 §3.1.1 RTM_NEWLINK /
+RTM_DELLINK) on the daemon's loop: no polling.  It feeds the ``interface`` tracker and lets an
+instance go to FAULT when its VRRP interface loses carrier.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+from typing import NamedTuple
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETADDR, RTM_NEWADDR, RTMGRP_LINK
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+
+SIOCGIFHWADDR = 0x8927
+IFF_UP = 0x1
+IFF_RUNNING = 0x40  # operationally up (RFC 2863 ifOperStatus up), i.e. carrier present
+IFA_F_SECONDARY = 0x01
+IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInfo:
+    """One address as the kernel reports it (``ifaddrmsg`` + IFA_FLAGS)."""
+
+    interface: IPInterface
+    flags: int
+
+    @property
+    def usable(self) -> bool:
+        """Neither tentative nor failed duplicate address detection (RFC 4862 §5.4)."""
+        return not self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
+
+
+def ifindex(name: str) -> int:
+    """The interface index of ``name``; OSError naming the interface if there is none."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError as exc:
+        raise OSError(exc.errno, f"no interface {name!r} in this network namespace") from None
+
+
+def mac(name: str) -> bytes:
+    """The interface's 6-byte hardware address (SIOCGIFHWADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            ifreq = fcntl.ioctl(sock, SIOCGIFHWADDR, struct.pack("16s16x", name.encode()))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot read the MAC address of {name!r}: "
+                                     f"{exc.strerror}") from None
+    return ifreq[18:24]
+
+
+def addresses(name: str, family: int | None = None) -> list[AddressInfo]:
+    """The addresses on ``name`` in kernel order (IPv4 primaries before secondaries).
+
+    ``family`` is 4, 6 or None for both.  One RTM_GETADDR dump on a private netlink socket.
+    """
+    index = ifindex(name)
+    request = ifaddrmsg()
+    request["family"] = {4: socket.AF_INET, 6: socket.AF_INET6, None: socket.AF_UNSPEC}[family]
+    request["header"]["type"] = RTM_GETADDR
+    request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+    request["header"]["sequence_number"] = 1
+    request.encode()
+    marshal = MarshalRtnl()
+    found: list[AddressInfo] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.sendall(request.data)
+        while True:
+            for msg in marshal.parse(sock.recv(65536)):
+                kind = msg["header"]["type"]
+                if kind == NLMSG_DONE:
+                    return found
+                if kind == NLMSG_ERROR:
+                    raise OSError(-msg["header"]["error"].code, "RTM_GETADDR dump failed")
+                if kind == RTM_NEWADDR and msg["index"] == index:
+                    found.append(address_info(msg))
+
+
+def address_info(msg: ifaddrmsg) -> AddressInfo:
+    """Convert an RTM_NEWADDR message (from a dump or from pyroute2) to :class:`AddressInfo`."""
+    return AddressInfo(ip_interface(f"{msg.get('address')}/{msg['prefixlen']}"),
+                       msg.get("flags"))
+
+
+def source_address(infos: Iterable[AddressInfo], family: int) -> IPAddress | None:
+    """Pick the VRRP source address from an interface's ``infos`` (kernel order).
+
+    IPv4, RFC 5798 §5.1.1.1 / RFC 3768 §5.2.1: "the primary IPv4 address of the interface the
+    packet is being sent from", i.e. the first address that is not secondary.  IPv6, RFC 5798
+    §5.1.2.1: "the IPv6 link-local address of the interface", here the first usable one.
+    """
+    for info in infos:
+        ip = info.interface.ip
+        if family == 4 and isinstance(ip, IPv4Address) and not info.flags & IFA_F_SECONDARY:
+            return ip
+        if family == 6 and isinstance(ip, IPv6Address) and ip.is_link_local and info.usable:
+            return ip
+    return None
+
+
+def ipv4_primary(name: str) -> IPv4Address | None:
+    """The primary IPv4 address of ``name`` (see :func:`source_address`)."""
+    primary = source_address(addresses(name, 4), 4)
+    assert primary is None or isinstance(primary, IPv4Address)
+    return primary
+
+
+def ipv6_link_local(name: str) -> IPv6Address | None:
+    """The usable IPv6 link-local address of ``name`` (see :func:`source_address`)."""
+    local = source_address(addresses(name, 6), 6)
+    assert local is None or isinstance(local, IPv6Address)
+    return local
+
+
+class LinkEvent(NamedTuple):
+    """``(ifname, up)``: ``up`` is administratively up *and* carrier present."""
+
+    ifname: str
+    up: bool
+
+
+class LinkWatcher:
+    """Reports interfaces going up or down from RTM_NEWLINK / RTM_DELLINK notifications.
+
+    ``open()`` subscribes to RTMGRP_LINK and then dumps the current states, so nothing that
+    happens in between is missed; :meth:`events` yields only changes of ``up``.  ``ifnames``
+    limits the watcher to those interfaces (default: all).
+    """
+
+    def __init__(self, ifnames: Iterable[str] | None = None) -> None:
+        self._names = frozenset(ifnames) if ifnames is not None else None
+        self._ipr: AsyncIPRoute | None = None
+        self.states: dict[str, bool] = {}
+
+    async def open(self) -> None:
+        self._ipr = AsyncIPRoute()
+        await self._ipr.bind(groups=RTMGRP_LINK)
+        async for msg in await self._ipr.link("dump"):
+            event = self._event(msg)
+            if event is not None:
+                self.states[event.ifname] = event.up
+
+    async def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    async def __aenter__(self) -> LinkWatcher:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _event(self, msg: dict) -> LinkEvent | None:
+        name = msg.get("ifname")
+        if name is None or (self._names is not None and name not in self._names):
+            return None
+        flags = msg["flags"]
+        up = msg["header"]["type"] != RTM_DELLINK and bool(flags & IFF_UP and
+                                                          flags & IFF_RUNNING)
+        return LinkEvent(name, up)
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        """Yield a :class:`LinkEvent` each time a watched interface changes state."""
+        if self._ipr is None:
+            raise RuntimeError("LinkWatcher.open() was not called")
+        while True:
+            async for msg in self._ipr.get():
+                event = self._event(msg)
+                if event is not None and self.states.get(event.ifname) != event.up:
+                    self.states[event.ifname] = event.up
+                    yield event

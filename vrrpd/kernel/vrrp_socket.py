@@ -1,0 +1,168 @@
+"""Raw IP protocol 112 sockets: one per (interface, address family), shared by all instances.
+
+The daemon demultiplexes by VRID (:mod:`vrrpd.daemon.receiver`).  This module only moves bytes
+and reports what the codec cannot see: source, destination and TTL / hop limit.
+
+RFC 5798 §5.1.1 (IPv4) / §5.1.2 (IPv6): adverts go to 224.0.0.18 / ff02::12 with TTL / hop
+limit 255, from the interface's primary IPv4 address / IPv6 link-local address.  §7.1 says to
+drop what arrives with any other TTL; the caller does that with :attr:`ReceivedPacket.ttl`.
+
+Receiving: an IPv4 raw socket hands us the IP header, which we parse and strip (RFC 791 §3.1);
+an IPv6 raw socket never does (RFC 3542 §3), so the hop limit and destination come as
+ancillary data (IPV6_HOPLIMIT, IPV6_PKTINFO).
+
+Sending: the source address is forced per packet with IP_PKTINFO / IPV6_PKTINFO (RFC 3542
+§6.1) rather than ``bind()``, because a raw socket bound to an address only receives packets
+*to* that address, which would lose unicast adverts sent to another of our addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from vrrpd.kernel import link
+from vrrpd.proto.checksum import IPPROTO_VRRP
+
+log = logging.getLogger("vrrpd.kernel.socket")
+
+IPAddress = IPv4Address | IPv6Address
+
+VRRP_GROUP: dict[int, IPAddress] = {4: IPv4Address("224.0.0.18"), 6: IPv6Address("ff02::12")}
+VRRP_TTL = 255
+IP_PKTINFO = 8  # <linux/in.h>; missing from Python's socket module
+RECV_BUFFER = 2048  # a VRRP message is at most 8 + 255 * 16 + 8 bytes only in theory;
+#                     real ones (a handful of VIPs) are far below an Ethernet MTU
+_CMSG_SPACE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPacket:
+    """One VRRP message (the IP payload) with the IP facts the codec needs.
+
+    ``ttl`` is the IPv4 TTL or the IPv6 hop limit, as received.
+    """
+
+    payload: bytes
+    src: IPAddress
+    dst: IPAddress
+    ttl: int
+
+
+class VrrpSocket:
+    """A non-blocking raw VRRP socket on ``ifname`` for IP version ``family`` (4 or 6)."""
+
+    def __init__(self, ifname: str, family: int) -> None:
+        if family not in VRRP_GROUP:
+            raise ValueError(f"family must be 4 or 6, not {family!r}")
+        self.ifname = ifname
+        self.family = family
+        self.ifindex = link.ifindex(ifname)
+        self.own_source_dropped = 0  # packets from one of our own addresses, see receive()
+        self._own: frozenset[IPAddress] = frozenset()
+        self._primary: IPAddress | None = None
+        self.refresh_addresses()
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        self._sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
+        try:
+            self._configure()
+        except OSError as exc:
+            self._sock.close()
+            raise OSError(exc.errno, f"cannot set up the IPv{family} VRRP socket on "
+                                     f"{ifname}: {exc.strerror}") from None
+
+    def _configure(self) -> None:
+        sock, index = self._sock, self.ifindex
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+        if self.family == 4:
+            group = VRRP_GROUP[4].packed
+            mreqn = group + bytes(4) + struct.pack("@i", index)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                            bytes(4) + self.primary_address.packed + struct.pack("@i", index))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        else:
+            mreq = VRRP_GROUP[6].packed + struct.pack("@I", index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, VRRP_TTL)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        sock.setblocking(False)
+
+    def refresh_addresses(self) -> None:
+        """Re-read the interface's addresses: the send source and the own-address filter.
+
+        Raises OSError when the interface has no primary IPv4 / usable link-local address.
+        """
+        infos = link.addresses(self.ifname, self.family)
+        self._own = frozenset(info.interface.ip for info in infos)
+        primary = link.source_address(infos, self.family)
+        if primary is None:
+            kind = "primary IPv4" if self.family == 4 else "usable IPv6 link-local"
+            raise OSError(f"{self.ifname} has no {kind} address to send VRRP adverts from")
+        self._primary = primary
+
+    @property
+    def primary_address(self) -> IPAddress:
+        """The source of our adverts: primary IPv4 or IPv6 link-local address."""
+        assert self._primary is not None  # set by refresh_addresses() in __init__
+        return self._primary
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def receive(self) -> ReceivedPacket | None:
+        """Read one packet; None when there is nothing (more) to read.
+
+        Packets whose source is one of this host's addresses on the interface are dropped,
+        counted in :attr:`own_source_dropped` and logged: they are our own adverts coming
+        back (a looping switch, a second local socket), never a peer.
+        """
+        while True:
+            try:
+                packet = self._receive_one()
+            except BlockingIOError:
+                return None
+            if packet.src not in self._own:
+                return packet
+            self.own_source_dropped += 1
+            log.debug("[%s] dropped VRRP packet from own address %s", self.ifname, packet.src)
+
+    def _receive_one(self) -> ReceivedPacket:
+        if self.family == 4:
+            data, (src, _port) = self._sock.recvfrom(RECV_BUFFER)
+            ihl = (data[0] & 0x0F) * 4
+            return ReceivedPacket(payload=data[ihl:], src=IPv4Address(data[12:16]),
+                                  dst=IPv4Address(data[16:20]), ttl=data[8])
+        data, ancillary, _flags, address = self._sock.recvmsg(RECV_BUFFER, _CMSG_SPACE)
+        ttl, dst = -1, VRRP_GROUP[6]
+        for level, kind, value in ancillary:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT:
+                ttl = struct.unpack("@i", value[:4])[0]
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                dst = IPv6Address(value[:16])
+        src = ip_address(address[0].split("%", 1)[0])
+        return ReceivedPacket(payload=data, src=src, dst=dst, ttl=ttl)
+
+    def send(self, payload: bytes, dst: IPAddress) -> None:
+        """Send one VRRP message to the group or a unicast peer, from :attr:`primary_address`."""
+        if self.family == 4:
+            pktinfo = struct.pack("@i4s4s", self.ifindex, self.primary_address.packed,
+                                  bytes(4))
+            ancillary = [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)]
+            self._sock.sendmsg([payload], ancillary, 0, (str(dst), 0))
+        else:
+            pktinfo = self.primary_address.packed + struct.pack("@I", self.ifindex)
+            ancillary = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+            self._sock.sendmsg([payload], ancillary, 0, (str(dst), 0, 0, self.ifindex))
+
+    def close(self) -> None:
+        self._sock.close()
