@@ -275,7 +275,7 @@ class VirtualRouter:
         """RFC 5798 §6.4.2, receiving an ADVERTISEMENT in Backup."""
         if adv.priority == 0:
             self._master_down_at = now + self.skew_time()
-            self._resigned_by = source
+            self._resigned_by, self._preempting = source, None
             return []
         lower = adv.priority < self.priority
         if lower and self.preempt and self.params.preempt_delay == 0:
@@ -323,6 +323,15 @@ class VirtualRouter:
         if not self.may_be_master:
             self._master_down_at = self._preempt_at = None
             return []
+        if not self.preempt:
+            # Preempt_Mode went False (operator demote, sync-group hold) while we were about to
+            # preempt a live lower-priority master: §6.4.2 now accepts it, so follow it.
+            self._preempt_at = None
+            if self._preempting is not None:
+                self._preempting = None
+                self._master_down_at = now + self.master_down_interval()
+            if not self._due(self._master_down_at, now):
+                return []
         if self._preempt_at is not None and now >= self._preempt_at:
             reason = (f"preempting lower-priority master {self.master_address} after "
                       f"preempt_delay {self.params.preempt_delay:g}s")
