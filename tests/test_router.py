@@ -1,0 +1,479 @@
+"""State-machine ring: one table test per rule of RFC 5798 §6 (as amended by RFC 9568),
+RFC 3768 §6 where VRRPv2 differs, and the HA-pair extensions (FAULT, operator modes, sync
+groups).  Time is a float the test chooses; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv4Address
+
+import pytest
+
+from vrrpd.proto.events import (
+    Action,
+    AddVips,
+    AdminChanged,
+    AdminMode,
+    AdvertReceived,
+    Announce,
+    Dropped,
+    FaultChanged,
+    GroupState,
+    Notice,
+    PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    Shutdown,
+    Startup,
+    State,
+    Transition,
+)
+from vrrpd.proto.packet import Advertisement, DropReason, IPAddress
+from vrrpd.proto.router import RouterParams, VirtualRouter
+
+OURS = IPv4Address("10.0.0.10")
+PEER = IPv4Address("10.0.0.20")
+LOWER_PEER = IPv4Address("10.0.0.5")
+STRANGER = IPv4Address("10.0.0.99")
+VIPS: tuple[IPAddress, ...] = (IPv4Address("10.0.0.100"),)
+OTHER_VIPS: tuple[IPAddress, ...] = (IPv4Address("10.0.0.200"),)
+
+MDI_100 = 3.609375  # v3, priority 100, 100 cs: 3 * 1 s + (156 * 100 / 256) cs
+TAKEOVER = [AddVips(), Announce()]  # what a new master does before it advertises
+
+
+def make(*, priority: int = 100, version: int = 3, interval_cs: int = 100,
+         **kwargs: object) -> VirtualRouter:
+    """A router with our defaults, not yet started."""
+    return VirtualRouter(RouterParams(version=version, vrid=51, priority=priority,
+                                      advert_interval_cs=interval_cs, addresses=VIPS,
+                                      primary_address=OURS, **kwargs))  # type: ignore[arg-type]
+
+
+def backup(**kwargs: object) -> VirtualRouter:
+    """A router that started at t=0 and is BACKUP."""
+    router = make(**kwargs)
+    router.handle(Startup(), 0.0)
+    assert router.state is State.BACKUP
+    return router
+
+
+def master(**kwargs: object) -> VirtualRouter:
+    """A router that started at t=0 and became MASTER at t=0 (operator promotion, then
+    resumed), so every test's clock starts at 0 with the Adver_Timer due at 1 interval."""
+    router = backup(**kwargs)
+    router.handle(AdminChanged(AdminMode.PROMOTED), 0.0)
+    router.handle(AdminChanged(AdminMode.NORMAL), 0.0)
+    assert router.state is State.MASTER
+    return router
+
+
+def rx(router: VirtualRouter, priority: int, now: float, source: IPAddress = PEER, *,
+       version: int | None = None, interval_cs: int = 100, auth_type: int = 0,
+       addresses: tuple[IPAddress, ...] = VIPS) -> list[Action]:
+    """Deliver one advert from ``source``."""
+    advert = Advertisement(version or router.params.version, 51, priority, interval_cs,
+                           addresses, auth_type)
+    return router.handle(AdvertReceived(advert, source), now)
+
+
+def critical(actions: list[Action]) -> list[Action]:
+    """The actions the driver executes first (RFC-visible), without log/notify ones."""
+    return [a for a in actions if isinstance(a, SendAdvert | AddVips | RemoveVips | Announce)]
+
+
+def transitions(actions: list[Action]) -> list[tuple[State, State]]:
+    return [(a.old, a.new) for a in actions if isinstance(a, Transition)]
+
+
+def dropped(actions: list[Action]) -> list[DropReason]:
+    return [a.reason for a in actions if isinstance(a, Dropped)]
+
+
+# ---- Initialize ------------------------------------------------------------------------------
+
+
+def test_startup_non_owner_becomes_backup() -> None:
+    """RFC 5798 §6.4.1: "else ... Set Master_Adver_Interval to Advertisement_Interval; Set the
+    Master_Down_Timer to Master_Down_Interval; Transition to the {Backup} state"."""
+    router = make()
+    actions = router.handle(Startup(), 0.0)
+    assert critical(actions) == []
+    assert transitions(actions) == [(State.INITIALIZE, State.BACKUP)]
+    assert router.next_deadline() == MDI_100
+
+
+def test_startup_owner_becomes_master() -> None:
+    """RFC 5798 §6.4.1: "If the Priority = 255 ... Send an ADVERTISEMENT; ... broadcast a
+    gratuitous ARP ...; Set the Adver_Timer to Advertisement_Interval; Transition to the
+    {Master} state"."""
+    router = make(priority=255)
+    actions = router.handle(Startup(), 0.0)
+    assert critical(actions) == [*TAKEOVER, SendAdvert(255)]
+    assert transitions(actions) == [(State.INITIALIZE, State.MASTER)]
+    assert router.next_deadline() == 1.0
+
+
+@pytest.mark.parametrize(("version", "priority", "interval_cs", "skew", "mdi"), [
+    (3, 100, 100, 0.609375, 3.609375),
+    (3, 100, 10, 0.0609375, 0.3609375),
+    (3, 200, 300, 0.65625, 9.65625),
+    (3, 254, 100, 0.0078125, 3.0078125),
+    (2, 100, 100, 0.609375, 3.609375),
+    (2, 200, 300, 0.21875, 9.21875),
+])
+def test_skew_and_master_down_interval(version: int, priority: int, interval_cs: int,
+                                       skew: float, mdi: float) -> None:
+    """RFC 5798 §6.1: Skew_Time = "((256 - priority) * Master_Adver_Interval) / 256" cs and
+    Master_Down_Interval = "(3 * Master_Adver_Interval) + Skew_time"; RFC 3768 §6.1 (v2):
+    Skew_Time = "(256 - Priority) / 256" seconds, whatever the advertisement interval."""
+    router = make(version=version, priority=priority, interval_cs=interval_cs)
+    assert router.skew_time() == pytest.approx(skew)
+    assert router.master_down_interval() == pytest.approx(mdi)
+
+
+# ---- Backup ----------------------------------------------------------------------------------
+
+
+def test_backup_master_down_timer_expiry() -> None:
+    """RFC 5798 §6.4.2: "If the Master_Down_Timer fires, then: Send an ADVERTISEMENT ...
+    Set the Adver_Timer to Advertisement_Interval; Transition to the {Master} state"."""
+    router = backup()
+    assert router.handle_timer(MDI_100 - 0.001) == []
+    actions = router.handle_timer(MDI_100)
+    assert critical(actions) == [*TAKEOVER, SendAdvert(100)]
+    assert transitions(actions) == [(State.BACKUP, State.MASTER)]
+    assert router.next_deadline() == MDI_100 + 1.0
+
+
+def test_backup_priority_zero_takes_over_after_skew_only() -> None:
+    """RFC 5798 §6.4.2: "If the Priority in the ADVERTISEMENT is zero, then: Set the
+    Master_Down_Timer to Skew_Time"."""
+    router = backup()
+    assert rx(router, 0, 2.0) == []
+    assert router.next_deadline() == 2.0 + 0.609375
+    assert router.handle_timer(2.6) == []
+    assert transitions(router.handle_timer(2.0 + 0.609375)) == [(State.BACKUP, State.MASTER)]
+
+
+def test_backup_v3_learns_master_adver_interval() -> None:
+    """RFC 5798 §6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the
+    ADVERTISEMENT; Recompute the Master_Down_Interval; Reset the Master_Down_Timer"."""
+    router = backup()
+    assert rx(router, 200, 1.0, interval_cs=300) == []
+    assert router.master_adver_int == 300
+    assert router.next_deadline() == 1.0 + 9.0 + 156 * 3 / 256
+
+
+def test_backup_v2_drops_mismatched_interval() -> None:
+    """RFC 3768 §7.1: "MUST verify that the Adver Interval in the packet is the same as the
+    locally configured for this virtual router. If the above check fails, the receiver MUST
+    discard the packet"."""
+    router = backup(version=2)
+    assert dropped(rx(router, 200, 1.0, interval_cs=300)) == [DropReason.INTERVAL]
+    assert router.master_adver_int == 100
+    assert router.next_deadline() == MDI_100
+
+
+@pytest.mark.parametrize(("preempt", "deadline"), [(True, MDI_100), (False, 3.0 + MDI_100)])
+def test_backup_lower_priority_and_preempt_mode(preempt: bool, deadline: float) -> None:
+    """RFC 5798 §6.4.2: "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT is
+    greater than or equal to the local Priority, then: ... Reset the Master_Down_Timer ...
+    else: Discard the ADVERTISEMENT" - so a preempting backup takes over at Master_Down_Interval
+    after the last advert it accepted."""
+    router = backup(preempt=preempt)
+    for t in (1.0, 2.0, 3.0):
+        assert rx(router, 50, t) == []
+    assert router.next_deadline() == deadline
+    became_master = transitions(router.handle_timer(MDI_100)) == [(State.BACKUP, State.MASTER)]
+    assert became_master is preempt
+
+
+def test_backup_equal_priority_is_accepted() -> None:
+    """RFC 5798 §6.4.2: an advert whose priority is "greater than or equal to the local
+    Priority" resets the Master_Down_Timer; the address tie-break is only for a master."""
+    router = backup()
+    rx(router, 100, 3.0, LOWER_PEER)
+    assert router.next_deadline() == 3.0 + MDI_100
+
+
+def test_preempt_delay_waits_then_preempts() -> None:
+    """preempt_delay (a vendor extension, not in the RFC): a backup accepts a lower master's
+    adverts for ``preempt_delay`` seconds, then preempts it."""
+    router = backup(preempt_delay=10.0)
+    for t in range(1, 11):
+        assert rx(router, 50, float(t)) == []
+        assert router.handle_timer(float(t)) == []
+    assert transitions(router.handle_timer(11.0)) == [(State.BACKUP, State.MASTER)]
+
+
+@pytest.mark.parametrize("hold", [AdminChanged(AdminMode.DEMOTED),
+                                  GroupState("g", State.BACKUP)])
+@pytest.mark.parametrize(("preempt_delay", "last_advert"), [(0.0, 3), (10.0, 10)])
+def test_preempt_cancelled_when_preempt_is_lost(hold: AdminChanged | GroupState,
+                                                preempt_delay: float, last_advert: int) -> None:
+    """A backup about to preempt a live lower master (its Master_Down_Timer or preempt_delay
+    runs out within the interval) must not do so once it may no longer preempt - demoted by
+    the operator, or held by its sync group: RFC 5798 §6.4.2 with Preempt_Mode now False
+    accepts that master, so the timer that fires must not make us master."""
+    router = backup(preempt_delay=preempt_delay)
+    for t in range(1, last_advert + 1):
+        rx(router, 50, float(t))
+    router.handle(hold, last_advert + 0.5)
+    deadline = router.next_deadline()
+    assert deadline is not None and deadline <= last_advert + 1
+    assert router.handle_timer(deadline) == []
+    for t in range(last_advert + 1, last_advert + 15):
+        rx(router, 50, float(t))
+        assert router.handle_timer(float(t) + 0.5) == []
+    assert router.state is State.BACKUP
+
+
+# ---- Master ----------------------------------------------------------------------------------
+
+
+def test_master_steps_down_for_higher_priority() -> None:
+    """RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is greater than the local
+    Priority ... Cancel Adver_Timer; Set Master_Adver_Interval to Adver Interval contained in
+    the ADVERTISEMENT; ... Set Master_Down_Timer to Master_Down_Interval; Transition to the
+    {Backup} state"."""
+    router = master()
+    actions = rx(router, 200, 0.5, interval_cs=200)
+    assert critical(actions) == [RemoveVips()]
+    assert transitions(actions) == [(State.MASTER, State.BACKUP)]
+    assert router.next_deadline() == 0.5 + 6.0 + 156 * 2 / 256
+
+
+@pytest.mark.parametrize(("source", "steps_down"), [(PEER, True), (LOWER_PEER, False)])
+def test_master_equal_priority_tie_break(source: IPAddress, steps_down: bool) -> None:
+    """RFC 5798 §6.4.3: "or the Priority in the ADVERTISEMENT is equal to the local Priority
+    and the primary IPvX Address of the sender is greater than the local primary IPvX Address"
+    then step down; otherwise (RFC 9568) answer with an ADVERTISEMENT."""
+    router = master()
+    actions = rx(router, 100, 0.5, source)
+    expected = [RemoveVips()] if steps_down else [SendAdvert(100)]
+    assert critical(actions) == expected
+    assert router.state is (State.BACKUP if steps_down else State.MASTER)
+
+
+@pytest.mark.parametrize("priority", [0, 50])
+def test_master_answers_priority_zero_and_lower_at_once(priority: int) -> None:
+    """RFC 5798 §6.4.3: "If the Priority in the ADVERTISEMENT is zero, then: Send an
+    ADVERTISEMENT; Reset the Adver_Timer to Advertisement_Interval"; RFC 9568 §6.4.3, lower
+    priority: "Discard the ADVERTISEMENT; Send an ADVERTISEMENT immediately to assert the
+    {Active} state"."""
+    router = master()
+    assert critical(rx(router, priority, 0.7)) == [SendAdvert(100)]
+    assert router.state is State.MASTER
+    assert router.next_deadline() == 1.7
+
+
+def test_master_priority_change_is_advertised_at_once() -> None:
+    """A tracker lowering a master's priority is announced now, so a preempting backup
+    starts its Master_Down_Interval now rather than an interval later."""
+    router = master()
+    assert router.handle(PriorityChanged(40), 0.3) == [SendAdvert(40)]
+    assert router.next_deadline() == 1.3
+
+
+@pytest.mark.parametrize(("make_router", "expected"), [
+    (master, [SendAdvert(0), RemoveVips()]),
+    (backup, []),
+])
+def test_shutdown(make_router: Callable[[], VirtualRouter], expected: list[Action]) -> None:
+    """RFC 5798 §6.4.3: "If a Shutdown event is received, then: Cancel the Adver_Timer; Send
+    an ADVERTISEMENT with Priority = 0; Transition to the {Initialize} state"; §6.4.2 (Backup):
+    "Cancel the Master_Down_Timer"."""
+    router = make_router()
+    actions = router.handle(Shutdown(), 0.5)
+    assert critical(actions) == expected
+    assert router.state is State.INITIALIZE
+    assert router.next_deadline() is None
+    assert router.handle_timer(100.0) == []
+
+
+def test_adver_timer_cadence_without_burst() -> None:
+    """RFC 5798 §6.4.3: "If the Adver_Timer fires, then: Send an ADVERTISEMENT; Reset the
+    Adver_Timer to Advertisement_Interval" - one advert per interval, and a driver that stalled
+    for several intervals gets one advert, not the ones it missed."""
+    router = master(interval_cs=10)
+    sent = []
+    for _ in range(20):
+        now = router.next_deadline()
+        assert now is not None
+        sent.append(now)
+        assert router.handle_timer(now) == [SendAdvert(100)]
+    assert sent == pytest.approx([0.1 * (i + 1) for i in range(20)])
+    stalled = sent[-1] + 0.75
+    assert router.handle_timer(stalled) == [SendAdvert(100)]
+    deadline = router.next_deadline()
+    assert deadline is not None and deadline > stalled
+
+
+# ---- what the instance refuses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "priority", "source", "advert", "reason"), [
+    ({"version": 2}, 200, PEER, {"auth_type": 1}, DropReason.AUTH_TYPE),
+    ({"version": 2}, 200, PEER, {"addresses": OTHER_VIPS}, DropReason.ADDRESS_LIST),
+    ({}, 200, PEER, {"addresses": OTHER_VIPS}, DropReason.CONFLICT),
+    ({}, 255, PEER, {"addresses": OTHER_VIPS}, DropReason.CONFLICT),
+    ({}, 200, PEER, {"version": 2}, DropReason.VERSION),
+    ({"unicast_peers": (PEER,)}, 200, STRANGER, {}, DropReason.UNKNOWN_PEER),
+])
+def test_refused_adverts(kwargs: dict[str, object], priority: int, source: IPAddress,
+                         advert: dict[str, object], reason: DropReason) -> None:
+    """RFC 3768 §7.1: "MUST verify that the Auth Type matches" and, for the address list,
+    "If the packet was not generated by the address owner (Priority does not equal 255), the
+    receiver MUST drop the packet"; RFC 5798 §7.1: the version must be ours; a v3 advert for
+    our VRID with other addresses from a router never seen with ours is a VRID conflict; in
+    unicast mode only configured peers are heard.  Refused adverts never touch the timers."""
+    router = backup(**kwargs)
+    assert dropped(rx(router, priority, 1.0, source, **advert)) == [reason]  # type: ignore[arg-type]
+    assert router.next_deadline() == MDI_100
+
+
+@pytest.mark.parametrize(("kwargs", "priority", "source"), [
+    ({"version": 2}, 255, PEER),  # v2: the owner's list wins
+    ({}, 200, PEER),  # v3: a known peer, list changed (say, mid-reload)
+    ({"unicast_peers": (PEER,)}, 200, PEER),
+])
+def test_address_list_mismatch_still_processed(kwargs: dict[str, object], priority: int,
+                                               source: IPAddress) -> None:
+    """RFC 3768 §7.1: a list mismatch from the address owner (priority 255) is processed;
+    RFC 5798 §7.1: a mismatch "SHOULD log the event" - from a peer we already know, the advert
+    is still heard (its timers are reset as usual)."""
+    router = backup(**kwargs)
+    assert dropped(rx(router, priority, 1.0, source)) == []  # learns PEER as a known peer
+    assert dropped(rx(router, priority, 2.0, source, addresses=OTHER_VIPS)) == []
+    assert router.next_deadline() == 2.0 + MDI_100
+
+
+# ---- FAULT -----------------------------------------------------------------------------------
+
+
+def test_master_to_fault_resigns_and_never_comes_back_alone() -> None:
+    """FAULT (HA extension): a master resigns like a Shutdown (RFC 5798 §6.4.3, priority 0)
+    and releases its VIPs; in FAULT no timer makes it master; recovery goes to BACKUP with a
+    fresh Master_Down_Timer (RFC 5798 §6.4.1 Backup branch)."""
+    router = master()
+    actions = router.handle(FaultChanged("track:haproxy", True), 0.5)
+    assert critical(actions) == [SendAdvert(0), RemoveVips()]
+    assert transitions(actions) == [(State.MASTER, State.FAULT)]
+    assert router.next_deadline() is None
+    assert router.handle_timer(1000.0) == []
+    assert critical(rx(router, 0, 1000.0)) == []
+    assert critical(router.handle(GroupState("g", State.MASTER), 1000.0)) == []
+    router.handle(FaultChanged("link", True), 1001.0)
+    assert router.handle(FaultChanged("track:haproxy", False), 1002.0) == []  # link still down
+    actions = router.handle(FaultChanged("link", False), 1003.0)
+    assert transitions(actions) == [(State.FAULT, State.BACKUP)]
+    assert router.next_deadline() == 1003.0 + MDI_100
+
+
+def test_fault_at_startup() -> None:
+    """A router whose tracker already fails starts in FAULT, not BACKUP or MASTER."""
+    router = make(priority=255)
+    router.handle(FaultChanged("link", True), 0.0)
+    assert transitions(router.handle(Startup(), 0.0)) == [(State.INITIALIZE, State.FAULT)]
+    assert router.next_deadline() is None
+
+
+# ---- operator modes --------------------------------------------------------------------------
+
+
+def test_demote_is_make_before_break() -> None:
+    """DEMOTED as master: send priority 0 (the backup takes over after Skew_Time, RFC 5798
+    §6.4.2) but keep the VIPs and stop advertising until the new master is heard; then BACKUP
+    and no preempting back."""
+    router = master(priority=150)
+    assert router.handle(AdminChanged(AdminMode.DEMOTED), 0.5) == [SendAdvert(0)]
+    assert router.handle_timer(1.0) == []  # no periodic advert while handing over
+    actions = rx(router, 100, 1.2)
+    assert critical(actions) == [RemoveVips()]
+    assert transitions(actions) == [(State.MASTER, State.BACKUP)]
+    for t in range(2, 20):
+        rx(router, 100, float(t))
+        assert router.handle_timer(float(t) + 0.5) == []
+
+
+def test_demote_without_peer_stays_master() -> None:
+    """If nobody takes over within a Master_Down_Interval of the lowest priority, the demoted
+    master keeps serving, says so, and advertises again."""
+    router = master(priority=150)
+    router.handle(AdminChanged(AdminMode.DEMOTED), 0.5)
+    timeout = 0.5 + 3.0 + 255 / 256
+    assert router.next_deadline() == timeout
+    actions = router.handle_timer(timeout)
+    assert critical(actions) == [SendAdvert(150)]
+    assert any(isinstance(a, Notice) for a in actions)
+    assert router.state is State.MASTER
+
+
+def test_maintenance_never_master() -> None:
+    """MAINTENANCE: hand over like DEMOTED, but with no peer release the VIPs anyway, and never
+    become master again, not even when every master has gone silent."""
+    router = master(priority=150)
+    router.handle(AdminChanged(AdminMode.MAINTENANCE), 0.5)
+    deadline = router.next_deadline()
+    assert deadline is not None
+    assert critical(router.handle_timer(deadline)) == [RemoveVips()]
+    for t in range(10, 100, 5):
+        assert critical(router.handle_timer(float(t))) == []
+    assert router.state is State.BACKUP
+
+
+def test_promoted_backup_takes_over_at_254_and_resume_rearms() -> None:
+    """PROMOTED: a backup becomes master at once and advertises 254, beating every non-owner
+    (RFC 5798 §5.2.4); resuming NORMAL advertises its own priority again at once."""
+    router = backup()
+    actions = router.handle(AdminChanged(AdminMode.PROMOTED), 1.0)
+    assert critical(actions) == [*TAKEOVER, SendAdvert(254)]
+    assert critical(rx(router, 200, 1.5)) == [SendAdvert(254)]
+    assert router.handle(AdminChanged(AdminMode.NORMAL), 2.0) == [SendAdvert(100)]
+    assert critical(rx(router, 200, 2.5)) == [RemoveVips()]
+
+
+def test_resume_after_demote_preempts_again() -> None:
+    """After resume a demoted backup is a normal preempting backup again (RFC 5798 §6.4.2)."""
+    router = backup(priority=150)
+    router.handle(AdminChanged(AdminMode.DEMOTED), 0.5)
+    rx(router, 100, 1.0)
+    router.handle(AdminChanged(AdminMode.NORMAL), 1.5)
+    rx(router, 100, 2.0)
+    assert router.next_deadline() == 1.0 + 3.0 + 106 / 256
+    assert transitions(router.handle_timer(1.0 + 3.0 + 106 / 256)) == [
+        (State.BACKUP, State.MASTER)]
+
+
+def test_demoted_backup_takes_over_from_resigning_master() -> None:
+    """RFC 5798 §6.4.2: priority 0 sets the Master_Down_Timer to Skew_Time, whatever Preempt_Mode
+    says - even when the resigning master was one we had been about to preempt."""
+    router = backup(priority=150)
+    rx(router, 100, 1.0)  # discarded: we preempt
+    router.handle(AdminChanged(AdminMode.DEMOTED), 1.2)
+    rx(router, 0, 1.5)
+    assert transitions(router.handle_timer(1.5 + 106 / 256)) == [(State.BACKUP, State.MASTER)]
+
+
+# ---- sync groups -----------------------------------------------------------------------------
+
+
+def test_group_backup_makes_master_resign_and_hold() -> None:
+    """A sibling went BACKUP: resign (priority 0, then release the VIPs) and do not preempt
+    the peer back while the group is held."""
+    router = master(priority=150)
+    actions = router.handle(GroupState("g", State.BACKUP), 0.5)
+    assert critical(actions) == [SendAdvert(0), RemoveVips()]
+    for t in range(1, 20):
+        rx(router, 100, float(t))
+        assert router.handle_timer(float(t) + 0.5) == []
+
+
+def test_group_master_brings_backup_up() -> None:
+    """A sibling went MASTER: follow it at once."""
+    router = backup()
+    rx(router, 200, 0.5)
+    actions = router.handle(GroupState("g", State.MASTER), 1.0)
+    assert critical(actions) == [*TAKEOVER, SendAdvert(100)]
