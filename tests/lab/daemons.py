@@ -1,0 +1,131 @@
+"""Run real ``vrrpd`` processes in lab nodes and watch what they do to the kernel.
+
+``Vrrpd(node, tmp_path, instances=[...])`` writes a config, starts ``python -m vrrpd`` inside the
+node's namespace and talks to it over its control socket (a file, so reachable from the test).
+:class:`AddressProbe` holds a netlink socket opened *inside* a node's namespace, so the test can
+poll for a VIP every millisecond without spawning ``ip``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from ipaddress import ip_interface
+from pathlib import Path
+from typing import Any
+
+import yaml
+from netns import Node
+from pyroute2 import IPRoute
+
+from vrrpd.cli.vrrpctl import ControlError, request
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             poll: float = 0.001) -> float:
+    """Poll ``predicate`` until true; return the seconds it took, or fail naming ``what``."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.3f}s waiting for {what}")
+        time.sleep(poll)
+    return time.monotonic() - start
+
+
+class AddressProbe:
+    """A netlink socket in ``node``'s namespace: which addresses does its interface hold?"""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        with node.ns.entered():
+            self.ipr = IPRoute()
+            self.index = self.ipr.link_lookup(ifname=node.ifname)[0]
+
+    def addresses(self) -> set[str]:
+        return {f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}"
+                for m in self.ipr.get_addr(index=self.index)}
+
+    def has(self, vip: str) -> bool:
+        return str(ip_interface(vip)) in self.addresses()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+
+class Vrrpd:
+    """One vrrpd process in a lab node."""
+
+    def __init__(self, node: Node, tmp: Path, instances: list[dict[str, Any]],
+                 **top: Any) -> None:
+        self.node = node
+        self.dir = tmp / node.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket = self.dir / "vrrpd.sock"
+        self.config_path = self.dir / "vrrpd.yaml"
+        self.log_path = self.dir / "vrrpd.log"
+        self.doc: dict[str, Any] = {"node": node.name, "control_socket": str(self.socket),
+                                    "state_dir": str(self.dir / "state"),
+                                    "instances": instances, **top}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.write_config()
+
+    def write_config(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.doc, sort_keys=False))
+
+    def start(self, wait: bool = True) -> Vrrpd:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            self.proc = self.node.ns.popen(
+                [sys.executable, "-m", "vrrpd", "-c", str(self.config_path),
+                 "--log-level", "debug"], stdout=log, stderr=subprocess.STDOUT, env=env)
+        if wait:
+            wait_for(self._answers, 10, f"vrrpd on {self.node.name} to answer", poll=0.02)
+        return self
+
+    def _answers(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"vrrpd on {self.node.name} exited {self.proc.returncode}:\n"
+                                 f"{self.log()}")
+        try:
+            self.ctl("version")
+        except (ControlError, OSError):
+            return False
+        return True
+
+    def ctl(self, cmd: str, **args: Any) -> dict[str, Any]:
+        result: dict[str, Any] = request(str(self.socket), cmd, args)
+        return result
+
+    def instance(self, name: str) -> dict[str, Any]:
+        return next(i for i in self.ctl("status")["instances"] if i["name"] == name)
+
+    def state(self, name: str) -> str:
+        return str(self.instance(name)["state"])
+
+    def wait_state(self, name: str, state: str, timeout: float = 10) -> float:
+        return wait_for(lambda: self.state(name) == state, timeout,
+                        f"{self.node.name}/{name} to be {state}", poll=0.01)
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        # `ip netns exec` execs the daemon, so the Popen pid is vrrpd itself.
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,141 @@
+"""Two real vrrpd processes on a namespace switch: election, takeover, preempt (issue: core).
+
+Takeover times are measured from the fault (SIGTERM sent / switch port down) to the moment the
+backup's kernel holds the VIP, polled over netlink every millisecond.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemons import AddressProbe, Vrrpd, wait_for
+from netns import Topology
+
+from vrrpd.proto.timers import master_down_interval, skew_time
+
+VIP4 = "192.0.2.100/24"
+VIP6 = ["fe80::100/64", "2001:db8::100/64"]
+SLACK = 0.1  # the issue's allowance on top of the RFC timers
+
+
+def instance(name: str, vrid: int, priority: int, interval: float, vips: list[str],
+             **extra: Any) -> dict[str, Any]:
+    return {"name": name, "interface": "eth0", "vrid": vrid, "priority": priority,
+            "advert_interval": interval, "vips": vips, **extra}
+
+
+class Pair:
+    """lb1 (priority 150) and lb2 (priority 100) running one or more instances."""
+
+    def __init__(self, lab: Topology, tmp: Path, make: Any) -> None:
+        self.lab = lab
+        self.lb1 = Vrrpd(lab.nodes["lb1"], tmp, make(150))
+        self.lb2 = Vrrpd(lab.nodes["lb2"], tmp, make(100))
+        self.probe = {n: AddressProbe(lab.nodes[n]) for n in ("lb1", "lb2")}
+
+    def holders(self, vip: str) -> list[str]:
+        return [n for n, p in self.probe.items() if p.has(vip)]
+
+    def close(self) -> None:
+        for d in (self.lb1, self.lb2):
+            d.stop()
+        for p in self.probe.values():
+            p.close()
+
+
+@pytest.fixture
+def pair_factory(two_nodes: Topology, tmp_path: Path) -> Iterator[Any]:
+    made: list[Pair] = []
+
+    def make(builder: Any) -> Pair:
+        made.append(Pair(two_nodes, tmp_path, builder))
+        return made[-1]
+
+    yield make
+    for pair in made:
+        pair.close()
+        for d in (pair.lb1, pair.lb2):
+            print(f"---- {d.node.name} log ----\n{d.log()[-4000:]}")
+
+
+def _elect(pair: Pair, vip: str, name: str = "web") -> None:
+    """Start both; lb1 (higher priority) must end up the only holder of ``vip``."""
+    pair.lb1.start()
+    pair.lb1.wait_state(name, "MASTER")
+    pair.lb2.start()
+    pair.lb2.wait_state(name, "BACKUP")
+    wait_for(lambda: pair.holders(vip) == ["lb1"], 5, f"{vip} on lb1 only")
+
+
+@pytest.mark.parametrize("version,interval", [(3, 0.1), (3, 1.0), (2, 1.0)])
+def test_port_down_takeover_within_master_down_interval(pair_factory: Any, version: int,
+                                                        interval: float) -> None:
+    pair = pair_factory(lambda prio: [instance("web", 51, prio, interval, [VIP4],
+                                               version=version)])
+    _elect(pair, VIP4)
+    time.sleep(interval * 2)  # let lb2 learn the master's interval
+    pair.lab.set_link("lb1", False)
+    start = time.monotonic()
+    wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
+    took = time.monotonic() - start
+    bound = master_down_interval(version, 100, round(interval * 100)) + SLACK
+    print(f"v{version} {interval}s port down: lb2 holds the VIP after {took * 1000:.0f} ms "
+          f"(bound {bound * 1000:.0f} ms)")
+    assert took <= bound
+    # lb1 saw its carrier go and released the VIP: exactly one holder.
+    wait_for(lambda: pair.holders(VIP4) == ["lb2"], 2, "lb1 to release the VIP")
+    pair.lab.set_link("lb1", True)
+    # Preempt: lb1 (150) takes the VIP back once its port is up again.
+    wait_for(lambda: pair.holders(VIP4) == ["lb1"], 6 * interval + 3, "lb1 to preempt back")
+
+
+@pytest.mark.parametrize("version,interval", [(3, 0.1), (3, 1.0), (2, 1.0)])
+def test_sigterm_takeover_within_skew_time(pair_factory: Any, version: int,
+                                           interval: float) -> None:
+    pair = pair_factory(lambda prio: [instance("web", 51, prio, interval, [VIP4],
+                                               version=version)])
+    _elect(pair, VIP4)
+    time.sleep(interval * 2)
+    start = time.monotonic()
+    pair.lb1.signal(signal.SIGTERM)
+    wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
+    took = time.monotonic() - start
+    bound = skew_time(version, 100, round(interval * 100)) + SLACK
+    print(f"v{version} {interval}s SIGTERM: lb2 holds the VIP after {took * 1000:.0f} ms "
+          f"(bound {bound * 1000:.0f} ms)")
+    assert took <= bound
+    assert pair.lb1.proc is not None and pair.lb1.proc.wait(10) == 0
+    assert pair.holders(VIP4) == ["lb2"], "lb1 must release its VIP on SIGTERM"
+    pair.lb1.start()
+    wait_for(lambda: pair.holders(VIP4) == ["lb1"], 6 * interval + 3, "lb1 to preempt back")
+
+
+def test_nopreempt_keeps_the_current_master(pair_factory: Any) -> None:
+    pair = pair_factory(lambda prio: [instance("web", 51, prio, 0.1, [VIP4], preempt=False)])
+    pair.lb2.start()
+    pair.lb2.wait_state("web", "MASTER")
+    pair.lb1.start()
+    pair.lb1.wait_state("web", "BACKUP")
+    time.sleep(1.0)  # ten advert intervals: lb1 must not take over
+    assert pair.lb1.state("web") == "BACKUP"
+    assert pair.holders(VIP4) == ["lb2"]
+
+
+def test_ipv4_and_ipv6_instances_side_by_side(pair_factory: Any) -> None:
+    pair = pair_factory(lambda prio: [instance("web", 51, prio, 0.1, [VIP4]),
+                                      instance("web6", 52, prio, 0.1, VIP6)])
+    _elect(pair, VIP4)
+    pair.lb1.wait_state("web6", "MASTER")
+    wait_for(lambda: pair.holders(VIP6[1]) == ["lb1"], 5, "IPv6 VIP on lb1 only")
+    pair.lab.set_link("lb1", False)
+    wait_for(lambda: pair.probe["lb2"].has(VIP4) and pair.probe["lb2"].has(VIP6[1]), 2,
+             "lb2 to hold both VIPs")
+    assert pair.lb2.state("web6") == "MASTER"
+    status = pair.lb2.instance("web6")
+    assert status["counters"]["adverts_received"] > 0
+    assert status["dropped"] == {}
