@@ -24,11 +24,15 @@ IPInterface = IPv4Interface | IPv6Interface
 
 
 class Announcer:
-    """Announces VIPs on ``ifname`` with the interface's own MAC address."""
+    """Announces VIPs on ``ifname`` with the interface's own MAC address.
+
+    The MAC and the IPv6 link-local source are read when it is created (in the calling
+    thread's network namespace, like the socket); :meth:`refresh_addresses` re-reads them.
+    """
 
     def __init__(self, ifname: str) -> None:
         self.ifname = ifname
-        self.mac = link.mac(ifname)
+        self.refresh_addresses()
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # send only
         try:
             self._sock.bind((ifname, 0))
@@ -38,19 +42,22 @@ class Announcer:
                                      f"{exc.strerror}") from None
         self._sock.setblocking(False)
 
+    def refresh_addresses(self) -> None:
+        """Re-read the interface MAC and IPv6 link-local address."""
+        self.mac = link.mac(self.ifname)
+        self.link_local = link.ipv6_link_local(self.ifname)
+
     def frames(self, vips: Iterable[IPInterface]) -> list[bytes]:
-        """One announcement frame per VIP (the IPv6 ones from the current link-local)."""
+        """One announcement frame per VIP."""
         frames: list[bytes] = []
-        source = None
         for vip in vips:
             if isinstance(vip, IPv4Interface):
                 frames.append(gratuitous_arp(self.mac, vip.ip))
-                continue
-            source = source or link.ipv6_link_local(self.ifname)
-            if source is None:
+            elif self.link_local is None:
                 raise OSError(f"{self.ifname} has no usable IPv6 link-local address "
                               f"to send neighbor advertisements from")
-            frames.append(unsolicited_na(self.mac, source, vip.ip))
+            else:
+                frames.append(unsolicited_na(self.mac, self.link_local, vip.ip))
         return frames
 
     async def send_burst(self, vips: Iterable[IPInterface], count: int,

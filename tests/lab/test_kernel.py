@@ -1,0 +1,198 @@
+"""The kernel layer against the real kernel: two nodes on a bridge (the ``two_nodes`` fixture).
+
+Sockets are opened inside ``node.ns.entered()`` and keep working in their namespace after the
+block, so one test drives both nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
+
+import pytest
+from netns import Node, Topology
+from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
+from scapy.layers.l2 import ARP, Ether
+
+from vrrpd.kernel import link
+from vrrpd.kernel.addresses import AddressManager
+from vrrpd.kernel.announcer import Announcer
+from vrrpd.kernel.link import LinkEvent, LinkWatcher
+from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket, VrrpSocket
+from vrrpd.proto.packet import Advertisement, decode, encode
+
+VIPS = {4: [ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101/32")],
+        6: [ip_interface("2001:db8::100/64")]}
+ETH_P_ALL = 0x0003
+
+
+def open_socket(node: Node, family: int) -> VrrpSocket:
+    with node.ns.entered():
+        return VrrpSocket(node.ifname, family)
+
+
+def wait_packet(sock: VrrpSocket, timeout: float = 2.0) -> ReceivedPacket | None:
+    """The next packet on ``sock`` within ``timeout`` seconds, else None."""
+    if not select.select([sock], [], [], timeout)[0]:
+        return None
+    return sock.receive()
+
+
+def advert(sock: VrrpSocket, family: int, dst: IPv4Address | IPv6Address) -> bytes:
+    first = sock.primary_address if family == 6 else VIPS[4][0].ip
+    addresses = (first, *(vip.ip for vip in VIPS[family]))
+    return encode(Advertisement(3, 51, 200, 100, addresses), sock.primary_address, dst)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_advert_crosses_the_bridge_with_ttl_255(two_nodes: Topology, family: int) -> None:
+    """RFC 5798 §5.1.1.3 / §5.1.2.3: sent with TTL / hop limit 255 to the VRRP group, from
+    the primary IPv4 / link-local address (§5.1.1.1 / §5.1.2.1); received faithfully."""
+    lb1, lb2 = two_nodes.nodes["lb1"], two_nodes.nodes["lb2"]
+    tx, rx = open_socket(lb1, family), open_socket(lb2, family)
+    try:
+        group = VRRP_GROUP[family]
+        expected_src = lb1.ipv4.ip if family == 4 else ip_address(lb1.link_local() or "")
+        assert tx.primary_address == expected_src
+        payload = advert(tx, family, group)
+        tx.send(payload, group)
+        packet = wait_packet(rx)
+        assert packet == ReceivedPacket(payload, expected_src, group, 255)
+        assert decode(packet.payload, packet.src, packet.dst).priority == 200
+        assert rx.receive() is None  # exactly one; then EAGAIN
+        assert wait_packet(tx, 0.3) is None  # IP(V6)_MULTICAST_LOOP off: no copy to ourselves
+    finally:
+        tx.close()
+        rx.close()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_unicast_advert_to_a_peer(two_nodes: Topology, family: int) -> None:
+    """Unicast mode: sent straight to the peer's address, still from our source, TTL 255."""
+    lb1, lb2 = two_nodes.nodes["lb1"], two_nodes.nodes["lb2"]
+    tx, rx = open_socket(lb1, family), open_socket(lb2, family)
+    try:
+        peer = lb2.ipv4.ip if family == 4 else lb2.ipv6.ip
+        tx.send(advert(tx, family, peer), peer)
+        packet = wait_packet(rx)
+        assert packet is not None
+        assert (packet.src, packet.dst, packet.ttl) == (tx.primary_address, peer, 255)
+    finally:
+        tx.close()
+        rx.close()
+
+
+def test_packets_from_own_address_are_dropped(two_nodes: Topology) -> None:
+    """A packet with one of our own addresses as source never reaches the caller."""
+    lb1 = two_nodes.nodes["lb1"]
+    vrrp = open_socket(lb1, 4)
+    with lb1.ns.entered():
+        looping = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+    try:
+        looping.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        looping.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        looping.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+        looping.sendto(advert(vrrp, 4, VRRP_GROUP[4]), (str(VRRP_GROUP[4]), 0))
+        assert wait_packet(vrrp) is None
+        assert vrrp.own_source_dropped == 1
+    finally:
+        looping.close()
+        vrrp.close()
+
+
+def test_socket_on_missing_interface_says_so(two_nodes: Topology) -> None:
+    with two_nodes.nodes["lb1"].ns.entered(), pytest.raises(OSError, match="nope0"):
+        VrrpSocket("nope0", 4)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_address_manager_is_idempotent_and_confirmed(two_nodes: Topology,
+                                                     family: int) -> None:
+    """Design seam 4: adding twice / removing twice is fine; each change is visible after."""
+    lb1 = two_nodes.nodes["lb1"]
+    lb1.ns.sysctl("net.ipv6.conf.eth0.accept_dad", 1)  # so that only IFA_F_NODAD avoids DAD
+    vips = VIPS[family]
+
+    async def scenario() -> None:
+        async with AddressManager() as manager:
+            before = await manager.present("eth0")
+            await manager.add("eth0", vips)
+            await manager.add("eth0", vips)
+            assert await manager.present("eth0") == before | set(vips)
+            kernel = {f"{a['local']}/{a['prefixlen']}": a for a in lb1.ns.addresses("eth0")}
+            for vip in vips:
+                assert not kernel[str(vip)].get("tentative")
+                if family == 6:
+                    assert kernel[str(vip)].get("nodad")
+                elif vip.network.prefixlen == 24:
+                    assert kernel[str(vip)]["broadcast"] == "192.0.2.255"
+            await manager.remove("eth0", vips)
+            await manager.remove("eth0", vips)
+            assert await manager.present("eth0") == before
+
+    with lb1.ns.entered():
+        asyncio.run(scenario())
+
+
+def sniff(node: Node) -> socket.socket:
+    """An AF_PACKET socket seeing every frame arriving on ``node``'s interface."""
+    with node.ns.entered():
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock.bind((node.ifname, 0))
+    sock.settimeout(2.0)
+    return sock
+
+
+def frames(sniffer: socket.socket, wanted: int) -> list[Ether]:
+    """Collect ``wanted`` ARP / neighbor-advertisement frames (others are skipped)."""
+    found: list[Ether] = []
+    while len(found) < wanted:
+        frame = Ether(sniffer.recv(2048))
+        if ARP in frame or ICMPv6ND_NA in frame:
+            found.append(frame)
+    return found
+
+
+def test_announcer_frames_reach_the_other_node(two_nodes: Topology) -> None:
+    """RFC 5798 §6.4.2: every VIP announced ``count`` times; lb2 sees lb1's frames."""
+    lb1, lb2 = two_nodes.nodes["lb1"], two_nodes.nodes["lb2"]
+    sniffer = sniff(lb2)
+    with lb1.ns.entered():
+        announcer = Announcer("eth0")
+        mac = link.mac("eth0").hex(":")
+    vips = [VIPS[4][0], VIPS[6][0]]
+    try:
+        asyncio.run(announcer.send_burst(vips, count=3, interval=0.01))
+        seen = frames(sniffer, 6)
+    finally:
+        announcer.close()
+        sniffer.close()
+    arps = [f for f in seen if ARP in f]
+    nas = [f for f in seen if ICMPv6ND_NA in f]
+    assert len(arps) == len(nas) == 3
+    for frame in arps:
+        assert (frame.src, frame[ARP].op, frame[ARP].psrc, frame[ARP].pdst) == (
+            mac, 1, "192.0.2.100", "192.0.2.100")
+    for frame in nas:
+        assert (frame.src, frame[IPv6].src, frame[IPv6].hlim) == (mac, lb1.link_local(), 255)
+        assert (frame[ICMPv6ND_NA].tgt, frame[ICMPv6NDOptDstLLAddr].lladdr) == (
+            "2001:db8::100", mac)
+
+
+def test_link_watcher_sees_the_cable_pulled_and_replugged(two_nodes: Topology) -> None:
+    """Pulling lb1's switch port takes lb1's eth0 carrier down, then up: two events."""
+
+    async def scenario() -> list[LinkEvent]:
+        async with LinkWatcher(["eth0"]) as watcher:
+            assert watcher.states == {"eth0": True}
+            events = watcher.events()
+            two_nodes.set_link("lb1", up=False)
+            down = await asyncio.wait_for(anext(events), 5)
+            two_nodes.set_link("lb1", up=True)
+            up = await asyncio.wait_for(anext(events), 5)
+            return [down, up]
+
+    with two_nodes.nodes["lb1"].ns.entered():
+        assert asyncio.run(scenario()) == [LinkEvent("eth0", False), LinkEvent("eth0", True)]

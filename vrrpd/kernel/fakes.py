@@ -1,0 +1,158 @@
+"""In-memory stand-ins for the kernel layer, for simulation tests (DESIGN.md, second ring).
+
+Each fake has the public interface of the real class it replaces:
+
+* :class:`FakeVrrpSocket` -- :class:`vrrpd.kernel.vrrp_socket.VrrpSocket`
+* :class:`FakeAddressManager` -- :class:`vrrpd.kernel.addresses.AddressManager`
+* :class:`FakeAnnouncer` -- :class:`vrrpd.kernel.announcer.Announcer`
+* :class:`FakeLinkWatcher` -- :class:`vrrpd.kernel.link.LinkWatcher`
+
+:class:`FakeLink` is the shared segment: fake sockets attached to it exchange payloads, with a
+configurable loss rate (seeded, so a run is reproducible) and TTL.  Fake sockets have a real
+file descriptor that becomes readable when a packet is queued, so ``loop.add_reader`` works
+exactly as with the real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Iterable
+
+from vrrpd.kernel.link import IPInterface, LinkEvent
+from vrrpd.kernel.vrrp_socket import VRRP_TTL, IPAddress, ReceivedPacket
+
+
+class FakeLink:
+    """A broadcast segment.  ``loss`` is the probability (0..1) that a delivery is lost."""
+
+    def __init__(self, loss: float = 0.0, ttl: int = VRRP_TTL, seed: int = 0) -> None:
+        self.loss = loss
+        self.ttl = ttl  # what receivers see; set to e.g. 64 to simulate a routed packet
+        self.sent: list[tuple[IPAddress, IPAddress, bytes]] = []  # (src, dst, payload)
+        self._random = random.Random(seed)
+        self._sockets: list[FakeVrrpSocket] = []
+
+    def attach(self, sock: FakeVrrpSocket) -> None:
+        self._sockets.append(sock)
+
+    def detach(self, sock: FakeVrrpSocket) -> None:
+        self._sockets.remove(sock)
+
+    def transmit(self, sender: FakeVrrpSocket, payload: bytes, dst: IPAddress) -> None:
+        """Deliver to every other socket of the family that the destination addresses."""
+        self.sent.append((sender.primary_address, dst, payload))
+        for sock in self._sockets:
+            if sock is sender or sock.family != sender.family:
+                continue
+            if not (dst.is_multicast or dst == sock.primary_address):
+                continue
+            if self._random.random() >= self.loss:
+                sock.queue(ReceivedPacket(payload, sender.primary_address, dst, self.ttl))
+
+
+class FakeVrrpSocket:
+    """A VRRP socket on a :class:`FakeLink`, sending from ``address``."""
+
+    def __init__(self, segment: FakeLink, address: IPAddress, ifname: str = "eth0") -> None:
+        self.ifname = ifname
+        self.family = address.version
+        self.primary_address = address
+        self.own_source_dropped = 0  # never anything to drop: the segment does not loop back
+        self._segment = segment
+        self._packets: deque[ReceivedPacket] = deque()
+        self._wake, self._readable = socket.socketpair()
+        self._readable.setblocking(False)
+        segment.attach(self)
+
+    def queue(self, packet: ReceivedPacket) -> None:
+        self._packets.append(packet)
+        self._wake.send(b"\x00")
+
+    def fileno(self) -> int:
+        return self._readable.fileno()
+
+    def refresh_addresses(self) -> None:
+        """Nothing to re-read: the address is fixed at construction."""
+
+    def receive(self) -> ReceivedPacket | None:
+        if not self._packets:
+            return None
+        self._readable.recv(1)
+        return self._packets.popleft()
+
+    def send(self, payload: bytes, dst: IPAddress) -> None:
+        self._segment.transmit(self, payload, dst)
+
+    def close(self) -> None:
+        self._segment.detach(self)
+        self._wake.close()
+        self._readable.close()
+
+
+class FakeAddressManager:
+    """Keeps addresses per interface in memory and records every call as
+    ``(command, ifname, vips)``."""
+
+    def __init__(self) -> None:
+        self.addresses: defaultdict[str, set[IPInterface]] = defaultdict(set)
+        self.calls: list[tuple[str, str, tuple[IPInterface, ...]]] = []
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def add(self, ifname: str, vips: Iterable[IPInterface]) -> None:
+        vips = tuple(vips)
+        self.calls.append(("add", ifname, vips))
+        self.addresses[ifname].update(vips)
+
+    async def remove(self, ifname: str, vips: Iterable[IPInterface]) -> None:
+        vips = tuple(vips)
+        self.calls.append(("remove", ifname, vips))
+        self.addresses[ifname].difference_update(vips)
+
+    async def present(self, ifname: str) -> set[IPInterface]:
+        return set(self.addresses[ifname])
+
+
+class FakeAnnouncer:
+    """Records each burst as ``(vips, count, interval)`` instead of sending frames."""
+
+    def __init__(self, ifname: str) -> None:
+        self.ifname = ifname
+        self.bursts: list[tuple[tuple[IPInterface, ...], int, float]] = []
+
+    async def send_burst(self, vips: Iterable[IPInterface], count: int,
+                         interval: float) -> None:
+        self.bursts.append((tuple(vips), count, interval))
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class FakeLinkWatcher:
+    """Link states set by the test with :meth:`set`; changes come out of :meth:`events`."""
+
+    def __init__(self, states: dict[str, bool] | None = None) -> None:
+        self.states: dict[str, bool] = dict(states or {})
+        self._changes: asyncio.Queue[LinkEvent] = asyncio.Queue()
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    def set(self, ifname: str, up: bool) -> None:
+        if self.states.get(ifname) != up:
+            self.states[ifname] = up
+            self._changes.put_nowait(LinkEvent(ifname, up))
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        while True:
+            yield await self._changes.get()
