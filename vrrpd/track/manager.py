@@ -1,0 +1,100 @@
+"""``TrackerSet``: the running trackers of one configuration, their tasks and their status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.track.base import Tracker
+from vrrpd.track.file import FileTracker
+from vrrpd.track.haproxy import HAProxyTracker
+from vrrpd.track.interface import InterfaceTracker
+from vrrpd.track.net import HttpTracker, TcpTracker
+from vrrpd.track.process import ProcessTracker
+from vrrpd.track.script import ScriptTracker
+from vrrpd.track.status import TrackStatus
+
+log = logging.getLogger("vrrpd.track")
+
+TRACKER_TYPES: dict[TrackType, type[Tracker]] = {
+    cls.kind: cls
+    for cls in (
+        HAProxyTracker,
+        ProcessTracker,
+        TcpTracker,
+        HttpTracker,
+        ScriptTracker,
+        InterfaceTracker,
+        FileTracker,
+    )
+}
+
+
+def make_tracker(config: TrackConfig, on_change: Callable[[TrackStatus], None]) -> Tracker:
+    """The runner for ``config``; a bad option (unknown user, bad URL) raises ValueError."""
+    return TRACKER_TYPES[config.type](config, on_change)
+
+
+class TrackerSet:
+    """All trackers of the running configuration.
+
+    ``on_change`` is called (on the loop) with a tracker's new status each time it changes,
+    including its first result.  :meth:`reload` keeps trackers whose configuration did not change
+    running, with their status and counters.
+    """
+
+    def __init__(
+        self, configs: dict[str, TrackConfig], on_change: Callable[[TrackStatus], None]
+    ) -> None:
+        self._on_change = on_change
+        self._trackers = {name: make_tracker(c, on_change) for name, c in configs.items()}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        """Start every tracker not yet running, as tasks of the running loop."""
+        for name, tracker in self._trackers.items():
+            if name not in self._tasks:
+                task = asyncio.create_task(tracker.run(), name=f"track:{name}")
+                task.add_done_callback(lambda t, tracker=tracker: self._ended(tracker, t))
+                self._tasks[name] = task
+
+    async def stop(self) -> None:
+        """Cancel every tracker and wait for them to finish."""
+        await self._stop(list(self._tasks))
+
+    async def reload(self, configs: dict[str, TrackConfig]) -> None:
+        """Replace the set: new and changed trackers (re)start, removed ones stop.
+
+        Every new runner is built before anything stops, so a bad option leaves the running set
+        untouched (the ValueError goes back to the caller).
+        """
+        changed = {
+            name: make_tracker(c, self._on_change)
+            for name, c in configs.items()
+            if name not in self._trackers or self._trackers[name].config != c
+        }
+        await self._stop([n for n in self._trackers if n not in configs or n in changed])
+        self._trackers = {name: changed.get(name) or self._trackers[name] for name in configs}
+        self.start()
+
+    def statuses(self) -> dict[str, TrackStatus]:
+        return {name: t.status for name, t in self._trackers.items()}
+
+    def status_dict(self) -> dict[str, dict[str, object]]:
+        """JSON-able ``{name: {...}}`` for the control socket."""
+        return {name: t.status_dict() for name, t in self._trackers.items()}
+
+    async def _stop(self, names: list[str]) -> None:
+        tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _ended(self, tracker: Tracker, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        log.error("tracker %s: runner stopped: %r", tracker.name, exc, exc_info=exc)
+        tracker.fail_now(f"tracker stopped: {exc!r}")
