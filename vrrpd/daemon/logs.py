@@ -71,3 +71,5 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("pyroute2").setLevel(max(level, logging.WARNING))  # netlink chatter
+    logging.getLogger("asyncio").setLevel(max(level, logging.INFO))
