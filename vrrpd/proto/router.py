@@ -9,8 +9,9 @@ Beyond RFC 5798 (as clarified by RFC 9568) this adds what an HA pair needs:
 * FAULT: a failing tracker or link keeps the router from serving.  A master resigns with one
   priority-0 advert and drops its VIPs; in FAULT the router never becomes master.
 * Operator modes (:class:`~vrrpd.proto.events.AdminMode`).  A planned hand-over is
-  make-before-break: the master sends priority 0 but *keeps* its VIPs until the new master's
-  first advert arrives, so the peer serves before this node stops serving.
+  make-before-break: the master sends priority 0 (every interval, in case one is lost) but
+  *keeps* its VIPs until the new master's first advert arrives, so the peer serves before this
+  node stops serving.  A DEMOTED router advertises priority 1, so it never unseats a live master.
 * Sync groups: a sibling's MASTER/BACKUP transition is fed in as :class:`GroupState`.
 """
 
@@ -46,6 +47,7 @@ IPAddress = IPv4Address | IPv6Address
 
 OWNER_PRIORITY = 255  # RFC 5798 §5.2.4: the IP address owner
 PROMOTED_PRIORITY = 254  # highest priority a non-owner may advertise
+DEMOTED_PRIORITY = 1  # lowest priority that still serves (0 means "resigning")
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,14 @@ class VirtualRouter:
 
     @property
     def priority(self) -> int:
-        """The priority we advertise and compare with (RFC 5798 §6.4.3)."""
+        """The priority we advertise and compare with (RFC 5798 §6.4.3).
+
+        DEMOTED advertises 1, even for the owner: a demoted router that had to take over (no
+        advert heard for Master_Down_Interval, on a lossy link too) then loses to any live
+        master at once instead of unseating it, and yields to a peer that comes up later.
+        """
+        if self.admin is AdminMode.DEMOTED:
+            return DEMOTED_PRIORITY
         if self.params.priority == OWNER_PRIORITY:
             return OWNER_PRIORITY
         if self.admin is AdminMode.PROMOTED:
@@ -157,7 +166,7 @@ class VirtualRouter:
             interval = self.params.advert_interval_cs / 100
             # Keep a steady cadence; after a stall, restart from now rather than burst.
             self._adver_at = max(self._adver_at + interval, now + interval / 2)
-            actions.append(SendAdvert(self.priority))
+            actions.append(SendAdvert(0 if self.handing_over else self.priority))
         return actions
 
     @staticmethod
@@ -384,12 +393,14 @@ class VirtualRouter:
         """Planned hand-over, make-before-break.
 
         Send priority 0 so the backup takes over after only its Skew_Time (RFC 5798 §6.4.2),
-        but keep the VIPs and stop advertising until its first advert arrives; if nobody has
-        taken over within a Master_Down_Interval of the lowest priority, stay master.
+        but keep the VIPs until its first advert arrives.  Priority 0 is repeated at every
+        Adver_Timer so that one lost packet does not cancel the hand-over (a backup re-arms
+        Skew_Time, a new master answers at once, §6.4.3).  If nobody has taken over within a
+        Master_Down_Interval of the lowest priority, stay master.
         """
         if self.handing_over:
             return []
-        self._adver_at = None
+        self._adver_at = now + self.params.advert_interval_cs / 100
         self._handover_at = now + master_down_interval(self.params.version, 1,
                                                        self.params.advert_interval_cs)
         return [SendAdvert(0)]
@@ -411,8 +422,13 @@ class VirtualRouter:
                 return self._become_master(now, f"sync group {group}: a sibling became MASTER")
             return []
         if state is State.BACKUP:
-            self.group_hold = True
+            # Hold only where the group overrules us: a master that resigns, or a backup about
+            # to preempt a live master.  A backup that lost on its own merits is not held, or
+            # two siblings that both went BACKUP would hold each other for ever.
             if self.state is State.MASTER:
+                self.group_hold = True
                 return self._become_backup(now, f"sync group {group}: a sibling became BACKUP",
                                            resign=True)
+            if self._preempting is not None or self._preempt_at is not None:
+                self.group_hold = True
         return []
