@@ -1,17 +1,26 @@
 """Lab fixtures: real kernel, real namespaces.  See :mod:`netns` for the building blocks.
 
 Every test in this directory is marked ``lab`` and skipped unless running as root with
-iproute2.  Lab test modules import the library as ``from netns import ...`` (this directory
-has no ``__init__.py``, so pytest puts it on ``sys.path``).
+iproute2.  The topology library is :mod:`vrrpd.lab.netns` (the demo and the benchmarks use it too);
+helpers in this directory (``daemons``) import as top-level modules, since the directory has no
+``__init__.py``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netns import Topology, requires_root
+
+from vrrpd.lab.netns import Topology
+
+requires_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="lab tests need root and iproute2 (network namespaces)",
+)
 
 LAB_DIR = Path(__file__).parent
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from netns import Node
 from pyroute2 import IPRoute
 
 from vrrpd.cli.vrrpctl import ControlError, request
+from vrrpd.lab.netns import Node
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,6 @@ import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 
 import pytest
-from netns import Node, Topology
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
@@ -21,6 +20,7 @@ from vrrpd.kernel.addresses import AddressManager
 from vrrpd.kernel.announcer import Announcer
 from vrrpd.kernel.link import LinkEvent, LinkWatcher
 from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket, VrrpSocket
+from vrrpd.lab.netns import Node, Topology
 from vrrpd.proto.packet import Advertisement, decode, encode
 
 VIPS = {4: [ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101/32")],

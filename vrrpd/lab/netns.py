@@ -1,4 +1,4 @@
-"""A small library for lab tests: network namespaces joined by veth pairs to a bridge.
+"""The lab: network namespaces joined by veth pairs to a bridge (tests, demo, benchmarks).
 
 Topology built by :class:`Topology` (one per test, everything inside namespaces it creates)::
 
@@ -34,22 +34,14 @@ import json
 import os
 import secrets
 import shlex
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface
 
-import pytest
-
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
-
-requires_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="lab tests need root and iproute2 (network namespaces)",
-)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -143,8 +135,8 @@ class Node:
 class Topology:
     """Namespaces cabled to one bridge.  Use as a context manager; cleanup always runs."""
 
-    def __init__(self) -> None:
-        self.prefix = "vt" + secrets.token_hex(3)
+    def __init__(self, prefix: str | None = None) -> None:
+        self.prefix = prefix or "vt" + secrets.token_hex(3)
         self.namespaces: list[Namespace] = []
         self.nodes: dict[str, Node] = {}
         try:
