@@ -385,12 +385,12 @@ def test_fault_at_startup() -> None:
 
 def test_demote_is_make_before_break() -> None:
     """DEMOTED as master: send priority 0 (the backup takes over after Skew_Time, RFC 5798
-    §6.4.2) but keep the VIPs and stop advertising until the new master is heard; then BACKUP
-    and no preempting back."""
+    §6.4.2) but keep the VIPs - repeating priority 0 at each Adver_Timer in case it was lost -
+    until the new master is heard; then BACKUP and no preempting back."""
     router = master(priority=150)
     assert router.handle(AdminChanged(AdminMode.DEMOTED), 0.5) == [SendAdvert(0)]
-    assert router.handle_timer(1.0) == []  # no periodic advert while handing over
-    actions = rx(router, 100, 1.2)
+    assert router.handle_timer(1.5) == [SendAdvert(0)]
+    actions = rx(router, 100, 1.7)
     assert critical(actions) == [RemoveVips()]
     assert transitions(actions) == [(State.MASTER, State.BACKUP)]
     for t in range(2, 20):
@@ -398,30 +398,45 @@ def test_demote_is_make_before_break() -> None:
         assert router.handle_timer(float(t) + 0.5) == []
 
 
-def test_demote_without_peer_stays_master() -> None:
-    """If nobody takes over within a Master_Down_Interval of the lowest priority, the demoted
-    master keeps serving, says so, and advertises again."""
-    router = master(priority=150)
+def test_demoted_router_that_took_over_yields_to_a_live_master() -> None:
+    """A demoted backup that hears nothing for Master_Down_Interval still takes over (RFC 5798
+    §6.4.2: somebody must serve) but advertises priority 1, so the moment a live master is
+    heard it loses the §6.4.3 comparison and steps down, rather than unseating that master."""
+    router = backup(priority=150)
     router.handle(AdminChanged(AdminMode.DEMOTED), 0.5)
-    timeout = 0.5 + 3.0 + 255 / 256
-    assert router.next_deadline() == timeout
-    actions = router.handle_timer(timeout)
-    assert critical(actions) == [SendAdvert(150)]
-    assert any(isinstance(a, Notice) for a in actions)
-    assert router.state is State.MASTER
-
-
-def test_maintenance_never_master() -> None:
-    """MAINTENANCE: hand over like DEMOTED, but with no peer release the VIPs anyway, and never
-    become master again, not even when every master has gone silent."""
-    router = master(priority=150)
-    router.handle(AdminChanged(AdminMode.MAINTENANCE), 0.5)
-    deadline = router.next_deadline()
-    assert deadline is not None
-    assert critical(router.handle_timer(deadline)) == [RemoveVips()]
-    for t in range(10, 100, 5):
-        assert critical(router.handle_timer(float(t))) == []
+    actions = router.handle_timer(HANDOVER_TIMEOUT)
+    assert critical(actions) == [*TAKEOVER, SendAdvert(1)]
+    assert critical(rx(router, 100, 5.0)) == [RemoveVips()]
     assert router.state is State.BACKUP
+
+
+def run_timers(router: VirtualRouter, until: float) -> list[list[Action]]:
+    """Fire the router's timer at each deadline up to ``until``, like a driver; the actions."""
+    fired = []
+    while (deadline := router.next_deadline()) is not None and deadline <= until:
+        fired.append(router.handle_timer(deadline))
+    return fired
+
+
+HANDOVER_TIMEOUT = 3.0 + 255 / 256  # Master_Down_Interval of priority 1 at 1 s
+
+
+@pytest.mark.parametrize(("mode", "at_timeout"), [
+    (AdminMode.DEMOTED, [SendAdvert(1)]),
+    (AdminMode.MAINTENANCE, [RemoveVips()]),
+])
+def test_hand_over_without_peer(mode: AdminMode, at_timeout: list[Action]) -> None:
+    """If nobody takes over within a Master_Down_Interval of the lowest priority, a DEMOTED
+    master keeps serving, says so and advertises priority 1 (so any peer that appears takes
+    over); a MAINTENANCE master releases the VIPs anyway and never becomes master again, not
+    even when no master is heard at all."""
+    router = master(priority=150)
+    router.handle(AdminChanged(mode), 0.5)
+    fired = run_timers(router, 0.5 + HANDOVER_TIMEOUT)
+    assert [critical(a) for a in fired] == [[SendAdvert(0)]] * 3 + [at_timeout]
+    assert any(isinstance(a, Notice) for a in fired[-1]) is (mode is AdminMode.DEMOTED)
+    run_timers(router, 100.0)
+    assert router.state is (State.MASTER if mode is AdminMode.DEMOTED else State.BACKUP)
 
 
 def test_promoted_backup_takes_over_at_254_and_resume_rearms() -> None:
@@ -436,25 +451,27 @@ def test_promoted_backup_takes_over_at_254_and_resume_rearms() -> None:
 
 
 def test_resume_after_demote_preempts_again() -> None:
-    """After resume a demoted backup is a normal preempting backup again (RFC 5798 §6.4.2)."""
+    """After resume a demoted backup (which advertised priority 1, so its Master_Down_Interval
+    is the longest) is a normal preempting backup again (RFC 5798 §6.4.2)."""
     router = backup(priority=150)
     router.handle(AdminChanged(AdminMode.DEMOTED), 0.5)
     rx(router, 100, 1.0)
     router.handle(AdminChanged(AdminMode.NORMAL), 1.5)
-    rx(router, 100, 2.0)
-    assert router.next_deadline() == 1.0 + 3.0 + 106 / 256
-    assert transitions(router.handle_timer(1.0 + 3.0 + 106 / 256)) == [
+    rx(router, 100, 2.0)  # discarded now: the timer armed at 1.0 runs out
+    assert router.next_deadline() == 1.0 + HANDOVER_TIMEOUT
+    assert transitions(router.handle_timer(1.0 + HANDOVER_TIMEOUT)) == [
         (State.BACKUP, State.MASTER)]
 
 
 def test_demoted_backup_takes_over_from_resigning_master() -> None:
-    """RFC 5798 §6.4.2: priority 0 sets the Master_Down_Timer to Skew_Time, whatever Preempt_Mode
-    says - even when the resigning master was one we had been about to preempt."""
+    """RFC 5798 §6.4.2: priority 0 sets the Master_Down_Timer to Skew_Time (of priority 1 when
+    demoted), whatever Preempt_Mode says - even when the resigning master was one we had been
+    about to preempt."""
     router = backup(priority=150)
     rx(router, 100, 1.0)  # discarded: we preempt
     router.handle(AdminChanged(AdminMode.DEMOTED), 1.2)
     rx(router, 0, 1.5)
-    assert transitions(router.handle_timer(1.5 + 106 / 256)) == [(State.BACKUP, State.MASTER)]
+    assert transitions(router.handle_timer(1.5 + 255 / 256)) == [(State.BACKUP, State.MASTER)]
 
 
 # ---- sync groups -----------------------------------------------------------------------------
@@ -477,3 +494,14 @@ def test_group_master_brings_backup_up() -> None:
     rx(router, 200, 0.5)
     actions = router.handle(GroupState("g", State.MASTER), 1.0)
     assert critical(actions) == [*TAKEOVER, SendAdvert(100)]
+
+
+def test_group_backup_does_not_hold_a_backup_that_lost_on_its_own() -> None:
+    """A sibling's BACKUP does not hold a router that is BACKUP because its master is higher:
+    when that master later drops below it, it preempts as RFC 5798 §6.4.2 says (otherwise two
+    siblings that both went BACKUP would hold each other for ever)."""
+    router = backup()
+    rx(router, 200, 0.5)
+    router.handle(GroupState("g", State.BACKUP), 1.0)
+    rx(router, 50, 1.5)
+    assert transitions(router.handle_timer(0.5 + MDI_100)) == [(State.BACKUP, State.MASTER)]
