@@ -112,7 +112,7 @@ class Vrrpd:
         return wait_for(lambda: self.state(name) == state, timeout,
                         f"{self.node.name}/{name} to be {state}", poll=0.01)
 
-    def signal(self, sig: int = signal.SIGTERM) -> None:
+    def send_signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
         # `ip netns exec` execs the daemon, so the Popen pid is vrrpd itself.
         os.kill(self.proc.pid, sig)
@@ -120,7 +120,7 @@ class Vrrpd:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
-        self.signal(sig)
+        self.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

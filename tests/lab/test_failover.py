@@ -102,7 +102,7 @@ def test_sigterm_takeover_within_skew_time(pair_factory: Any, version: int,
     _elect(pair, VIP4)
     time.sleep(interval * 2)
     start = time.monotonic()
-    pair.lb1.signal(signal.SIGTERM)
+    pair.lb1.send_signal(signal.SIGTERM)
     wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
     took = time.monotonic() - start
     bound = skew_time(version, 100, round(interval * 100)) + SLACK
