@@ -69,7 +69,11 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
+    handler.addFilter(_quiet_libraries)
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("pyroute2").setLevel(max(level, logging.WARNING))  # netlink chatter
-    logging.getLogger("asyncio").setLevel(max(level, logging.INFO))
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    """pyroute2 resets its logger's level on import; drop its netlink chatter here instead."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("pyroute2")
