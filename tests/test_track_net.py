@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 from track_helpers import running, track_config
@@ -45,7 +48,10 @@ def test_tcp_connects_to_a_listener_and_fails_on_a_closed_port() -> None:
 
 
 async def http_server(
-    status_line: bytes, requests: list[bytes], stall: bool = False
+    status_line: bytes,
+    requests: list[bytes],
+    stall: bool = False,
+    tls: ssl.SSLContext | None = None,
 ) -> asyncio.Server:
     """A tiny HTTP server answering every request with ``status_line``."""
 
@@ -57,7 +63,7 @@ async def http_server(
         await writer.drain()
         writer.close()
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +118,25 @@ def test_http_get_method_and_timeout() -> None:
 def test_http_rejects_other_schemes() -> None:
     with pytest.raises(ValueError, match="url must be http:// or https://"):
         asyncio.run(first_status(track_config(TrackType.HTTP, url="ftp://example.org/")))
+
+
+def test_https_without_certificate_verification(tmp_path: Path) -> None:
+    """A self-signed certificate is accepted: the check asks whether the service answers."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=portal", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    requests: list[bytes] = []
+
+    async def scenario() -> tuple[bool, str]:
+        server = await http_server(b"HTTP/1.1 204 No Content\r\n", requests, tls=tls)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        async with server:
+            ok, detail = await first_status(track_config(TrackType.HTTP, url=url))
+        return ok, detail.replace(url, "{url}")
+
+    assert asyncio.run(scenario()) == (True, "HEAD {url}: 204 No Content")
