@@ -20,41 +20,24 @@ import errno
 import socket
 from collections.abc import Iterable
 
-from pyroute2 import AsyncIPRoute, NetlinkError
+from pyroute2 import NetlinkError
 
-from vrrpd.kernel.link import IFA_F_NODAD, AddressInfo, IPInterface, address_info, ifindex
+from vrrpd.kernel.link import (
+    IFA_F_NODAD,
+    AddressInfo,
+    IPInterface,
+    RtnlClient,
+    address_info,
+    ifindex,
+)
 
 
 class AddressError(OSError):
     """A VIP change the kernel refused or did not show afterwards."""
 
 
-class AddressManager:
+class AddressManager(RtnlClient):
     """Adds and removes VIPs over one long-lived netlink socket; ``open()`` before use."""
-
-    def __init__(self) -> None:
-        self._ipr: AsyncIPRoute | None = None
-
-    async def open(self) -> None:
-        self._ipr = AsyncIPRoute()
-
-    async def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
-
-    async def __aenter__(self) -> AddressManager:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def _netlink(self) -> AsyncIPRoute:
-        if self._ipr is None:
-            raise RuntimeError("AddressManager.open() was not called")
-        return self._ipr
 
     async def add(self, ifname: str, vips: Iterable[IPInterface]) -> None:
         """Put ``vips`` on ``ifname``; raise :class:`AddressError` unless all are usable."""
@@ -90,7 +73,7 @@ class AddressManager:
         elif vip.network.prefixlen <= 30:  # RFC 3021: /31 and /32 have no broadcast
             spec["broadcast"] = str(vip.network.broadcast_address)
         try:
-            await self._netlink.addr(command, **spec)
+            await self.rtnl.addr(command, **spec)
         except NetlinkError as exc:
             if exc.code != benign:
                 raise AddressError(exc.code, f"{ifname}: {command} {vip}: "
@@ -98,5 +81,5 @@ class AddressManager:
 
     async def _dump(self, index: int) -> dict[IPInterface, AddressInfo]:
         infos = [address_info(msg) async for msg in
-                 await self._netlink.addr("dump", index=index, family=socket.AF_UNSPEC)]
+                 await self.rtnl.addr("dump", index=index, family=socket.AF_UNSPEC)]
         return {info.interface: info for info in infos}

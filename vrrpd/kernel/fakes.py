@@ -68,8 +68,10 @@ class FakeVrrpSocket:
         segment.attach(self)
 
     def queue(self, packet: ReceivedPacket) -> None:
+        """Queue ``packet``; the fd holds one byte exactly while packets are waiting."""
         self._packets.append(packet)
-        self._wake.send(b"\x00")
+        if len(self._packets) == 1:
+            self._wake.send(b"\x00")
 
     def fileno(self) -> int:
         return self._readable.fileno()
@@ -80,8 +82,10 @@ class FakeVrrpSocket:
     def receive(self) -> ReceivedPacket | None:
         if not self._packets:
             return None
-        self._readable.recv(1)
-        return self._packets.popleft()
+        packet = self._packets.popleft()
+        if not self._packets:
+            self._readable.recv(1)
+        return packet
 
     def send(self, payload: bytes, dst: IPAddress) -> None:
         self._segment.transmit(self, payload, dst)

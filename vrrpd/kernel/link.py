@@ -18,7 +18,7 @@ import struct
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
-from typing import NamedTuple
+from typing import NamedTuple, Self, cast
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
@@ -121,16 +121,12 @@ def source_address(infos: Iterable[AddressInfo], family: int) -> IPAddress | Non
 
 def ipv4_primary(name: str) -> IPv4Address | None:
     """The primary IPv4 address of ``name`` (see :func:`source_address`)."""
-    primary = source_address(addresses(name, 4), 4)
-    assert primary is None or isinstance(primary, IPv4Address)
-    return primary
+    return cast(IPv4Address | None, source_address(addresses(name, 4), 4))
 
 
 def ipv6_link_local(name: str) -> IPv6Address | None:
     """The usable IPv6 link-local address of ``name`` (see :func:`source_address`)."""
-    local = source_address(addresses(name, 6), 6)
-    assert local is None or isinstance(local, IPv6Address)
-    return local
+    return cast(IPv6Address | None, source_address(addresses(name, 6), 6))
 
 
 class LinkEvent(NamedTuple):
@@ -140,7 +136,36 @@ class LinkEvent(NamedTuple):
     up: bool
 
 
-class LinkWatcher:
+class RtnlClient:
+    """Owns one long-lived :class:`AsyncIPRoute` on the daemon's loop: ``open()`` /
+    ``close()`` or ``async with``."""
+
+    def __init__(self) -> None:
+        self._ipr: AsyncIPRoute | None = None
+
+    async def open(self) -> None:
+        self._ipr = AsyncIPRoute()
+
+    async def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def rtnl(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            raise RuntimeError(f"{type(self).__name__}.open() was not called")
+        return self._ipr
+
+
+class LinkWatcher(RtnlClient):
     """Reports interfaces going up or down from RTM_NEWLINK / RTM_DELLINK notifications.
 
     ``open()`` subscribes to RTMGRP_LINK and then dumps the current states, so nothing that
@@ -149,29 +174,17 @@ class LinkWatcher:
     """
 
     def __init__(self, ifnames: Iterable[str] | None = None) -> None:
+        super().__init__()
         self._names = frozenset(ifnames) if ifnames is not None else None
-        self._ipr: AsyncIPRoute | None = None
         self.states: dict[str, bool] = {}
 
     async def open(self) -> None:
-        self._ipr = AsyncIPRoute()
-        await self._ipr.bind(groups=RTMGRP_LINK)
-        async for msg in await self._ipr.link("dump"):
+        await super().open()
+        await self.rtnl.bind(groups=RTMGRP_LINK)
+        async for msg in await self.rtnl.link("dump"):
             event = self._event(msg)
             if event is not None:
                 self.states[event.ifname] = event.up
-
-    async def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
-
-    async def __aenter__(self) -> LinkWatcher:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def _event(self, msg: dict) -> LinkEvent | None:
         name = msg.get("ifname")
@@ -184,10 +197,9 @@ class LinkWatcher:
 
     async def events(self) -> AsyncIterator[LinkEvent]:
         """Yield a :class:`LinkEvent` each time a watched interface changes state."""
-        if self._ipr is None:
-            raise RuntimeError("LinkWatcher.open() was not called")
+        rtnl = self.rtnl
         while True:
-            async for msg in self._ipr.get():
+            async for msg in rtnl.get():
                 event = self._event(msg)
                 if event is not None and self.states.get(event.ifname) != event.up:
                     self.states[event.ifname] = event.up
