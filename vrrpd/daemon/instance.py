@@ -185,6 +185,7 @@ class InstanceDriver:
     def _transition(self, t: Transition) -> None:
         record = TransitionRecord(time.time(), t.old, t.new, t.reason)
         self.history.append(record)
+        self.counters["transitions"] += 1
         self.state_since = record.at
         level = logging.WARNING if t.new is State.FAULT else logging.INFO
         self.log.log(level, "%s -> %s: %s", t.old, t.new, t.reason)
@@ -249,6 +250,29 @@ class InstanceDriver:
         if self._announce is not None and not self._announce.done():
             self._announce.cancel()
         self._announce = None
+
+    async def reconfigure(self, cfg: InstanceConfig) -> None:
+        """Apply a changed configuration in place (same interface, VRID and version).
+
+        The state is kept; a master adds the new VIPs and removes the dropped ones, and nothing
+        else is touched (no VIP is removed and re-added).
+        """
+        old = self.cfg
+        self.cfg = cfg
+        self.router.params = self._params(cfg)
+        if cfg.priority != old.priority:
+            self.router.effective_priority = cfg.priority  # trackers re-apply their weights
+        if self.vips_held and cfg.vips != old.vips:
+            gone = [v for v in old.vips if v not in cfg.vips]
+            new = [v for v in cfg.vips if v not in old.vips]
+            if new:
+                await self.addresses.add(cfg.interface, new)
+                await self.announcer.send_burst(new, cfg.announce.count, cfg.announce.interval)
+            if gone:
+                await self.addresses.remove(cfg.interface, gone)
+            self.log.info("reload: VIPs added %s, removed %s", [str(v) for v in new],
+                          [str(v) for v in gone])
+        self._arm()
 
     # ---- lifecycle -----------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from vrrpd import __version__
+from vrrpd.config.loader import ConfigError, load_config
 from vrrpd.config.model import Config, InstanceConfig
+from vrrpd.control.registry import CommandError
 from vrrpd.control.server import ControlServer
 from vrrpd.daemon.eventlog import EventLog
 from vrrpd.daemon.groups import SyncGroup
@@ -64,6 +66,11 @@ def real_kernel() -> Kernel:
                   addresses=AddressManager(), announcer=Announcer, link_watcher=LinkWatcher)
 
 
+def _identity(cfg: InstanceConfig) -> tuple[object, ...]:
+    """What cannot change under a running virtual router."""
+    return cfg.interface, cfg.vrid, cfg.version, cfg.family
+
+
 class Daemon:
     """One vrrpd process: every configured instance, its sockets, trackers and state."""
 
@@ -79,6 +86,9 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self.events = EventLog()
         self.control: ControlServer | None = None
+        self.metrics: Any = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._stopping = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
         self._links: Any = None
@@ -105,6 +115,11 @@ class Daemon:
         self.control = ControlServer(self, self.config.control_socket,
                                      self.config.control_socket_group)
         await self.control.start()
+        if self.config.metrics is not None:
+            from vrrpd.daemon.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self.status, *self.config.metrics.listen)
+            await self.metrics.start()
         log.info("vrrpd %s started on node %s with %d instance(s)", __version__,
                  self.config.node, len(self.drivers))
         self.notifier.notify(READY=1, STATUS=self.summary())
@@ -117,18 +132,33 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         await self.start()
         await self._stopping.wait()
         await self.stop()
+
+    def _reload_on_signal(self) -> None:
+        async def run() -> None:
+            try:
+                await self.reload()
+            except CommandError as exc:
+                log.error("SIGHUP: %s", exc)
+
+        self._reload_task = asyncio.create_task(run())
 
     def request_stop(self) -> None:
         self._stopping.set()
 
     async def stop(self) -> None:
         """RFC 5798 §6.4.3 Shutdown: priority 0 from every master, then VIPs released."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.notifier.notify(STOPPING=1, STATUS="shutting down")
         if self.control is not None:
             await self.control.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.tracking is not None:
             await self.tracking.stop()
         if self._link_task is not None:
@@ -261,6 +291,59 @@ class Daemon:
         for name, d in self.drivers.items():
             by_state.setdefault(d.state, []).append(name)
         return "; ".join(f"{s.value} for {', '.join(n)}" for s, n in sorted(by_state.items()))
+
+    # ---- reload --------------------------------------------------------------------------
+
+    async def reload(self) -> dict[str, Any]:
+        """Hitless reload (SIGHUP, ``vrrpctl reload``): parse -> validate -> diff -> apply.
+
+        A bad file raises :class:`CommandError` and changes nothing.  Unchanged instances keep
+        their state; changed ones are updated in place (a master adds/removes only the VIPs that
+        changed); only a new interface, VRID or version restarts an instance.
+        """
+        try:
+            new = load_config(self.config.path)
+        except (ConfigError, OSError) as exc:
+            raise CommandError(f"configuration refused, still running the previous one: "
+                               f"{exc}") from None
+        old_by = {i.name: i for i in self.config.instances}
+        new_by = {i.name: i for i in new.instances}
+        changed = [n for n in old_by.keys() & new_by.keys() if old_by[n] != new_by[n]]
+        restart = [n for n in changed if _identity(old_by[n]) != _identity(new_by[n])]
+        removed = [n for n in old_by if n not in new_by]
+        added = [n for n in new_by if n not in old_by]
+        for name in removed + restart:
+            await self._remove_driver(name)
+        self.config = new
+        for name in changed:
+            if name not in restart:
+                await self.drivers[name].reconfigure(new_by[name])
+        started = [self._add_driver(new_by[n]) for n in added + restart]
+        await self._reconcile(tuple(d.cfg for d in started))
+        self._build_groups()
+        if self.tracking is not None:
+            await self.tracking.reload(new)
+            for name in self.drivers:
+                self.tracking.apply(name)
+        for driver in started:
+            driver.post(Startup())
+        result = {"added": added, "removed": removed, "restarted": restart,
+                  "updated": [n for n in changed if n not in restart],
+                  "unchanged": sorted(old_by.keys() & new_by.keys() - set(changed))}
+        log.info("configuration reloaded from %s: %s", new.path,
+                 ", ".join(f"{k} {v}" for k, v in result.items() if v and k != "unchanged")
+                 or "no instance changed")
+        self.events.record("reload", **result)
+        return result
+
+    async def _remove_driver(self, name: str) -> None:
+        driver = self.drivers.pop(name)
+        driver.post(Shutdown())
+        await driver.drain()
+        await driver.close()
+        endpoint = self._endpoint(driver.cfg.interface, driver.cfg.family)
+        endpoint.drivers.pop(driver.cfg.vrid, None)
+        self.hooks.pop(name, None)
 
     # ---- operator modes ------------------------------------------------------------------
 

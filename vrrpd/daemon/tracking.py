@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vrrpd.config.model import Config, InstanceConfig
+from vrrpd.config.model import Config, InstanceConfig, TrackConfig
 from vrrpd.proto.events import PriorityChanged
 from vrrpd.track.manager import TrackerSet
 from vrrpd.track.status import TrackStatus, effective_priority
@@ -26,9 +26,17 @@ class InstanceTracking:
         self.drivers = drivers
         self._post_fault = post_fault
         self._record = record
+        self.trackers = TrackerSet(self._used(config), self._on_status)
+
+    @staticmethod
+    def _used(config: Config) -> dict[str, TrackConfig]:
         used = {ref.name for cfg in config.instances for ref in cfg.track}
-        self.trackers = TrackerSet({n: t for n, t in config.tracks.items() if n in used},
-                                   self._on_status)
+        return {n: t for n, t in config.tracks.items() if n in used}
+
+    async def reload(self, config: Config) -> None:
+        """Unchanged trackers keep running (and keep their status)."""
+        self.config = config
+        await self.trackers.reload(self._used(config))
 
     def start(self) -> None:
         self.trackers.start()

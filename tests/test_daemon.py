@@ -1,0 +1,215 @@
+"""Two whole daemons in one event loop on an in-memory link (kernel fakes), real control socket.
+
+The lab tests prove the same against the kernel; these run in a second each and cover the
+runtime's own logic: reconcile, resign on shutdown, make-before-break demote, hitless reload,
+metrics, and the control socket's handling of bad clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from ipaddress import ip_address, ip_interface
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vrrpd.config.loader import load_config
+from vrrpd.daemon.runtime import Daemon, Kernel
+from vrrpd.kernel.fakes import (
+    FakeAddressManager,
+    FakeAnnouncer,
+    FakeLink,
+    FakeLinkWatcher,
+    FakeVrrpSocket,
+)
+from vrrpd.kernel.vrrp_socket import VRRP_GROUP
+from vrrpd.proto.events import State
+from vrrpd.proto.packet import decode
+
+VIP = "192.0.2.100/24"
+
+
+def write_config(tmp: Path, node: str, priority: int, top: dict[str, Any] | None = None,
+                 **extra: Any) -> Path:
+    instance = {"name": "web", "interface": "lo", "vrid": 51, "priority": priority,
+                "advert_interval": 0.05, "vips": [VIP], **extra}
+    doc = {"node": node, "control_socket": str(tmp / f"{node}.sock"),
+           "state_dir": str(tmp / node), "instances": [instance], **(top or {})}
+    path = tmp / f"{node}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class Node:
+    def __init__(self, link: FakeLink, tmp: Path, name: str, address: str, priority: int,
+                 log: list[tuple[str, str]]) -> None:
+        self.path = write_config(tmp, name, priority)
+        self.addresses = FakeAddressManager()
+        self.link = link
+        self.address = ip_address(address)
+        self.name = name
+        self.log = log
+        self.daemon: Daemon | None = None
+        add, remove = self.addresses.add, self.addresses.remove
+
+        async def logged_add(ifname: str, vips: Any) -> None:
+            await add(ifname, vips)
+            log.append((name, "add"))
+
+        async def logged_remove(ifname: str, vips: Any) -> None:
+            log.append((name, "remove"))
+            await remove(ifname, vips)
+
+        self.addresses.add = logged_add  # type: ignore[method-assign]
+        self.addresses.remove = logged_remove  # type: ignore[method-assign]
+
+    async def start(self) -> Daemon:
+        kernel = Kernel(open_socket=lambda ifname, family: FakeVrrpSocket(self.link,
+                                                                         self.address),
+                        group=VRRP_GROUP.__getitem__, addresses=self.addresses,
+                        announcer=FakeAnnouncer,
+                        link_watcher=lambda names: FakeLinkWatcher(dict.fromkeys(names, True)))
+        self.daemon = Daemon(load_config(self.path, check_interfaces=False), kernel)
+        await self.daemon.start()
+        return self.daemon
+
+    def holds(self) -> bool:
+        return ip_interface(VIP) in self.addresses.addresses["lo"]
+
+    def state(self) -> State:
+        assert self.daemon is not None
+        return self.daemon.drivers["web"].state
+
+
+async def until(predicate: Any, timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def ctl(node: Node, cmd: str, **args: Any) -> dict[str, Any]:
+    reader, writer = await asyncio.open_unix_connection(str(node.daemon.config.control_socket))
+    writer.write(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
+    reply = json.loads(await reader.readline())
+    writer.close()
+    return reply
+
+
+@pytest.mark.parametrize("scenario", ["elect", "shutdown", "demote", "reload", "control",
+                                      "metrics"])
+def test_daemon_pair(tmp_path: Path, scenario: str) -> None:
+    async def main() -> None:
+        link = FakeLink()
+        log: list[tuple[str, str]] = []
+        lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150, log)
+        lb2 = Node(link, tmp_path, "lb2", "192.0.2.12", 100, log)
+        # A VIP left behind by a crashed earlier run is removed at startup (reconcile).
+        lb1.addresses.addresses["lo"].add(ip_interface(VIP))
+        await lb1.start()
+        assert not lb1.holds()
+        await lb2.start()
+        await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP)
+        assert lb1.holds() and not lb2.holds()
+        try:
+            await SCENARIOS[scenario](lb1, lb2, link, log)
+        finally:
+            for n in (lb1, lb2):
+                if n.daemon is not None and n.daemon.control is not None:
+                    await n.daemon.stop()
+
+    asyncio.run(main())
+
+
+async def _elect(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    status = (await ctl(lb2, "status"))["result"]["instances"][0]
+    assert status["state"] == "BACKUP" and status["master"] == "192.0.2.11"
+    assert status["counters"]["adverts_received"] > 0 and status["dropped"] == {}
+
+
+async def _shutdown(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    """RFC 5798 §6.4.3: a stopping master sends exactly one priority-0 advert, then its VIPs go."""
+    before = len(link.sent)
+    await lb1.daemon.stop()
+    zero = [p for src, dst, p in link.sent[before:]
+            if src == lb1.address and decode(p, src, dst).priority == 0]
+    assert len(zero) == 1
+    assert not lb1.holds()
+    await until(lambda: lb2.holds())
+
+
+async def _demote(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    """Make-before-break: lb2 adds the VIP before lb1 removes it; lb1 stays BACKUP."""
+    log.clear()
+    reply = await ctl(lb1, "demote", instance="web")
+    assert reply["ok"], reply
+    assert log.index(("lb2", "add")) < log.index(("lb1", "remove"))
+    assert lb1.state() is State.BACKUP and lb2.holds() and not lb1.holds()
+    await asyncio.sleep(0.5)  # ten intervals: no preempting back
+    assert lb1.state() is State.BACKUP
+    assert json.loads((lb1.daemon.config.state_dir / "admin.json").read_text()) == {
+        "instances": {"web": "demoted"}}
+    await ctl(lb1, "resume", instance="web")
+    await until(lambda: lb1.holds() and not lb2.holds())
+
+
+async def _reload(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    """A reload that adds a VIP keeps the master master and never removes the old VIP."""
+    transitions = lb1.daemon.drivers["web"].counters["transitions"]
+    log.clear()
+    write_config(lb1.path.parent, "lb1", 150, vips=[VIP, "192.0.2.101/24"])
+    result = (await ctl(lb1, "reload"))["result"]
+    assert result["updated"] == ["web"]
+    assert ip_interface("192.0.2.101/24") in lb1.addresses.addresses["lo"] and lb1.holds()
+    assert ("lb1", "remove") not in log
+    assert lb1.daemon.drivers["web"].counters["transitions"] == transitions
+    # A broken file is refused with its error; the running configuration stays.
+    lb1.path.write_text(lb1.path.read_text().replace("vrid: 51", "vrid: 300"))
+    reply = await ctl(lb1, "reload")
+    assert not reply["ok"] and "vrid: 300 is outside 1..255" in reply["error"]
+    assert lb1.state() is State.MASTER and lb1.holds()
+
+
+async def _control(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    """Bad clients get an error or a closed connection; the daemon carries on."""
+    path = str(lb1.daemon.config.control_socket)
+    for raw in (b"not json\n", b'{"v": 1, "cmd": "nope"}\n', b"[1]\n", b"x" * 70000 + b"\n"):
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(raw)
+        reply = await reader.readline()
+        writer.close()
+        assert reply == b"" or not json.loads(reply)["ok"]
+    _idle_reader, idle = await asyncio.open_unix_connection(path)  # says nothing at all
+    assert (await ctl(lb1, "status", instance="nope"))["error"].startswith("unknown instance")
+    assert {c["name"] for c in (await ctl(lb1, "help"))["result"]["commands"]} >= {
+        "status", "demote", "promote", "resume", "maintenance", "reload", "events"}
+    events = (await ctl(lb1, "events"))["result"]["events"]
+    assert any(e["type"] == "transition" and e["new"] == "MASTER" for e in events)
+    idle.close()
+    assert lb1.state() is State.MASTER
+
+
+async def _metrics(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    """The Prometheus endpoint reports state, priority and advert counters per instance."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    await lb1.daemon.stop()
+    write_config(lb1.path.parent, "lb1", 150, top={"metrics": {"listen": f"127.0.0.1:{port}"}})
+    await lb1.start()
+    await until(lambda: lb1.state() is State.MASTER)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    assert body.startswith("HTTP/1.1 200 OK")
+    assert 'vrrpd_instance_state{instance="web",state="MASTER"} 1.0' in body
+    assert 'vrrpd_instance_effective_priority{instance="web"} 150.0' in body
+    assert "vrrpd_adverts_sent_total" in body
+
+
+SCENARIOS = {"elect": _elect, "shutdown": _shutdown, "demote": _demote, "reload": _reload,
+             "control": _control, "metrics": _metrics}
