@@ -8,7 +8,9 @@ metrics, and the control socket's handling of bad clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import socket
 from ipaddress import ip_address, ip_interface
 from pathlib import Path
@@ -213,3 +215,47 @@ async def _metrics(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
 
 SCENARIOS = {"elect": _elect, "shutdown": _shutdown, "demote": _demote, "reload": _reload,
              "control": _control, "metrics": _metrics}
+
+
+def test_systemd_notify_ready_status_and_watchdog(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """sd_notify(3): READY=1 with a STATUS line once started, then WATCHDOG=1 pings."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(2)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+
+    async def main() -> list[str]:
+        node = Node(FakeLink(), tmp_path, "lb1", "192.0.2.11", 150, [])
+        daemon = await node.start()
+        await until(lambda: node.state() is State.MASTER)
+        await asyncio.sleep(0.25)
+        await daemon.stop()
+        messages = []
+        notify.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                messages.append(notify.recv(4096).decode())
+        return messages
+
+    messages = asyncio.run(main())
+    assert any(m.startswith("READY=1\nSTATUS=") for m in messages), messages
+    assert "WATCHDOG=1" in messages
+    assert "STATUS=MASTER for web" in messages
+    assert any(m.startswith("STOPPING=1") for m in messages)
+
+
+def test_json_log_lines_carry_the_instance_context() -> None:
+    from vrrpd.daemon.logs import InstanceLog, JsonFormatter
+
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("vrrpd.test-json")
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    InstanceLog(logger, instance="web", interface="eth0", vrid=51, version=3).warning("boom")
+    doc = json.loads(JsonFormatter().format(records[0]))
+    assert doc["msg"] == "[eth0 vrid=51 v3 web] boom"
+    assert (doc["instance"], doc["interface"], doc["vrid"], doc["level"]) == (
+        "web", "eth0", 51, "warning")
