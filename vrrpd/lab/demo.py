@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
          "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
 CLIENT = ("client", "192.0.2.50/24", "2001:db8::50/64")
 INTERVAL = 0.1
+PAUSE = 1.5  # seconds between demo steps, so a human can follow
 
 
 def say(msg: str) -> None:
@@ -55,10 +57,7 @@ def down(quiet: bool = False) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
         Namespace(name).delete()
-    if RUN.exists():
-        for f in RUN.iterdir():
-            f.unlink()
-        RUN.rmdir()
+    shutil.rmtree(RUN, ignore_errors=True)
     if not quiet:
         say(f"lab removed ({len(names)} namespace(s))" if names else "no lab was running")
 
@@ -133,14 +132,17 @@ def demo(keep: bool) -> None:
         say(f"{m} is MASTER and holds {VIP} (elected in {took:.2f}s)")
         show()
         other = "lb2" if m == "lb1" else "lb1"
+        time.sleep(PAUSE)
         say(f"pulling {m}'s cable (switch port down)...")
         lab.set_link(m, False)
         new, took = wait_master(exclude=m)
         say(f"{new} took over {VIP} after {took * 1000:.0f} ms")
+        time.sleep(PAUSE)
         say(f"plugging {m} back in: it has the higher priority and preempts back")
         lab.set_link(m, True)
         back, took = wait_master(exclude=other)
         say(f"{back} is MASTER again after {took * 1000:.0f} ms")
+        time.sleep(PAUSE)
         say(f"stopping vrrpd on {back} (SIGTERM: it resigns with a priority-0 advert)")
         for pid in subprocess.run(["ip", "netns", "pids", lab.nodes[back].ns.name],
                                   capture_output=True, text=True).stdout.split():
