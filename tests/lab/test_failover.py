@@ -72,46 +72,53 @@ def _elect(pair: Pair, vip: str, name: str = "web") -> None:
     wait_for(lambda: pair.holders(vip) == ["lb1"], 5, f"{vip} on lb1 only")
 
 
+def _cut(pair: Pair) -> None:
+    pair.lab.set_link("lb1", False)
+
+
+def _uncut(pair: Pair) -> None:
+    # lb1 saw its carrier go and released the VIP: exactly one holder.
+    wait_for(lambda: pair.holders(VIP4) == ["lb2"], 2, "lb1 to release the VIP")
+    pair.lab.set_link("lb1", True)
+
+
+def _terminate(pair: Pair) -> None:
+    pair.lb1.send_signal(signal.SIGTERM)
+
+
+def _restart(pair: Pair) -> None:
+    assert pair.lb1.proc is not None and pair.lb1.proc.wait(10) == 0
+    assert pair.holders(VIP4) == ["lb2"], "lb1 must release its VIP on SIGTERM"
+    pair.lb1.start()
+
+
+# fault name -> (inject, restore, the RFC timer that bounds the takeover)
+FAULTS = {
+    "port down": (_cut, _uncut, master_down_interval),
+    "SIGTERM": (_terminate, _restart, skew_time),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("version,interval", [(3, 0.1), (3, 1.0), (2, 1.0)])
-def test_port_down_takeover_within_master_down_interval(pair_factory: Any, version: int,
-                                                        interval: float) -> None:
+def test_takeover_within_rfc_timer_then_preempt_back(pair_factory: Any, fault: str,
+                                                     version: int, interval: float) -> None:
+    """Port down: Master_Down_Interval + 100 ms; SIGTERM (priority 0): Skew_Time + 100 ms."""
+    inject, restore, timer = FAULTS[fault]
     pair = pair_factory(lambda prio: [instance("web", 51, prio, interval, [VIP4],
                                                version=version)])
     _elect(pair, VIP4)
     time.sleep(interval * 2)  # let lb2 learn the master's interval
-    pair.lab.set_link("lb1", False)
     start = time.monotonic()
+    inject(pair)
     wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
     took = time.monotonic() - start
-    bound = master_down_interval(version, 100, round(interval * 100)) + SLACK
-    print(f"v{version} {interval}s port down: lb2 holds the VIP after {took * 1000:.0f} ms "
+    bound = timer(version, 100, round(interval * 100)) + SLACK
+    print(f"v{version} {interval}s {fault}: lb2 holds the VIP after {took * 1000:.0f} ms "
           f"(bound {bound * 1000:.0f} ms)")
     assert took <= bound
-    # lb1 saw its carrier go and released the VIP: exactly one holder.
-    wait_for(lambda: pair.holders(VIP4) == ["lb2"], 2, "lb1 to release the VIP")
-    pair.lab.set_link("lb1", True)
-    # Preempt: lb1 (150) takes the VIP back once its port is up again.
-    wait_for(lambda: pair.holders(VIP4) == ["lb1"], 6 * interval + 3, "lb1 to preempt back")
-
-
-@pytest.mark.parametrize("version,interval", [(3, 0.1), (3, 1.0), (2, 1.0)])
-def test_sigterm_takeover_within_skew_time(pair_factory: Any, version: int,
-                                           interval: float) -> None:
-    pair = pair_factory(lambda prio: [instance("web", 51, prio, interval, [VIP4],
-                                               version=version)])
-    _elect(pair, VIP4)
-    time.sleep(interval * 2)
-    start = time.monotonic()
-    pair.lb1.send_signal(signal.SIGTERM)
-    wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
-    took = time.monotonic() - start
-    bound = skew_time(version, 100, round(interval * 100)) + SLACK
-    print(f"v{version} {interval}s SIGTERM: lb2 holds the VIP after {took * 1000:.0f} ms "
-          f"(bound {bound * 1000:.0f} ms)")
-    assert took <= bound
-    assert pair.lb1.proc is not None and pair.lb1.proc.wait(10) == 0
-    assert pair.holders(VIP4) == ["lb2"], "lb1 must release its VIP on SIGTERM"
-    pair.lb1.start()
+    restore(pair)
+    # Preempt: lb1 (150) takes the VIP back.
     wait_for(lambda: pair.holders(VIP4) == ["lb1"], 6 * interval + 3, "lb1 to preempt back")
 
 
