@@ -177,6 +177,8 @@ class Daemon:
             await hook.close()
         for endpoint in self.endpoints.values():
             endpoint.close()
+        for announcer in self.announcers.values():
+            announcer.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self.kernel.addresses.close()
@@ -204,6 +206,8 @@ class Daemon:
             for (name, _family), endpoint in self.endpoints.items():
                 if name == ifname:
                     endpoint.refresh()
+            with contextlib.suppress(OSError):  # a MAC or link-local may have changed
+                self.announcers[ifname].refresh_addresses()
             log.info("[%s] link up: instances %s leave FAULT", ifname, ", ".join(names))
         else:
             log.warning("[%s] link down: instances %s go to FAULT until it comes back",
