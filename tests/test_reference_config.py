@@ -1,0 +1,102 @@
+"""The PACS reference deployment (etc/haproxy, etc/vrrpd/lb1.yaml, lb2.yaml) is valid and coherent.
+
+The files are meant for other hosts, so interfaces are not checked; what is checked is what
+breaks a real pair: HAProxy refusing its file, a node's vrrpd refusing its config, the two
+nodes disagreeing on the virtual router, the sync peers not pointing at each other, and the
+trackers checking ports HAProxy does not listen on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from vrrpd.config.loader import load_config
+from vrrpd.config.model import Config
+
+REPO = Path(__file__).resolve().parents[1]
+HAPROXY_CFG = REPO / "etc/haproxy/haproxy.cfg"
+NODES = ("lb1", "lb2")
+
+
+@pytest.fixture(scope="module")
+def configs() -> dict[str, Config]:
+    return {n: load_config(REPO / f"etc/vrrpd/{n}.yaml", check_interfaces=False) for n in NODES}
+
+
+def haproxy_lines(keyword: str) -> list[str]:
+    """The arguments of every ``keyword`` line in haproxy.cfg (comments stripped)."""
+    lines = (line.split("#", 1)[0].split() for line in HAPROXY_CFG.read_text().splitlines())
+    return [" ".join(words[1:]) for words in lines if words and words[0] == keyword]
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+@pytest.mark.parametrize("node", NODES)
+def test_haproxy_accepts_the_file_with_no_warning(node: str) -> None:
+    # -L names the local peer (the file holds none: it is synced between the nodes);
+    # -dW makes any warning fatal.  -c parses and checks without binding anything.
+    done = subprocess.run(["haproxy", "-dW", "-c", "-f", str(HAPROXY_CFG), "-L", node],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_haproxy_peers_are_the_two_nodes(configs: dict[str, Config]) -> None:
+    peers = {line.split()[0]: line.split()[1].rsplit(":", 1)[0] for line in haproxy_lines("peer")}
+    assert peers == {n: configs[n].sync.listen[0] for n in NODES}  # type: ignore[union-attr]
+
+
+def test_both_nodes_run_the_same_virtual_router(configs: dict[str, Config]) -> None:
+    lb1, lb2 = (configs[n].instances for n in NODES)
+    assert [(i.name, i.vrid, i.version, i.vips, i.interface) for i in lb1] == \
+           [(i.name, i.vrid, i.version, i.vips, i.interface) for i in lb2]
+    for a, b in zip(lb1, lb2, strict=True):
+        assert a.priority > b.priority, "lb1 is the preferred master"
+        # Everything but the priority must match, or a failover changes behaviour.
+        assert a.advert_interval_cs == b.advert_interval_cs
+        assert (a.preempt, a.preempt_delay, a.track) == (b.preempt, b.preempt_delay, b.track)
+    assert configs["lb1"].tracks == configs["lb2"].tracks
+    assert [c.node for c in configs.values()] == list(NODES)
+
+
+def test_sync_peers_point_at_each_other(configs: dict[str, Config]) -> None:
+    s1, s2 = (configs[n].sync for n in NODES)
+    assert s1 is not None and s2 is not None
+    assert s1.peers == (s2.listen,) and s2.peers == (s1.listen,)
+    assert s1.listen != s2.listen
+    same = ("cert", "files", "validate", "reload", "instance", "source")
+    assert {k: getattr(s1, k) for k in same} == {k: getattr(s2, k) for k in same}
+    assert s1.files == (Path("/etc/haproxy/haproxy.cfg"),)
+
+
+def test_haproxy_binds_every_vip_and_every_tracked_port(configs: dict[str, Config]) -> None:
+    binds = {b.split()[0] for b in haproxy_lines("bind")}
+    vips = {str(v.ip) for i in configs["lb1"].instances for v in i.vips}
+    assert vips == {b.rsplit(":", 1)[0] for b in binds} - {"127.0.0.1"}
+    for track in configs["lb1"].tracks.values():
+        if track.type.value == "tcp":
+            assert f"{track.options['host']}:{track.options['port']}" in binds, track.name
+        elif track.type.value == "http":
+            url = urlsplit(str(track.options["url"]))
+            assert f"{url.hostname}:{url.port or 80}" in binds, track.name
+            assert url.path in haproxy_lines("monitor-uri")
+        elif track.type.value == "haproxy":
+            assert str(track.options["pidfile"]) in haproxy_lines("pidfile")
+            assert any(s.split()[:2] == ["socket", str(track.options["socket"])]
+                       for s in haproxy_lines("stats"))
+
+
+def test_placeholder_fingerprints_are_all_zeros(configs: dict[str, Config]) -> None:
+    # Shipping a real fingerprint would be a key in the repository; zeros match no certificate.
+    for c in configs.values():
+        assert c.sync is not None and c.sync.peer_fingerprints == ("0" * 64,)
+
+
+def test_sysctl_allows_binding_the_vip_on_the_backup() -> None:
+    text = (REPO / "etc/sysctl.d/60-vrrpd.conf").read_text()
+    settings = dict(re.findall(r"^\s*([\w.]+)\s*=\s*(\S+)", text, re.M))
+    assert settings == {"net.ipv4.ip_nonlocal_bind": "1", "net.ipv6.ip_nonlocal_bind": "1"}
