@@ -106,6 +106,7 @@ class InstanceDriver:
         self._queue: asyncio.Queue[Action] = asyncio.Queue()
         self._worker = self._loop.create_task(self._work(), name=f"vrrp-{cfg.name}")
         self._announce: asyncio.Task[None] | None = None
+        self._reclaimed_at = -float("inf")  # last re-announce after a dual master
 
     @property
     def name(self) -> str:
@@ -145,13 +146,37 @@ class InstanceDriver:
                 f"checksum in {adv.checksum_form} form, v3_checksum is "
                 f"{self.cfg.v3_checksum}; set v3_checksum: auto to accept both")])
             return
+        was_master = self.router.state is State.MASTER
         actions = self.post(AdvertReceived(adv, source))
+        if (was_master and adv.priority and self.router.state is State.MASTER
+                and not any(isinstance(a, Dropped) for a in actions)):
+            self._reclaim(source)
         if (v3_ipv4 and self.cfg.v3_checksum is ChecksumMode.AUTO
                 and not any(isinstance(a, Dropped) for a in actions)
                 and adv.checksum_form is not self.send_form):
             self.log.info("peer %s uses the %s checksum form; sending it too (v3_checksum: auto)",
                           source, adv.checksum_form)
             self.send_form = adv.checksum_form
+
+    def _reclaim(self, source: IPAddress) -> None:
+        """Re-announce our VIPs after hearing another router acting as master for them.
+
+        Two masters at once (a partition that healed, or a peer that could not read our
+        adverts - keepalived 2.2 drops VRRPv3 adverts in the RFC 9568 checksum form that
+        ``v3_checksum: auto`` sends until it hears the peer) means the other one added our VIPs
+        and sent gratuitous ARPs / NAs for them: hosts now send VIP traffic to its MAC.  It
+        steps down on our answer (RFC 9568 §6.4.3) and drops the VIPs, but nothing tells the
+        hosts to come back, so they black-hole the VIPs until their caches expire.  We announce
+        again (a burst now and, if still master, the usual repeat), at most once per
+        Master_Down_Interval, like keepalived's ``garp_lower_prio_repeat``.
+        """
+        now = self._loop.time()
+        if now - self._reclaimed_at < self.router.master_down_interval():
+            return
+        self._reclaimed_at = now
+        self.counters["dual_master_reclaims"] += 1
+        self.log.warning("%s is also acting as master; announcing the VIPs again", source)
+        self._dispatch([Announce()])
 
     def _on_timer(self) -> None:
         self._timer = None
