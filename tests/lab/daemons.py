@@ -38,6 +38,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
     return time.monotonic() - start
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
+              timeout: float = 10) -> int:
+    """Send ``sig`` to a daemon that is still running, wait for it (SIGKILL after
+    ``timeout`` seconds) and return its exit status; 0 if it never started."""
+    if proc is None:
+        return 0
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)  # `ip netns exec` execs the daemon: the Popen pid is the daemon
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 class AddressProbe:
     """A netlink socket in ``node``'s namespace: which addresses does its interface hold?"""
 
@@ -118,14 +134,7 @@ class Vrrpd:
         os.kill(self.proc.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return terminate(self.proc, sig, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

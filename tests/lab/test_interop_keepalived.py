@@ -1,0 +1,266 @@
+"""vrrpd and keepalived 2.2 as the two routers of one virtual router (issue: conformance).
+
+Every case runs one vrrpd and one keepalived on a namespace switch, in both roles (the higher
+priority, 150, is master; the other, 100, backup), for VRRPv2, VRRPv3 over IPv4 and VRRPv3 over
+IPv6.  It checks RFC 5798 §6.4 from the outside:
+
+* election: the higher priority is master, the other backup, exactly one holds the VIPs;
+* the master stops (SIGTERM: it sends priority 0, §6.4.3) -> the backup holds the VIPs within
+  Skew_Time + 100 ms (§6.4.2: "Set the Master_Down_Timer to Skew_Time");
+* the master's switch port goes down -> the backup holds the VIPs within Master_Down_Interval
+  + 100 ms (§6.4.2: "If the Master_Down_Timer fires");
+* the old master comes back and preempts (§6.4.2, Preempt_Mode True);
+* keepalived never complains about vrrpd's adverts (checksum, TTL, version, interval,
+  address list), except that keepalived 2.2.7, which checks only the pseudo-header form of the
+  VRRPv3 IPv4 checksum, drops the RFC 9568-form adverts vrrpd sends (``v3_checksum: auto``)
+  until vrrpd hears keepalived once.  That costs one short dual-master episode when vrrpd is
+  the master and keepalived joins later; vrrpd then re-announces the VIPs so hosts do not keep
+  sending to keepalived's MAC (:func:`test_late_keepalived_backup_does_not_keep_arp_caches`).
+
+Takeover times are printed as ``INTEROP ...`` lines (run pytest with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from daemons import AddressProbe, Vrrpd, wait_for
+from keepalived import Keepalived
+
+from vrrpd.lab.netns import Topology
+from vrrpd.proto.timers import master_down_interval, skew_time
+
+SLACK = 0.1  # the issue's allowance on top of the RFC timers
+HIGH, LOW = 150, 100
+VRID = 51
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """One protocol variant: VRRP version, address family, interval and VIP list."""
+
+    name: str
+    version: int
+    interval: float
+    vips: tuple[str, ...]
+
+    @property
+    def interval_cs(self) -> int:
+        return round(self.interval * 100)
+
+    @property
+    def probe_vip(self) -> str:
+        return self.vips[-1]
+
+
+FLAVOURS = [
+    Flavour("v2-ipv4", 2, 1.0, ("192.0.2.100/24",)),
+    Flavour("v3-ipv4", 3, 0.1, ("192.0.2.100/24",)),
+    # RFC 5798 §5.2.9: the first IPv6 address is the link-local one.
+    Flavour("v3-ipv6", 3, 0.1, ("fe80::100/64", "2001:db8::100/64")),
+]
+
+
+class Peers:
+    """vrrpd on lb1 and keepalived on lb2; ``vrrpd_master`` says who gets priority 150."""
+
+    def __init__(self, lab: Topology, tmp: Path, flavour: Flavour, vrrpd_master: bool) -> None:
+        self.lab = lab
+        self.flavour = flavour
+        self.vrrpd_master = vrrpd_master
+        vrrpd_prio, ka_prio = (HIGH, LOW) if vrrpd_master else (LOW, HIGH)
+        self.vrrpd = Vrrpd(lab.nodes["lb1"], tmp, [{
+            "name": "web", "interface": "eth0", "vrid": VRID, "priority": vrrpd_prio,
+            "version": flavour.version, "advert_interval": flavour.interval,
+            "vips": list(flavour.vips)}])
+        self.keepalived = Keepalived(lab.nodes["lb2"], tmp, vrid=VRID, priority=ka_prio,
+                                     interval=flavour.interval, vips=list(flavour.vips),
+                                     version=flavour.version)
+        self.probe = {n: AddressProbe(lab.nodes[n]) for n in ("lb1", "lb2")}
+        self.master_node, self.backup_node = ("lb1", "lb2") if vrrpd_master else ("lb2", "lb1")
+
+    def holders(self) -> list[str]:
+        return [n for n, p in self.probe.items() if p.has(self.flavour.probe_vip)]
+
+    def start_master(self) -> None:
+        if self.vrrpd_master:
+            self.vrrpd.start()
+            self.vrrpd.wait_state("web", "MASTER")
+        else:
+            self.keepalived.start().wait_state("MASTER")
+
+    def start_backup(self) -> None:
+        if self.vrrpd_master:
+            self.keepalived.start()
+        else:
+            self.vrrpd.start()
+
+    def elect(self) -> None:
+        """Master side first, then the backup; wait for one master and one holder.
+
+        A keepalived backup that cannot read vrrpd's adverts becomes master after its
+        Master_Down_Interval, so that long must pass before the election counts as settled.
+        """
+        self.start_master()
+        self.start_backup()
+        if self.vrrpd_master:
+            f = self.flavour
+            time.sleep(master_down_interval(f.version, LOW, f.interval_cs) + 2 * f.interval)
+        wait_for(lambda: self.keepalived.state() == ("BACKUP" if self.vrrpd_master
+                                                     else "MASTER")
+                 and self.vrrpd.state("web") == ("MASTER" if self.vrrpd_master else "BACKUP")
+                 and self.holders() == [self.master_node], 10,
+                 f"{self.master_node} to be the only master and VIP holder", poll=0.01)
+        # The backup has heard the master for a few intervals: it knows its interval (v3).
+        time.sleep(3 * self.flavour.interval)
+        assert self.holders() == [self.master_node]
+
+    def stop_master(self) -> None:
+        (self.vrrpd.send_signal if self.vrrpd_master else self.keepalived.send_signal)(
+            signal.SIGTERM)
+
+    def close(self) -> None:
+        self.keepalived.stop()
+        self.vrrpd.stop()
+        for p in self.probe.values():
+            p.close()
+
+
+@pytest.fixture
+def peers_factory(two_nodes: Topology, tmp_path: Path) -> Iterator[type[Peers]]:
+    made: list[Peers] = []
+
+    def make(flavour: Flavour, vrrpd_master: bool) -> Peers:
+        made.append(Peers(two_nodes, tmp_path, flavour, vrrpd_master))
+        return made[-1]
+
+    yield make  # type: ignore[misc]
+    for peers in made:
+        peers.close()
+        print(f"---- vrrpd log ----\n{peers.vrrpd.log()[-3000:]}")
+        print(f"---- keepalived log ----\n{peers.keepalived.log()[-3000:]}")
+
+
+def _role(vrrpd_master: bool) -> str:
+    return "vrrpd-master" if vrrpd_master else "keepalived-master"
+
+
+def _check_complaints(peers: Peers, converged_at: int) -> None:
+    """keepalived must not object to vrrpd's adverts once they have heard each other.
+
+    Before that, the only objection allowed is keepalived 2.2.7's "Invalid VRRPv3 checksum"
+    for vrrpd's RFC 9568-form VRRPv3 IPv4 adverts (``v3_checksum: auto``), and only while
+    vrrpd is the master that keepalived has never been heard by.
+    """
+    before = peers.keepalived.complaints(0, converged_at)
+    after = peers.keepalived.complaints(converged_at)
+    assert after == [], f"keepalived complains about vrrpd's adverts: {after}"
+    f = peers.flavour
+    what = sorted({line.split(": ", 1)[-1] for line in before})
+    print(f"INTEROP {f.name} {_role(peers.vrrpd_master)}: keepalived complained "
+          f"{len(before)} time(s) before convergence: {what}")
+    if f.name != "v3-ipv4" or not peers.vrrpd_master:
+        assert before == []
+    else:
+        assert all("Invalid VRRPv3 checksum" in line for line in before), before
+        # At most the adverts of one Master_Down_Interval of keepalived (plus one in flight).
+        bound = master_down_interval(3, LOW, f.interval_cs) / f.interval + 2
+        assert len(before) <= bound
+
+
+@pytest.mark.parametrize("fault", ["sigterm", "port-down"])
+@pytest.mark.parametrize("vrrpd_master", [False, True], ids=_role)
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
+def test_keepalived_peer(peers_factory: type[Peers], flavour: Flavour, vrrpd_master: bool,
+                         fault: str) -> None:
+    """Election, takeover within the RFC 5798 §6.4.2 bound, preempt back, no complaints.
+
+    SIGTERM: the master sends priority 0, so the backup takes over after Skew_Time
+    ("If the Priority in the ADVERTISEMENT is zero, then: Set the Master_Down_Timer to
+    Skew_Time").  Port down: no more adverts, so it takes over after Master_Down_Interval.
+    """
+    peers = peers_factory(flavour, vrrpd_master)
+    peers.elect()
+    converged_at = len(peers.keepalived.log())
+    backup = peers.backup_node
+    start = time.monotonic()
+    if fault == "sigterm":
+        peers.stop_master()
+        bound = skew_time(flavour.version, LOW, flavour.interval_cs) + SLACK
+    else:
+        peers.lab.set_link(peers.master_node, False)
+        bound = master_down_interval(flavour.version, LOW, flavour.interval_cs) + SLACK
+    wait_for(lambda: peers.probe[backup].has(flavour.probe_vip), 10,
+             f"{backup} to hold the VIPs")
+    took = time.monotonic() - start
+    taker = "keepalived" if vrrpd_master else "vrrpd"
+    print(f"INTEROP {flavour.name} {_role(vrrpd_master)} {fault.upper()} -> {taker} took over "
+          f"in {took * 1000:.0f} ms (bound {bound * 1000:.0f} ms)")
+    assert took <= bound
+    # The old master let go: exactly one holder (SIGTERM releases, a dead port means FAULT).
+    wait_for(lambda: peers.holders() == [backup], 3, f"{backup} to be the only holder")
+
+    # Preempt back: the old master returns with the higher priority.
+    if fault == "sigterm":
+        old = peers.vrrpd if vrrpd_master else peers.keepalived
+        assert old.proc is not None and old.proc.wait(10) == 0
+        old.start()
+    else:
+        peers.lab.set_link(peers.master_node, True)
+    wait_for(lambda: peers.holders() == [peers.master_node], 6 * flavour.interval + 5,
+             f"{peers.master_node} to preempt back")
+    wait_for(lambda: peers.vrrpd.state("web") == ("MASTER" if vrrpd_master else "BACKUP"), 3,
+             "vrrpd to settle", poll=0.01)
+    time.sleep(3 * flavour.interval)
+    assert peers.holders() == [peers.master_node]
+    assert peers.keepalived.state() == ("BACKUP" if vrrpd_master else "MASTER")
+    status = peers.vrrpd.instance("web")
+    assert status["dropped"] == {}, status["dropped"]
+    _check_complaints(peers, converged_at)
+
+
+def _neighbour_mac(lab: Topology, node: str, address: str) -> str | None:
+    out = lab.nodes[node].ns.run(["ip", "-j", "neigh", "show", address, "dev", "eth0"]).stdout
+    entries = json.loads(out or "[]")
+    return entries[0].get("lladdr") if entries else None
+
+
+def test_late_keepalived_backup_does_not_keep_arp_caches(peers_factory: type[Peers]) -> None:
+    """vrrpd (150) is master with ``v3_checksum: auto`` and keepalived (100) joins later.
+
+    keepalived 2.2.7 drops vrrpd's first VRRPv3 adverts (RFC 9568 checksum form), so after its
+    Master_Down_Interval it becomes master too and sends gratuitous ARPs for the VIP.  vrrpd
+    answers (RFC 9568 §6.4.3), hears the pseudo-header form and switches to it; keepalived
+    steps down.  A host that believed keepalived's gratuitous ARP must end up sending to
+    vrrpd's MAC again, so vrrpd re-announces (RFC 5798 §6.4.1: hosts learn the VIP's MAC from
+    the master's gratuitous ARP).
+    """
+    flavour = FLAVOURS[1]
+    peers = peers_factory(flavour, vrrpd_master=True)
+    client = peers.lab.add_node("lb3", "192.0.2.13/24", "2001:db8::13/64")
+    client.ns.sysctl("net.ipv4.conf.eth0.arp_accept", 1)  # learn from gratuitous ARP
+    vip = flavour.vips[0].split("/")[0]
+    macs = {n: json.loads(peers.lab.nodes[n].ns.run(["ip", "-j", "link", "show", "eth0"])
+                          .stdout)[0]["address"] for n in ("lb1", "lb2")}
+    peers.start_master()
+    time.sleep(2.5)  # vrrpd's own announcements (burst + repeat 2 s later) are all out
+    peers.start_backup()
+    # keepalived's detour through MASTER is over ...
+    wait_for(lambda: peers.keepalived.state() == "BACKUP"
+             and "Entering MASTER" in peers.keepalived.log(), 5,
+             "keepalived's dual-master episode", poll=0.01)
+    time.sleep(2.5)  # ... and so are keepalived's gratuitous ARPs and vrrpd's answer to them
+    seen = _neighbour_mac(peers.lab, "lb3", vip)
+    counters = peers.vrrpd.instance("web")["counters"]
+    print(f"INTEROP v3-ipv4 late keepalived backup: dual-master episode, vrrpd re-announced "
+          f"{counters.get('dual_master_reclaims', 0)} time(s); client's ARP entry for {vip} "
+          f"-> {seen} (vrrpd {macs['lb1']}, keepalived {macs['lb2']})")
+    assert peers.holders() == ["lb1"]
+    assert seen == macs["lb1"]
+    assert peers.vrrpd.instance("web")["checksum_form"] == "pseudo-header"
