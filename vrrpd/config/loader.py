@@ -1,21 +1,28 @@
 """``vrrpd.yaml`` -> :class:`~vrrpd.config.model.Config`, validated; errors via ConfigError.
 
-The schema is the public contract documented in README.md ("Configuration").
+The schema is the public contract documented in README.md ("Configuration").  The first
+mistake found is raised, naming file, line, key path and reason, e.g.
+``/etc/vrrpd/vrrpd.yaml:12: instances[0].vrid: 300 is outside 1..255``.
 """
 
 from __future__ import annotations
 
 import re
 import socket
-from ipaddress import IPv4Interface, IPv6Interface, ip_address, ip_interface
+from collections.abc import Callable
+from ipaddress import ip_address, ip_interface
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
     AnnounceConfig,
     ChecksumMode,
     Config,
     InstanceConfig,
+    IPAddress,
+    IPInterface,
     MetricsConfig,
     SyncConfig,
     SyncGroupConfig,
@@ -23,91 +30,96 @@ from vrrpd.config.model import (
     TrackRef,
     TrackType,
 )
-from vrrpd.config.source import ConfigError, Section, Source, in_range
+from vrrpd.config.schema import (
+    Section,
+    Source,
+    Value,
+    absolute_path,
+    check_name,
+    endpoint,
+    in_range,
+    number,
+    one_of,
+    refuse_duplicates,
+)
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 TRACK_FLOOR = 0.05  # seconds; the shortest tracker interval
-
-
-def _name(v: str) -> str | None:
-    return None if NAME.match(v) else f"{v!r} may only use letters, digits, '_', '.', '-'"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
+OPTIONAL_STR = (str, type(None))
+T = TypeVar("T")
+TOP_LEVEL_KEYS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",
+                  "instances", "tracks", "sync_groups", "sync", "metrics")
 
 
 def load_config(path: Path | str, *, check_interfaces: bool = True) -> Config:
+    """Read and validate ``path``.  OSError (missing, unreadable) passes through."""
     path = Path(path)
-    return parse_config(path.read_text(), path, check_interfaces=check_interfaces)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, "", f"not UTF-8 text (byte {exc.start})") from None
+    return parse_config(text, path, check_interfaces=check_interfaces)
 
 
 def parse_config(text: str, path: Path, *, check_interfaces: bool = True) -> Config:
+    """Validate ``text`` (the contents of ``path``, which errors name).
+
+    ``check_interfaces`` False skips checking that instance and tracker interfaces exist, for
+    checking a file meant for another host.
+    """
     src = Source(text, path)
-    top = Section(src, src.data if src.data is not None else {}, "")
-    node = top.take("node", str, socket.gethostname())
-    control = Path(top.take("control_socket", str, "/run/vrrpd/vrrpd.sock"))
-    group = top.take("control_socket_group", (str, type(None)), None)
-    state_dir = Path(top.take("state_dir", str, "/var/lib/vrrpd"))
-    log_format = top.take("log_format", str, "text",
-                          lambda v: None if v in ("text", "json") else "must be text or json")
-    tracks = _tracks(top.section("tracks")) if top.has("tracks") else {}
-    instances = tuple(_instance(src, p, item, tracks, check_interfaces)
-                      for p, item in top.items("instances"))
-    if not instances:
+    top = Section(src.root())
+    top.only(TOP_LEVEL_KEYS)  # first: a misspelt `tracks:` would confuse every later error
+    tracks = _tracks(top.section("tracks"), check_interfaces) if top.has("tracks") else {}
+    items = top.items("instances")
+    if not items:
         raise top.error("instances", "at least one instance is required")
-    _unique(top, instances)
-    groups = _sync_groups(top, instances) if top.has("sync_groups") else ()
-    sync = _sync(top.section("sync"), instances) if top.has("sync") else None
-    metrics = None
-    if top.has("metrics"):
-        m = top.section("metrics")
-        metrics = MetricsConfig(_endpoint(m, "listen"))
-        m.done()
+    instances = tuple(_instance(Section(v), tracks, check_interfaces) for v in items)
+    _refuse_clashes(items, instances)
+    config = Config(
+        path=path,
+        node=top.take("node", str, socket.gethostname(), check_name),
+        control_socket=top.take("control_socket", str, Path("/run/vrrpd/vrrpd.sock"),
+                                absolute_path),
+        control_socket_group=top.take("control_socket_group", OPTIONAL_STR, None),
+        state_dir=top.take("state_dir", str, Path("/var/lib/vrrpd"), absolute_path),
+        log_format=top.take("log_format", str, "text", one_of("text", "json")),
+        instances=instances,
+        tracks=tracks,
+        sync_groups=_sync_groups(top.section("sync_groups"), instances)
+        if top.has("sync_groups") else (),
+        sync=_sync(top.section("sync"), instances) if top.has("sync") else None,
+        metrics=_metrics(top.section("metrics")) if top.has("metrics") else None,
+    )
     top.done()
-    return Config(path=path, node=node, control_socket=control, control_socket_group=group,
-                  state_dir=state_dir, log_format=log_format, instances=instances,
-                  tracks=tracks, sync_groups=groups, sync=sync, metrics=metrics)
+    return config
 
 
-def _instance(src: Source, path: str, data: Any, tracks: dict[str, TrackConfig],
-              check_interfaces: bool) -> InstanceConfig:
-    s = Section(src, data, path)
-    name = s.take("name", str, check=_name)
-    interface = s.take("interface", str)
-    if check_interfaces:
-        try:
-            socket.if_nametoindex(interface)
-        except OSError:
-            raise s.error("interface", f"interface {interface!r} does not exist on this "
-                                       "host (check `ip link`)") from None
+# ---- instances --------------------------------------------------------------------------
+
+
+def _interface_exists(name: str) -> str:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        raise ValueError(f"interface {name!r} does not exist on this host "
+                         "(see `ip link`)") from None
+    return name
+
+
+def _instance(s: Section, tracks: dict[str, TrackConfig], check_interfaces: bool
+              ) -> InstanceConfig:
+    name = s.take("name", str, check=check_name)
+    interface = s.take("interface", str, check=_interface_exists if check_interfaces else None)
     vrid = s.take("vrid", int, check=in_range(1, 255))
-    version = s.take("version", int, 3, lambda v: None if v in (2, 3) else "must be 2 or 3")
+    version = s.take("version", int, 3, one_of(2, 3))
     priority = s.take("priority", int, 100, in_range(1, 255))
-    interval = s.take("advert_interval", float, 1.0)
-    cs = round(interval * 100)
-    if version == 2 and (abs(interval - round(interval)) > 1e-9 or not 1 <= interval <= 255):
-        raise s.error("advert_interval", f"{interval:g} is not allowed with version 2: VRRPv2 "
-                      "advertises whole seconds 1..255; use version 3 for sub-second intervals")
-    if version == 3 and (abs(interval * 100 - cs) > 1e-6 or not 1 <= cs <= 4095):
-        raise s.error("advert_interval", f"{interval:g} is not allowed with version 3: "
-                      "VRRPv3 advertises centiseconds, so use a multiple of 0.01 in 0.01..40.95")
-    preempt = s.take("preempt", bool, True)
-    preempt_delay = s.take("preempt_delay", float, 0.0, in_range(0, 3600))
-    vips = _vips(s, version)
-    peers = []
-    for i, raw in enumerate(s.take("unicast_peers", list, [])):
-        try:
-            peer = ip_address(raw)
-        except ValueError:
-            raise s.error("unicast_peers", f"item {i}: {raw!r} is not an IP address") from None
-        if peer.version != vips[0].version:
-            raise s.error("unicast_peers", f"{peer} is IPv{peer.version}, the VIPs are "
-                                           f"IPv{vips[0].version}")
-        peers.append(peer)
-    modes = [m.value for m in ChecksumMode]
-    checksum = ChecksumMode(s.take("v3_checksum", str, "auto",
-                                   lambda v: None if v in modes else f"must be one of {modes}"))
-    track = _track_refs(s, tracks, priority)
-    notify = s.take("notify", (str, type(None)), None)
+    interval_cs = s.take("advert_interval", float, 100, lambda v: _interval_cs(v, version))
+    vips = _vips(s, vrid)
+    if version == 2 and vips[0].version == 6:
+        raise s.error("version", "VRRPv2 is IPv4-only (RFC 3768); use version 3 for IPv6")
     announce = AnnounceConfig()
     if s.has("announce"):
         a = s.section("announce")
@@ -115,241 +127,311 @@ def _instance(src: Source, path: str, data: Any, tracks: dict[str, TrackConfig],
                                   a.take("interval", float, 0.01, in_range(0, 1)),
                                   a.take("repeat_delay", float, 2.0, in_range(0, 60)))
         a.done()
+    config = InstanceConfig(
+        name=name, interface=interface, vrid=vrid, version=version, priority=priority,
+        advert_interval_cs=interval_cs,
+        preempt=s.take("preempt", bool, True),
+        preempt_delay=s.take("preempt_delay", float, 0.0, in_range(0, 3600)),
+        vips=vips,
+        unicast_peers=_unicast_peers(s, vips[0].version),
+        v3_checksum=ChecksumMode(s.take("v3_checksum", str, "auto",
+                                        one_of(*(m.value for m in ChecksumMode)))),
+        track=_track_refs(s, tracks, priority),
+        notify=s.take("notify", OPTIONAL_STR, None),
+        announce=announce,
+    )
     s.done()
-    return InstanceConfig(name, interface, vrid, version, priority, cs, preempt, preempt_delay,
-                          vips, tuple(peers), checksum, track, notify, announce)
+    return config
 
 
-def _vips(s: Section, version: int) -> tuple[IPv4Interface | IPv6Interface, ...]:
-    raw = s.take("vips", list)
-    if not raw:
+def _interval_cs(seconds: float, version: int) -> int:
+    """``advert_interval`` in seconds -> centiseconds, if the version can carry it."""
+    cs = round(seconds * 100)
+    if version == 2 and (seconds != round(seconds) or not 1 <= seconds <= 255):
+        raise ValueError(f"advert_interval {number(seconds)} is not allowed with version 2: VRRPv2 "
+                         "advertises whole seconds 1..255; use version 3 for sub-second "
+                         "intervals")
+    if version == 3 and (abs(seconds * 100 - cs) > 1e-6 or not 1 <= cs <= 4095):
+        raise ValueError(f"advert_interval {number(seconds)} is not allowed with version 3: VRRPv3 "
+                         "advertises centiseconds (RFC 5798 §5.2.7), so use a multiple of 0.01 "
+                         "in 0.01..40.95")
+    return cs
+
+
+def _vip(text: str) -> IPInterface:
+    try:
+        vip = ip_interface(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an address or address/prefix") from None
+    if vip.ip.is_multicast or vip.ip.is_unspecified or vip.ip.is_loopback:
+        raise ValueError(f"{vip.ip} cannot be a virtual address (multicast, unspecified "
+                         "or loopback)")
+    return vip
+
+
+def _vips(s: Section, vrid: int) -> tuple[IPInterface, ...]:
+    items = s.items("vips")
+    if not items:
         raise s.error("vips", "at least one VIP is required")
-    vips: list[IPv4Interface | IPv6Interface] = []
-    for i, item in enumerate(raw):
-        try:
-            vip = ip_interface(str(item))
-        except ValueError:
-            raise s.error("vips", f"item {i}: {item!r} is not an address or address/prefix"
-                          ) from None
-        if vip in vips:
-            raise s.error("vips", f"{vip} is listed twice")
-        if vips and vip.version != vips[0].version:
-            raise s.error("vips", f"mixes IPv{vips[0].version} and IPv{vip.version}: one "
-                                  "instance carries one address family; make two instances "
-                                  "(and a sync group if they must move together)")
-        vips.append(vip)
-    if version == 2 and vips[0].version == 6:
-        raise s.error("version", "VRRPv2 is IPv4-only (RFC 3768); use version 3 for IPv6")
+    vips = [v.get(str, _vip) for v in items]
+    refuse_duplicates((v, vip.ip) for v, vip in zip(items, vips, strict=True))
+    for v, vip in zip(items, vips, strict=True):
+        if vip.version != vips[0].version:
+            raise v.error(f"{vip} is IPv{vip.version} but {vips[0]} is IPv{vips[0].version}: "
+                          "one instance carries one address family; make two instances (and "
+                          "a sync group if they must move together)")
     if vips[0].version == 6 and not vips[0].ip.is_link_local:
-        raise s.error("vips", f"the first IPv6 VIP must be link-local (RFC 5798 §5.2.9), "
-                              f"got {vips[0]}; add e.g. fe80::{s.data['vrid']:x}/64 first")
+        raise items[0].error(f"the first IPv6 VIP must be link-local (RFC 5798 §5.2.9: "
+                             f"adverts carry it as the router's address), got {vips[0]}; "
+                             f"add e.g. fe80::{vrid}/64 first")
     return tuple(vips)
+
+
+def _unicast_peers(s: Section, family: int) -> tuple[IPAddress, ...]:
+    def peer(text: str) -> IPAddress:
+        try:
+            address = ip_address(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address") from None
+        if address.version != family:
+            raise ValueError(f"{address} is IPv{address.version}, the VIPs are IPv{family}")
+        return address
+
+    items = s.items("unicast_peers", required=False)
+    peers = [v.get(str, peer) for v in items]
+    refuse_duplicates(zip(items, peers, strict=True))
+    return tuple(peers)
 
 
 def _track_refs(s: Section, tracks: dict[str, TrackConfig], priority: int
                 ) -> tuple[TrackRef, ...]:
+    items = s.items("track", required=False)
     refs = []
-    for i, item in enumerate(s.take("track", list, [])):
-        path = f"track[{i}]"
-        if isinstance(item, str):
-            ref = TrackRef(item)
-        elif isinstance(item, dict):
-            t = Section(s.src, item, s.key_path(path))
+    for v in items:
+        if isinstance(v.raw, dict):
+            t = Section(v)
             ref = TrackRef(t.take("name", str), t.take("weight", int, None, in_range(-253, 253)))
             t.done()
         else:
-            raise s.error("track", f"item {i} must be a tracker name or {{name, weight}}")
+            ref = TrackRef(v.get(str))
         if ref.name not in tracks:
             known = ", ".join(sorted(tracks)) or "(none; declare them under tracks:)"
-            raise ConfigError(s.src.file, s.item_line("track", i), s.key_path(path),
-                              f"unknown tracker {ref.name!r}; defined trackers: {known}")
+            raise v.error(f"unknown tracker {ref.name!r}; defined trackers: {known}")
         weight = tracks[ref.name].weight if ref.weight is None else ref.weight
         if priority == 255 and weight != 0:
-            raise ConfigError(s.src.file, s.item_line("track", i), s.key_path(path),
-                              "priority 255 (address owner) cannot use weighted trackers: its "
-                              "priority is fixed by RFC 5798; use weight 0 (FAULT on failure)")
+            raise v.error(f"tracker {ref.name!r} has weight {weight}, but priority 255 is the "
+                          "address owner's fixed priority (RFC 5798 §5.2.4) and cannot be "
+                          "adjusted; use weight 0 (FAULT on failure) or a priority below 255")
         refs.append(ref)
+    refuse_duplicates((v, ref.name) for v, ref in zip(items, refs, strict=True))
     return tuple(refs)
 
 
-def _unique(top: Section, instances: tuple[InstanceConfig, ...]) -> None:
-    names: set[str] = set()
-    vrids: set[tuple[str, int, int]] = set()
-    for i, inst in enumerate(instances):
-        key = (inst.interface, inst.vrid, inst.family)
+def _refuse_clashes(items: list[Value], instances: tuple[InstanceConfig, ...]) -> None:
+    """Instance names are unique; so is (interface, VRID, family)."""
+    names: dict[str, str] = {}
+    routers: dict[tuple[str, int, int], str] = {}
+    for v, inst in zip(items, instances, strict=True):
+        s = Section(v)
         if inst.name in names:
-            raise ConfigError(top.src.file, top.item_line("instances", i),
-                              f"instances[{i}].name", f"instance name {inst.name!r} is used twice")
-        if key in vrids:
-            raise ConfigError(top.src.file, top.item_line("instances", i),
-                              f"instances[{i}].vrid", f"VRID {inst.vrid} is already used on "
-                              f"{inst.interface} for IPv{inst.family}")
-        names.add(inst.name)
-        vrids.add(key)
+            raise s.error("name", f"instance name {inst.name!r} is already used by "
+                                  f"{names[inst.name]}")
+        key = (inst.interface, inst.vrid, inst.family)
+        if key in routers:
+            raise s.error("vrid", f"VRID {inst.vrid} is already used on {inst.interface} for "
+                                  f"IPv{inst.family} by {routers[key]}")
+        names[inst.name] = routers[key] = v.path
 
 
 # ---- trackers ---------------------------------------------------------------------------
 
 
-def _path(v: str) -> str | None:
-    return None if v.startswith("/") else "must be an absolute path"
-
-
-def _status_range(v: Any) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d{3})\s*(?:-\s*(\d{3}))?\s*", str(v))
-    if not m:
-        raise ValueError
-    lo, hi = int(m[1]), int(m[2] or m[1])
-    if not 100 <= lo <= hi <= 599:
-        raise ValueError
-    return lo, hi
-
-
-def _options(t: Section, kind: TrackType) -> dict[str, object]:
-    """Type-specific tracker keys, converted (see vrrpd.track for their meaning)."""
-    o: dict[str, object] = {}
-    if kind is TrackType.HAPROXY:
-        o["pidfile"] = Path(t.take("pidfile", str, check=_path))
-        sock = t.take("socket", (str, type(None)), None, lambda v: v and _path(v))
-        o["socket"] = Path(sock) if sock else None
-        o["backends"] = t.take("backends", list, [])
-        if o["backends"] and not sock:
-            raise t.error("backends", "needs `socket:` (the stats socket to ask `show stat`)")
-    elif kind is TrackType.PROCESS:
-        given = [k for k in ("pidfile", "name", "cmdline") if t.has(k)]
-        if len(given) != 1:
-            raise t.error(given[1] if len(given) > 1 else "pidfile",
-                          "give exactly one of pidfile, name, cmdline")
-        value = t.take(given[0], str)
-        if given[0] == "cmdline":
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise t.error("cmdline", f"not a valid regular expression: {exc}") from None
-        o[given[0]] = Path(value) if given[0] == "pidfile" else value
-    elif kind is TrackType.TCP:
-        o["host"] = t.take("host", str)
-        o["port"] = t.take("port", int, check=in_range(1, 65535))
-    elif kind is TrackType.HTTP:
-        o["url"] = t.take("url", str, check=lambda v: None if re.match(r"https?://", v)
-                          else "must start with http:// or https://")
-        methods = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
-        o["method"] = t.take("method", str, "HEAD", lambda v: None if v.upper() in methods
-                             else f"must be one of {', '.join(methods)}").upper()
-        raw = t.take("status", (str, int), "200-399")
-        try:
-            o["status"] = _status_range(raw)
-        except ValueError:
-            raise t.error("status", f"{raw!r} is not a status or range like 200-399") from None
-    elif kind is TrackType.SCRIPT:
-        o["command"] = t.take("command", str)
-        o["user"] = t.take("user", str, "nobody")
-        o["max_output"] = t.take("max_output", int, 4096, in_range(1, 1048576))
-    elif kind is TrackType.INTERFACE:
-        o["interface"] = t.take("interface", str)
-    elif kind is TrackType.FILE:
-        o["path"] = Path(t.take("path", str, check=_path))
-    return o
-
-
-def _tracks(s: Section) -> dict[str, TrackConfig]:
+def _tracks(s: Section, check_interfaces: bool) -> dict[str, TrackConfig]:
     tracks = {}
-    kinds = [k.value for k in TrackType]
-    for name in s.data:
-        _name_ok = _name(str(name))
-        if _name_ok:
-            raise s.error(str(name), _name_ok)
-        t = s.section(str(name))
-        kind = TrackType(t.take("type", str, check=lambda v: None if v in kinds
-                                else f"unknown tracker type {v!r}; one of {', '.join(kinds)}"))
-        interval = t.take("interval", float, 1.0,
-                          lambda v: None if TRACK_FLOOR <= v <= 3600
-                          else f"{v:g}s is outside {TRACK_FLOOR}..3600 seconds")
-        timeout = t.take("timeout", float, min(1.0, interval), in_range(0.001, 60))
-        tracks[str(name)] = TrackConfig(
-            name=str(name), type=kind, interval=interval, timeout=timeout,
+    for name, value in s.entries():
+        t = Section(value)
+        kind = TrackType(t.take("type", str, check=one_of(*(k.value for k in TrackType))))
+        interval = t.take("interval", float, 1.0, in_range(TRACK_FLOOR, 3600))
+        tracks[name] = TrackConfig(
+            name=name, type=kind, interval=interval,
+            timeout=t.take("timeout", float, min(1.0, interval), _timeout),
             rise=t.take("rise", int, 1, in_range(1, 100)),
             fall=t.take("fall", int, 1, in_range(1, 100)),
             weight=t.take("weight", int, 0, in_range(-253, 253)),
-            options=_options(t, kind))
+            options=_OPTIONS[kind](t, check_interfaces))
         t.done()
     return tracks
+
+
+def _timeout(v: float) -> float:
+    if not 0 < v <= 60:
+        raise ValueError(f"{number(v)} must be more than 0 and at most 60 seconds")
+    return v
+
+
+def _strings(t: Section, key: str) -> list[str]:
+    items = t.items(key, required=False)
+    strings = [v.get(str) for v in items]
+    refuse_duplicates(zip(items, strings, strict=True))
+    return strings
+
+
+def _haproxy(t: Section, _: bool) -> dict[str, object]:
+    options: dict[str, object] = {
+        "pidfile": t.take("pidfile", str, check=absolute_path),
+        "socket": t.take("socket", OPTIONAL_STR, None, absolute_path),
+        "backends": _strings(t, "backends"),
+    }
+    if options["backends"] and options["socket"] is None:
+        raise t.error("backends", "needs `socket:` (the stats socket to ask `show stat`)")
+    return options
+
+
+def _regex(v: str) -> str:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return v
+
+
+def _process(t: Section, _: bool) -> dict[str, object]:
+    given = [k for k in t.data if k in ("pidfile", "name", "cmdline")]  # in file order
+    if len(given) != 1:
+        raise t.error(given[1] if given else "pidfile",
+                      "give exactly one of pidfile, name, cmdline")
+    checks = {"pidfile": absolute_path, "name": None, "cmdline": _regex}
+    return {given[0]: t.take(given[0], str, check=checks[given[0]])}
+
+
+def _tcp(t: Section, _: bool) -> dict[str, object]:
+    return {"host": t.take("host", str), "port": t.take("port", int, check=in_range(1, 65535))}
+
+
+def _url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{v!r} must be an http:// or https:// URL with a host")
+    return v
+
+
+def _status(v: str | int) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d{3})\s*(?:-\s*(\d{3}))?\s*", str(v))
+    lo, hi = (int(m[1]), int(m[2] or m[1])) if m else (0, 0)
+    if not 100 <= lo <= hi <= 599:
+        raise ValueError(f"{v!r} is not a status or range like 200-399 (within 100..599)")
+    return lo, hi
+
+
+def _http(t: Section, _: bool) -> dict[str, object]:
+    return {"url": t.take("url", str, check=_url),
+            "method": t.take("method", str, "HEAD", lambda v: one_of(*HTTP_METHODS)(v.upper())),
+            "status": t.take("status", (str, int), (200, 399), _status)}
+
+
+def _script(t: Section, _: bool) -> dict[str, object]:
+    return {"command": t.take("command", str),
+            "user": t.take("user", str, "nobody"),
+            "max_output": t.take("max_output", int, 4096, in_range(1, 1048576))}
+
+
+def _interface(t: Section, check_interfaces: bool) -> dict[str, object]:
+    return {"interface": t.take("interface", str,
+                                check=_interface_exists if check_interfaces else None)}
+
+
+def _file(t: Section, _: bool) -> dict[str, object]:
+    return {"path": t.take("path", str, check=absolute_path)}
+
+
+# Type-specific tracker keys, converted (see vrrpd.track for their meaning).
+_OPTIONS = {TrackType.HAPROXY: _haproxy, TrackType.PROCESS: _process, TrackType.TCP: _tcp,
+            TrackType.HTTP: _http, TrackType.SCRIPT: _script, TrackType.INTERFACE: _interface,
+            TrackType.FILE: _file}
 
 
 # ---- groups, sync, metrics --------------------------------------------------------------
 
 
-def _sync_groups(top: Section, instances: tuple[InstanceConfig, ...]
+def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...]
                  ) -> tuple[SyncGroupConfig, ...]:
-    s = top.section("sync_groups")
     known = {i.name for i in instances}
     taken: dict[str, str] = {}
     groups = []
-    for name, raw in s.data.items():
+    for name, value in s.entries():
         notify = None
-        if isinstance(raw, dict):
-            g = Section(s.src, raw, s.key_path(str(name)))
-            members, notify = g.take("instances", list), g.take("notify", str, None)
+        if isinstance(value.raw, dict):
+            g = Section(value)
+            items, notify = g.items("instances"), g.take("notify", OPTIONAL_STR, None)
             g.done()
-        elif isinstance(raw, list):
-            members = raw
+        elif isinstance(value.raw, list):
+            items = value.items()
         else:
-            raise s.error(str(name), "must be a list of instance names or {instances, notify}")
-        if len(members) < 2:
-            raise s.error(str(name), "a sync group needs at least 2 instances")
-        for m in members:
-            if m not in known:
-                raise s.error(str(name), f"unknown instance {m!r}; instances: "
-                                         f"{', '.join(sorted(known))}")
-            if m in taken:
-                raise s.error(str(name), f"instance {m!r} is already in sync group "
-                                         f"{taken[m]!r}; an instance joins at most one group")
-            taken[m] = str(name)
-        groups.append(SyncGroupConfig(str(name), tuple(members), notify))
+            raise value.error("must be a list of instance names or {instances, notify}")
+        if len(items) < 2:
+            raise value.error("a sync group needs at least 2 instances")
+        members = [v.get(str) for v in items]
+        for v, member in zip(items, members, strict=True):
+            if member not in known:
+                raise v.error(f"unknown instance {member!r}; instances: "
+                              f"{', '.join(sorted(known))}")
+            if member in taken:
+                raise v.error(f"instance {member!r} is already in sync group "
+                              f"{taken[member]!r}; an instance joins at most one group")
+            taken[member] = name
+        groups.append(SyncGroupConfig(name, tuple(members), notify))
     return tuple(groups)
 
 
-def _endpoint(s: Section, key: str) -> tuple[str, int]:
-    raw = s.take(key, str)
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", raw)
-    if not m:
-        raise s.error(key, f"{raw!r} must be host:port (or [ipv6]:port)")
-    host, port = (m[1], m[2]) if m[1] else (m[3], m[4])
-    if not 1 <= int(port) <= 65535:
-        raise s.error(key, f"port {port} is outside 1..65535")
-    return host, int(port)
+def _fingerprint(v: str) -> str:
+    """``sha256:AB:CD:..`` (prefix and colons optional) -> lowercase hex without colons."""
+    hexa = v.lower().removeprefix("sha256:").replace(":", "")
+    if not re.fullmatch(r"[0-9a-f]{64}", hexa):
+        raise ValueError(f"{v!r} is not sha256:<64 hex digits, colons optional>")
+    return hexa
+
+
+def _listed(s: Section, key: str, check: Callable[[str], T]) -> tuple[T, ...]:
+    """A required, non-empty list of strings at ``key``, each checked, none twice."""
+    items = s.items(key)
+    if not items:
+        raise s.error(key, "list at least one")
+    values = [v.get(str, check) for v in items]
+    refuse_duplicates(zip(items, values, strict=True))
+    return tuple(values)
 
 
 def _sync(s: Section, instances: tuple[InstanceConfig, ...]) -> SyncConfig:
-    listen = _endpoint(s, "listen")
-    peers = []
-    for i, raw in enumerate(s.take("peers", list)):
-        p = Section(s.src, {"peer": raw}, s.key_path(f"peers[{i}]"))
-        peers.append(_endpoint(p, "peer"))
-    fingerprints = []
-    for raw in s.take("peer_fingerprints", list):
-        hexa = str(raw).lower().removeprefix("sha256:").replace(":", "")
-        if not re.fullmatch(r"[0-9a-f]{64}", hexa):
-            raise s.error("peer_fingerprints", f"{raw!r} is not sha256:<64 hex digits> (as "
-                                               "printed by `vrrpd sync keygen`)")
-        fingerprints.append(hexa)
-    files = tuple(Path(f) for f in s.take("files", list))
-    for f in files:
-        if not f.is_absolute():
-            raise s.error("files", f"{f} must be an absolute path")
-    if not files or len(set(files)) != len(files):
-        raise s.error("files", "list at least one file, each once")
-    source = s.take("source", str, "master", lambda v: None if v == "master"
-                    else "only 'master' is supported: the master of `instance` pushes")
-    instance = s.take("instance", str, check=lambda v: None if v in {i.name for i in instances}
-                      else f"unknown instance {v!r}")
-    cfg = SyncConfig(
-        listen=listen, peers=tuple(peers),
-        cert=Path(s.take("cert", str, check=_path)), peer_fingerprints=tuple(fingerprints),
-        files=files,
-        validate=s.take("validate", str, check=lambda v: None if "{path}" in v
-                        else "must contain {path} (where the staged file is)"),
-        reload=s.take("reload", str), source=source, instance=instance,
-        max_file_size=s.take("max_file_size", int, 16 * 1024 * 1024, in_range(1, 1 << 30)))
+    known = {i.name for i in instances}
+
+    def instance(v: str) -> str:
+        if v not in known:
+            raise ValueError(f"unknown instance {v!r}; instances: {', '.join(sorted(known))}")
+        return v
+
+    def template(v: str) -> str:
+        if "{path}" not in v:
+            raise ValueError("must contain {path} (where the staged file is)")
+        return v
+
+    config = SyncConfig(
+        listen=s.take("listen", str, check=endpoint),
+        peers=_listed(s, "peers", endpoint),
+        cert=s.take("cert", str, check=absolute_path),
+        peer_fingerprints=_listed(s, "peer_fingerprints", _fingerprint),
+        files=_listed(s, "files", absolute_path),
+        validate=s.take("validate", str, check=template),
+        reload=s.take("reload", str),
+        source=s.take("source", str, "master", one_of("master")),
+        instance=s.take("instance", str, check=instance),
+        max_file_size=s.take("max_file_size", int, 16 * 1024 * 1024, in_range(1, 1 << 30)),
+    )
     s.done()
-    return cfg
+    return config
+
+
+def _metrics(s: Section) -> MetricsConfig:
+    config = MetricsConfig(listen=s.take("listen", str, check=endpoint))
+    s.done()
+    return config
+
