@@ -51,13 +51,13 @@ class Applier:
 
     async def apply(self, bundle: Bundle) -> str:
         """Install ``bundle``; return the validator's output or raise :class:`ApplyError`."""
-        by_path = dict(bundle.files)
-        targets = [Path(p) for p in by_path]
+        by_name = dict(bundle.files)
+        targets = list(self.files)
         for target in targets:
             refuse_symlink(target)
         stage_dirs: dict[Path, Path] = {}
         try:
-            staged = {t: self._stage(t, by_path[str(t)], stage_dirs) for t in targets}
+            staged = {t: self._stage(t, by_name[t.name], stage_dirs) for t in targets}
             main = staged[self.files[0]]
             output = await self._validate(main)
             bind_problems = check_binds(parse_binds(main.read_text(errors="replace")),
@@ -228,7 +228,8 @@ def check_binds(binds: Iterable[Bind], sysctl_root: Path = Path("/proc/sys")) ->
 
 
 def read_local(files: Iterable[Path], max_file_size: int) -> tuple[tuple[str, bytes], ...]:
-    """The live listed files (a missing one reads as empty), each checked against the limit."""
+    """``(name, content)`` of the live listed files (a missing one reads as empty), each
+    checked against the limit."""
     out = []
     for path in files:
         refuse_symlink(path)
@@ -239,5 +240,5 @@ def read_local(files: Iterable[Path], max_file_size: int) -> tuple[tuple[str, by
         if len(data) > max_file_size:
             raise ApplyError(f"{path}: {len(data)} bytes is over max_file_size "
                              f"({max_file_size})")
-        out.append((str(path), data))
+        out.append((path.name, data))
     return tuple(out)

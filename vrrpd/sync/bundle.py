@@ -6,13 +6,15 @@ Wire form of a bundle (inside one transport frame, see :mod:`vrrpd.sync.transpor
     | u32 header len | header (JSON, UTF-8)      | file bodies, concatenated  |
     +----------------+---------------------------+----------------------------+
 
-    header = {"generation": 7, "files": [{"path": "/etc/haproxy/haproxy.cfg",
-                                          "size": 1234, "sha256": "..."}, ...]}
+    header = {"generation": 7, "files": [{"name": "haproxy.cfg", "size": 1234,
+                                          "sha256": "..."}, ...]}
 
-:func:`decode` trusts nothing: every path must be one of the receiver's own listed files
-(exactly, absolute, no ``..``), every size within ``max_file_size`` and every body must hash to
-its manifest entry.  The *manifest hash* names a set of contents independent of the generation:
-two nodes holding the same files have the same manifest hash.
+A file travels under its *name* (the last component of its listed path), so two peers may keep
+the files in different directories (two lab nodes share one file system); names are unique
+among the listed files.  :func:`decode` trusts nothing: every name must be the name of one of
+the receiver's own listed files (no ``/``, no ``..``), every size within ``max_file_size`` and
+every body must hash to its manifest entry.  The *manifest hash* names a set of contents
+independent of the generation: two nodes holding the same files have the same manifest hash.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Bundle:
     """The whole set of listed files at one generation."""
 
     generation: int
-    files: tuple[tuple[str, bytes], ...]  # (absolute path, content), in configured order
+    files: tuple[tuple[str, bytes], ...]  # (name, content), in configured order
 
     def manifest(self) -> dict[str, str]:
         return manifest_of(self.files)
@@ -46,41 +48,42 @@ class Bundle:
 
 
 def manifest_of(files: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-    """``{path: sha256 hex}`` of file contents."""
+    """``{name: sha256 hex}`` of file contents."""
     return {path: hashlib.sha256(data).hexdigest() for path, data in files}
 
 
 def manifest_hash(manifest: Mapping[str, str]) -> str:
-    """One SHA-256 over the sorted ``sha256  path`` lines (``sha256sum`` style)."""
+    """One SHA-256 over the sorted ``sha256  name`` lines (``sha256sum`` style)."""
     lines = "".join(f"{digest}  {path}\n" for path, digest in sorted(manifest.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def encode(bundle: Bundle) -> bytes:
     header = {"generation": bundle.generation,
-              "files": [{"path": path, "size": len(data),
+              "files": [{"name": name, "size": len(data),
                          "sha256": hashlib.sha256(data).hexdigest()}
-                        for path, data in bundle.files]}
+                        for name, data in bundle.files]}
     raw = json.dumps(header, separators=(",", ":")).encode()
     return HEADER_LEN.pack(len(raw)) + raw + b"".join(data for _, data in bundle.files)
 
 
-def check_path(path: object, allowed: Iterable[str]) -> str:
-    """``path`` if it is exactly one of the ``allowed`` absolute paths, else :class:`BundleError`.
+def check_name(name: object, allowed: Iterable[str]) -> str:
+    """``name`` if it is exactly one of the ``allowed`` file names, else :class:`BundleError`.
 
-    Symlinks are the applier's business (only the file system can tell).
+    A path (absolute or with ``/``) or ``..`` is refused whatever the list says; symlinks are
+    the applier's business (only the file system can tell).
     """
-    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
-        raise BundleError(f"refused path {path!r}: not an absolute path")
-    if any(part in ("..", ".") for part in path.split("/")):
-        raise BundleError(f"refused path {path!r}: contains '.' or '..'")
-    if path not in set(allowed):
-        raise BundleError(f"refused path {path!r}: not one of the listed sync files")
-    return path
+    if not isinstance(name, str) or "/" in name or "\0" in name:
+        raise BundleError(f"refused file {name!r}: a path, not a listed file name")
+    if name in ("", ".", ".."):
+        raise BundleError(f"refused file {name!r}: '.' or '..'")
+    if name not in set(allowed):
+        raise BundleError(f"refused file {name!r}: not one of the listed sync files")
+    return name
 
 
 def decode(payload: bytes, allowed: Iterable[str], max_file_size: int) -> Bundle:
-    """Parse and check a bundle against this node's listed files and size limit."""
+    """Parse and check a bundle against this node's listed file names and size limit."""
     allowed = tuple(allowed)
     if len(payload) < HEADER_LEN.size:
         raise BundleError("truncated bundle")
@@ -100,7 +103,7 @@ def decode(payload: bytes, allowed: Iterable[str], max_file_size: int) -> Bundle
     for entry in entries:
         if not isinstance(entry, dict):
             raise BundleError("malformed bundle header")
-        path = check_path(entry.get("path"), allowed)
+        path = check_name(entry.get("name"), allowed)
         size = entry.get("size")
         if not isinstance(size, int) or size < 0:
             raise BundleError(f"{path}: bad size")

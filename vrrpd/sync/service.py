@@ -1,0 +1,274 @@
+"""The SyncService: keeps the listed HAProxy files identical on the peers.
+
+The *source* is the node that is MASTER of ``sync.instance``.  It polls the listed files every
+:data:`POLL` seconds (stat first, hash only when size/mtime moved) and, when their manifest
+changes or it has just become master, pushes the whole set to every peer.  Before a push it
+asks the peer's status: it never pushes over a peer that holds a newer generation, nor over a
+backup whose files were edited locally (diverged), unless forced (``vrrpctl sync push --force``).
+
+The receiver accepts only pinned peers, only generations newer than its own (a replayed or
+older push is refused) and applies through :class:`~vrrpd.sync.apply.Applier`.  Its
+generation, applied manifest hash and last push result survive restarts in
+``state_dir/sync.json``.  The service only reacts to transitions (DESIGN.md seam 5): it can
+never delay a takeover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vrrpd.config.model import SyncConfig
+from vrrpd.daemon.persist import write_atomic
+from vrrpd.sync import bundle as bundles
+from vrrpd.sync.apply import Applier, ApplyError, read_local
+from vrrpd.sync.tls import Identity, PinError
+from vrrpd.sync.transport import SyncServer, TransportError, call
+
+log = logging.getLogger("vrrpd.sync")
+
+POLL = 0.25
+RETRY = 5.0  # seconds before pushing again to a peer that could not be reached
+HEADER_SLACK = 64 * 1024
+
+
+class SyncService:
+    """Config sync for one node: server for pushes, watcher/pusher while source."""
+
+    def __init__(self, config: SyncConfig, state_dir: Path, node: str,
+                 is_source: Callable[[], bool]) -> None:
+        self.config = config
+        self.node = node
+        self.is_source = is_source
+        names = [p.name for p in config.files]
+        if len(set(names)) != len(names):
+            raise OSError(f"sync: listed files travel by name and must have distinct names: "
+                          f"{', '.join(names)}")
+        try:
+            self.identity = Identity(config.cert)
+        except PinError as exc:
+            raise OSError(f"sync: {exc}") from None
+        self.pins = frozenset(config.peer_fingerprints)
+        self.applier = Applier(config.files, config.validate, config.reload)
+        self.state_path = state_dir / "sync.json"
+        self.state: dict[str, Any] = self._load()
+        max_frame = config.max_file_size * len(config.files) + HEADER_SLACK
+        self.server = SyncServer(self.identity, self.pins, *config.listen, self._handle,
+                                 max_frame)
+        self._lock = asyncio.Lock()  # one apply or push at a time
+        self._watch: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._stat: tuple[tuple[int, int], ...] | None = None
+        self._retry_at: float | None = None
+
+    # ---- state -----------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {"generation": 0}
+        except (OSError, ValueError) as exc:
+            log.error("sync: unreadable %s (%s); starting at generation 0", self.state_path,
+                      exc)
+            return {"generation": 0}
+        return doc if isinstance(doc, dict) else {"generation": 0}
+
+    def _save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        try:
+            write_atomic(self.state_path, json.dumps(self.state, indent=1).encode())
+        except OSError as exc:
+            log.error("sync: cannot save %s: %s", self.state_path, exc)
+
+    @property
+    def generation(self) -> int:
+        return int(self.state.get("generation", 0))
+
+    def local_bundle(self, generation: int | None = None) -> bundles.Bundle:
+        return bundles.Bundle(generation or self.generation,
+                              read_local(self.config.files, self.config.max_file_size))
+
+    def _diverged(self, live_hash: str) -> bool:
+        """Files edited here since the last bundle we applied (or pushed)."""
+        applied = self.state.get("manifest_hash")
+        return applied is not None and applied != live_hash
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.server.start()
+        self._watch = asyncio.create_task(self._watch_files())
+        log.info("sync: listening on %s:%d as sha256:%s, generation %d, source of %s",
+                 self.config.listen[0], self.server.port, self.identity.fingerprint,
+                 self.generation, self.config.instance)
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self.server.stop()
+
+    def on_transition(self, instance: str, new_state: str) -> None:
+        """Becoming MASTER of the sync instance: check the peers and push if they lag."""
+        if instance == self.config.instance and new_state == "MASTER":
+            self._kick.set()
+
+    # ---- source side -----------------------------------------------------------------
+
+    def _stat_files(self) -> tuple[tuple[int, int], ...]:
+        out = []
+        for path in self.config.files:
+            try:
+                st = os.stat(path)
+                out.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((0, -1))
+        return tuple(out)
+
+    async def _watch_files(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), POLL)
+            now = asyncio.get_running_loop().time()
+            kicked = self._kick.is_set() or (self._retry_at is not None and now >= self._retry_at)
+            self._kick.clear()
+            stat = self._stat_files()
+            if not self.is_source() or (stat == self._stat and not kicked):
+                continue
+            self._stat = stat
+            try:
+                live = self.local_bundle().manifest_hash()
+                if kicked or live != self.state.get("pushed_hash"):
+                    await self.push()
+            except (ApplyError, OSError) as exc:
+                log.error("sync: cannot read the listed files: %s", exc)
+
+    async def push(self, force: bool = False) -> dict[str, Any]:
+        """Push the live files to every peer that needs them; one result per peer."""
+        async with self._lock:
+            local = self.local_bundle()
+            live = local.manifest_hash()
+            results = {}
+            for host, port in self.config.peers:
+                peer = f"{host}:{port}"
+                results[peer] = await self._push_one(host, port, local, live, force)
+                self._save(last_push={"at": time.time(), "peer": peer, **results[peer]})
+            unreachable = any(r.get("unreachable") for r in results.values())
+            self._retry_at = asyncio.get_running_loop().time() + RETRY if unreachable else None
+            self._save(pushed_hash=live, manifest_hash=live)
+            return {"generation": self.generation, "manifest_hash": live, "peers": results}
+
+    async def _push_one(self, host: str, port: int, local: bundles.Bundle, live: str,
+                        force: bool) -> dict[str, Any]:
+        try:
+            status = await call(self.identity, self.pins, host, port, {"op": "status"})
+            theirs = int(status.get("generation", 0))
+            if not force:
+                if theirs > self.generation:
+                    return {"ok": False, "error": f"peer holds a newer generation ({theirs} > "
+                            f"{self.generation}); not pushing over it (--force to override)"}
+                if status.get("diverged"):
+                    return {"ok": False, "error": "peer's files were edited locally "
+                            "(diverged); not overwriting them (--force to override)"}
+                if status.get("manifest_hash") == live:
+                    return {"ok": True, "message": "already in sync",
+                            "generation": theirs}
+            generation = max(theirs, self.generation) + 1
+            self._save(generation=generation)
+            bundle = bundles.Bundle(generation, local.files)
+            reply = await call(self.identity, self.pins, host, port,
+                               {"op": "push", "force": force}, bundles.encode(bundle))
+        except TransportError as exc:
+            reply = {"ok": False, "error": str(exc), "unreachable": True}
+        log_ = log.info if reply.get("ok") else log.error
+        log_("sync: push to %s:%d: %s", host, port,
+             reply.get("message") or reply.get("error"))
+        return reply
+
+    # ---- receiver side ---------------------------------------------------------------
+
+    async def _handle(self, header: dict[str, Any], tail: bytes, peer_fp: str
+                      ) -> dict[str, Any]:
+        op = header.get("op")
+        if op == "status":
+            return self.local_status()
+        if op == "push":
+            return await self._receive(tail, bool(header.get("force")), peer_fp)
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def _receive(self, payload: bytes, force: bool, peer_fp: str) -> dict[str, Any]:
+        async with self._lock:
+            result = await self._apply(payload, force)
+            self._save(last_push={"at": time.time(), "peer": f"sha256:{peer_fp[:16]}…",
+                                  "received": True, **result})
+            return result
+
+    async def _apply(self, payload: bytes, force: bool) -> dict[str, Any]:
+        try:
+            bundle = bundles.decode(payload, (p.name for p in self.config.files),
+                                    self.config.max_file_size)
+        except bundles.BundleError as exc:
+            return {"ok": False, "error": f"refused: {exc}"}
+        if bundle.generation <= self.generation:
+            return {"ok": False, "error": f"refused: generation {bundle.generation} is not "
+                    f"newer than ours ({self.generation}): a replayed or older push"}
+        try:
+            if not force and self._diverged(self.local_bundle().manifest_hash()):
+                return {"ok": False, "error": "refused: the files here were edited locally "
+                        "since the last sync (diverged); `vrrpctl sync push --force` on "
+                        "the source overwrites them"}
+            output = await self.applier.apply(bundle)
+        except ApplyError as exc:
+            return {"ok": False, "error": str(exc)}
+        digest = bundle.manifest_hash()
+        self._save(generation=bundle.generation, manifest_hash=digest, pushed_hash=digest)
+        self._stat = self._stat_files()
+        log.info("sync: applied generation %d (%s)", bundle.generation, digest[:12])
+        return {"ok": True, "message": f"applied generation {bundle.generation}",
+                "generation": bundle.generation, "manifest_hash": digest,
+                "validator": output}
+
+    # ---- status ----------------------------------------------------------------------
+
+    def local_status(self) -> dict[str, Any]:
+        try:
+            live = self.local_bundle().manifest_hash()
+        except ApplyError as exc:
+            return {"node": self.node, "generation": self.generation, "error": str(exc)}
+        return {"node": self.node, "generation": self.generation, "manifest_hash": live,
+                "applied_manifest_hash": self.state.get("manifest_hash"),
+                "diverged": not self.is_source() and self._diverged(live),
+                "source": self.is_source(), "fingerprint": self.identity.fingerprint}
+
+    async def status(self) -> dict[str, Any]:
+        """Local and peer generations/manifests and how they compare."""
+        local = self.local_status()
+        peers = {}
+        for host, port in self.config.peers:
+            try:
+                peer = await call(self.identity, self.pins, host, port, {"op": "status"},
+                                  timeout=5.0)
+            except TransportError as exc:
+                peers[f"{host}:{port}"] = {"error": str(exc), "sync": "unknown"}
+                continue
+            peer["sync"] = compare(local, peer)
+            peers[f"{host}:{port}"] = peer
+        return {"local": local, "peers": peers, "last_push": self.state.get("last_push")}
+
+
+def compare(local: dict[str, Any], peer: dict[str, Any]) -> str:
+    """``in-sync``, ``diverged`` (a side edited locally), ``behind`` or ``ahead`` (this node)."""
+    if local.get("diverged") or peer.get("diverged"):
+        return "diverged"
+    if local.get("manifest_hash") == peer.get("manifest_hash"):
+        return "in-sync"
+    return "behind" if peer.get("generation", 0) > local.get("generation", 0) else "ahead"

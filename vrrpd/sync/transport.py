@@ -1,0 +1,214 @@
+"""Sync transport: TLS 1.3 streams, length-prefixed frames, both peers pinned before any request.
+
+Every message is one frame::
+
+    +-----------------+--------------------------------------------------+
+    | u32 payload len | u32 JSON len | JSON header | binary tail (bundle) |
+    +-----------------+--------------------------------------------------+
+
+A frame is read whole (``readexactly``) before anything looks at it, so a peer that disconnects
+mid-transfer leaves nothing behind.  Connection flow::
+
+    client                                   server
+      |---- TLS 1.3 handshake -------------->|
+      | check server cert pin                |
+      |<--- {"challenge": hex} --------------|
+      |---- {"cert": DER, "proof": sig} ---->|  check client pin + signature (tls.py)
+      |<--- {"ok": true} --------------------|
+      |---- request {"op": ...} + tail ----->|
+      |<--- response {...} ------------------|
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import ssl
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from vrrpd.sync.tls import (
+    Identity,
+    PinError,
+    channel_binding,
+    client_proof_message,
+    peer_fingerprint,
+    verify_client_proof,
+)
+
+log = logging.getLogger("vrrpd.sync")
+
+U32 = struct.Struct("!I")
+HANDSHAKE_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 120.0  # a push waits for validate + reload on the peer
+MAX_CONTROL_FRAME = 64 * 1024
+
+Handler = Callable[[dict[str, Any], bytes, str], Awaitable[dict[str, Any]]]
+
+
+class TransportError(Exception):
+    """The exchange with a peer failed; nothing it sent was acted upon."""
+
+
+def encode_frame(header: dict[str, Any], tail: bytes = b"") -> bytes:
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    payload = U32.pack(len(raw)) + raw + tail
+    return U32.pack(len(payload)) + payload
+
+
+async def read_frame(reader: asyncio.StreamReader, limit: int) -> tuple[dict[str, Any], bytes]:
+    """One whole frame, or :class:`TransportError` (short read, oversized, malformed)."""
+    try:
+        (size,) = U32.unpack(await reader.readexactly(U32.size))
+        if size > limit:
+            raise TransportError(f"frame of {size} bytes is over the limit ({limit})")
+        payload = await reader.readexactly(size)
+    except asyncio.IncompleteReadError as exc:
+        raise TransportError(f"peer disconnected mid-transfer ({len(exc.partial)} bytes of a "
+                             "frame); nothing applied") from None
+    except (ConnectionError, ssl.SSLError) as exc:
+        raise TransportError(f"connection lost: {exc}") from None
+    if size < U32.size:
+        raise TransportError("malformed frame")
+    (hlen,) = U32.unpack_from(payload)
+    try:
+        header = json.loads(payload[U32.size:U32.size + hlen])
+    except ValueError:
+        raise TransportError("malformed frame header") from None
+    if not isinstance(header, dict) or U32.size + hlen > size:
+        raise TransportError("malformed frame header")
+    return header, payload[U32.size + hlen:]
+
+
+async def _send(writer: asyncio.StreamWriter, header: dict[str, Any], tail: bytes = b"") -> None:
+    writer.write(encode_frame(header, tail))
+    await writer.drain()
+
+
+class SyncServer:
+    """Accepts pinned peers and hands each authenticated request to ``handler``."""
+
+    def __init__(self, identity: Identity, pins: frozenset[str], host: str, port: int,
+                 handler: Handler, max_frame: int) -> None:
+        self.identity = identity
+        self.pins = pins
+        self.host, self.port = host, port
+        self.handler = handler
+        self.max_frame = max_frame
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                  ssl=self.identity.server_context(),
+                                                  ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    async def _authenticate(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> str:
+        ssl_object = writer.get_extra_info("ssl_object")
+        challenge = os.urandom(32)
+        await _send(writer, {"challenge": challenge.hex()})
+        answer, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME),
+                                           HANDSHAKE_TIMEOUT)
+        try:
+            cert = base64.b64decode(answer["cert"], validate=True)
+            proof = base64.b64decode(answer["proof"], validate=True)
+        except (KeyError, TypeError, ValueError):
+            raise PinError("the client sent no certificate proof") from None
+        message = client_proof_message(challenge, self.identity.fingerprint,
+                                       channel_binding(ssl_object))
+        return verify_client_proof(cert, proof, message, self.pins)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            try:
+                fp = await self._authenticate(reader, writer)
+            except PinError as exc:
+                log.warning("sync: refused connection from %s: %s", peer, exc)
+                await _send(writer, {"ok": False, "error": f"authentication refused: {exc}"})
+                return
+            await _send(writer, {"ok": True})
+            header, tail = await asyncio.wait_for(read_frame(reader, self.max_frame),
+                                                  REQUEST_TIMEOUT)
+            try:
+                result = await self.handler(header, tail, fp)
+            except Exception as exc:  # a handler bug must not kill the server
+                log.exception("sync: request %s from %s failed", header.get("op"), peer)
+                result = {"ok": False, "error": f"internal error: {exc}"}
+            await _send(writer, result)
+        except (TransportError, TimeoutError, ConnectionError, ssl.SSLError) as exc:
+            log.warning("sync: connection from %s: %s", peer, exc or "timed out")
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+async def open_session(identity: Identity, pins: frozenset[str], host: str, port: int
+                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect, pin the server and prove our identity; the caller closes the writer."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=identity.client_context()),
+            HANDSHAKE_TIMEOUT)
+    except (OSError, ssl.SSLError, TimeoutError) as exc:
+        raise TransportError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        try:
+            server_fp = peer_fingerprint(ssl_object, pins)
+        except PinError as exc:
+            raise TransportError(f"{host}:{port}: {exc}") from None
+        hello, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME),
+                                          HANDSHAKE_TIMEOUT)
+        try:
+            challenge = bytes.fromhex(hello["challenge"])
+        except (KeyError, TypeError, ValueError):
+            raise TransportError(f"{host}:{port}: no challenge from the peer") from None
+        proof = identity.prove(client_proof_message(challenge, server_fp,
+                                                    channel_binding(ssl_object)))
+        await _send(writer, {"cert": base64.b64encode(identity.der).decode(),
+                             "proof": base64.b64encode(proof).decode()})
+        welcome, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME),
+                                            HANDSHAKE_TIMEOUT)
+        if not welcome.get("ok"):
+            raise TransportError(f"{host}:{port}: {welcome.get('error', 'refused')}")
+    except BaseException as exc:
+        writer.close()
+        if isinstance(exc, TimeoutError):
+            raise TransportError(f"{host}:{port}: timed out") from None
+        if isinstance(exc, ConnectionError | ssl.SSLError):
+            raise TransportError(f"{host}:{port}: connection lost: {exc}") from None
+        raise
+    return reader, writer
+
+
+async def call(identity: Identity, pins: frozenset[str], host: str, port: int,
+               header: dict[str, Any], tail: bytes = b"",
+               timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
+    """One authenticated request to a peer; its response header (or :class:`TransportError`)."""
+    reader, writer = await open_session(identity, pins, host, port)
+    try:
+        await _send(writer, header, tail)
+        response, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME), timeout)
+        return response
+    except TimeoutError:
+        raise TransportError(f"{host}:{port}: timed out") from None
+    except (ConnectionError, ssl.SSLError) as exc:
+        raise TransportError(f"{host}:{port}: connection lost: {exc}") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
