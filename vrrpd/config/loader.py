@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from typing import TypeVar
@@ -391,13 +391,14 @@ def _fingerprint(v: str) -> str:
     return hexa
 
 
-def _listed(s: Section, key: str, check: Callable[[str], T]) -> tuple[T, ...]:
-    """A required, non-empty list of strings at ``key``, each checked, none twice."""
+def _listed(s: Section, key: str, check: Callable[[str], T],
+            same: Callable[[T], Hashable] = lambda v: v, why: str = "") -> tuple[T, ...]:
+    """A required, non-empty list of strings at ``key``, each checked, no two the ``same``."""
     items = s.items(key)
     if not items:
         raise s.error(key, "list at least one")
     values = [v.get(str, check) for v in items]
-    refuse_duplicates(zip(items, values, strict=True))
+    refuse_duplicates(((v, same(value)) for v, value in zip(items, values, strict=True)), why)
     return tuple(values)
 
 
@@ -419,7 +420,8 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...]) -> SyncConfig:
         peers=_listed(s, "peers", endpoint),
         cert=s.take("cert", str, check=absolute_path),
         peer_fingerprints=_listed(s, "peer_fingerprints", _fingerprint),
-        files=_listed(s, "files", absolute_path),
+        files=_listed(s, "files", absolute_path, lambda p: p.name,
+                      "; files travel to the peer by name, so each needs its own"),
         validate=s.take("validate", str, check=template),
         reload=s.take("reload", str),
         source=s.take("source", str, "master", one_of("master")),

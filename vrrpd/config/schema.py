@@ -217,12 +217,12 @@ class Section:
         self.only(self._seen)
 
 
-def refuse_duplicates(pairs: Iterable[tuple[Value, Hashable]]) -> None:
+def refuse_duplicates(pairs: Iterable[tuple[Value, Hashable]], why: str = "") -> None:
     """Refuse the second of two values whose keys (addresses, names, paths, ...) are equal."""
     seen: dict[Hashable, Value] = {}
     for value, key in pairs:
         if key in seen:
-            raise value.error(f"{key} is listed twice (first at {seen[key].path})")
+            raise value.error(f"{key} is listed twice (first at {seen[key].path}){why}")
         seen[key] = value
 
 
