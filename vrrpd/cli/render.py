@@ -63,6 +63,10 @@ def render_status(doc: dict[str, Any]) -> str:
 def render(cmd: str, result: dict[str, Any]) -> str:
     if cmd == "status":
         return render_status(result)
+    if cmd.startswith("sync-"):
+        from vrrpd.cli.sync_cli import render_sync
+
+        return render_sync(cmd, result)
     if cmd == "help":
         return "\n".join(f"{c['usage']:<40} {c['summary']}" for c in result["commands"])
     if "states" in result:

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from vrrpd.cli.render import render
+from vrrpd.cli.sync_cli import add_keygen, keygen
 from vrrpd.control.registry import PROTOCOL_VERSION
 
 DEFAULT_SOCKET = "/run/vrrpd/vrrpd.sock"
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="re-read the configuration (hitless)")
     s = sub.add_parser("events", help="transition and tracker history (JSON lines)")
     s.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    s = sub.add_parser("sync", help="HAProxy configuration sync: status, push, keygen")
+    sync = s.add_subparsers(dest="sync_cmd", required=True, metavar="SYNC_COMMAND")
+    sync.add_parser("status", help="generations and manifests here and on the peers")
+    s = sync.add_parser("push", help="push the listed files to the peers now")
+    s.add_argument("--force", action="store_true",
+                   help="also over a diverged peer or one with a newer generation")
+    add_keygen(sync)
     sub.add_parser("version", help="daemon version")
     sub.add_parser("help", help="commands the daemon knows")
     return p
@@ -79,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd == "sync":
+        if args.sync_cmd == "keygen":
+            return keygen(args)
+        args.cmd = f"sync-{args.sync_cmd}"
     fields = {k: v for k, v in vars(args).items()
-              if k not in ("socket", "json", "cmd") and v not in (None, False)}
+              if k not in ("socket", "json", "cmd", "sync_cmd") and v not in (None, False)}
     try:
         if args.cmd == "events":
             result, more = request(args.socket, "events", fields, follow=args.follow)

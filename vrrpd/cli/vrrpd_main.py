@@ -30,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sync"]:  # `vrrpd sync keygen --cert PATH`: no config, no daemon
+        from vrrpd.cli.sync_cli import keygen_main
+
+        return keygen_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config, check_interfaces=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vrrpd.control import commands as _commands  # noqa: F401  (registers the commands)
+from vrrpd.control import sync_commands as _sync_commands  # noqa: F401
 from vrrpd.control.registry import COMMANDS, PROTOCOL_VERSION, CommandError
 
 log = logging.getLogger("vrrpd.control")

@@ -94,6 +94,7 @@ class Daemon:
         self._links: Any = None
         self._link_task: asyncio.Task[None] | None = None
         self.tracking: InstanceTracking | None = None
+        self.sync: Any = None  # vrrpd.sync.service.SyncService when `sync:` is configured
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class Daemon:
         self.control = ControlServer(self, self.config.control_socket,
                                      self.config.control_socket_group)
         await self.control.start()
+        if self.config.sync is not None:
+            await self._start_sync()
         if self.config.metrics is not None:
             from vrrpd.daemon.metrics import MetricsServer
 
@@ -159,6 +162,8 @@ class Daemon:
             await self.control.stop()
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.sync is not None:
+            await self.sync.stop()
         if self.tracking is not None:
             await self.tracking.stop()
         if self._link_task is not None:
@@ -280,7 +285,23 @@ class Daemon:
             if group_hook is not None and all(m.state is record.new for m in group.members):
                 group_hook.submit(record.new.value, record.old.value, driver.router.priority,
                                   vips, record.reason, self.config.node)
+        if self.sync is not None:
+            self.sync.on_transition(driver.name, record.new.value)
         self.notifier.notify(STATUS=self.summary())
+
+    async def _start_sync(self) -> None:
+        """Config sync: the source is the MASTER of ``sync.instance`` (changes need a restart)."""
+        from vrrpd.sync.service import SyncService
+
+        sync = self.config.sync
+        assert sync is not None
+
+        def is_source() -> bool:
+            driver = self.drivers.get(sync.instance or "")
+            return driver is not None and driver.state is State.MASTER
+
+        self.sync = SyncService(sync, self.config.state_dir, self.config.node, is_source)
+        await self.sync.start()
 
     def post_fault(self, names: list[str], source: str, faulted: bool) -> None:
         """A tracker or link fault for the named instances (sync groups follow)."""

@@ -1,0 +1,71 @@
+"""``sync`` subcommands shared by ``vrrpd sync keygen`` and ``vrrpctl sync ...``."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_keygen(sub: Any) -> None:
+    """Add ``keygen --cert PATH [--name NODE]`` to an argparse subparsers object."""
+    k = sub.add_parser("keygen", help="create this node's sync key + self-signed certificate "
+                                      "and print its fingerprint for the peers")
+    k.add_argument("--cert", required=True, type=Path, help="PEM file to create (key + cert)")
+    k.add_argument("--name", default=socket.gethostname(), help="node name (default: hostname)")
+    k.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+
+def keygen(args: argparse.Namespace) -> int:
+    """Create the key + certificate; print ``sha256:<hex>``."""
+    from vrrpd.sync.tls import keygen as make
+
+    if args.cert.exists() and not args.overwrite:
+        print(f"{args.cert} exists; --overwrite replaces it (the peers' pins must then change)",
+              file=sys.stderr)
+        return 1
+    try:
+        print(f"sha256:{make(args.cert, args.name)}")
+    except OSError as exc:
+        print(f"cannot write {args.cert}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def keygen_main(argv: list[str]) -> int:
+    """``vrrpd sync keygen ...``."""
+    p = argparse.ArgumentParser(prog="vrrpd sync", description="config sync helpers")
+    add_keygen(p.add_subparsers(dest="sync_cmd", required=True, metavar="COMMAND"))
+    return keygen(p.parse_args(argv))
+
+
+def _result(r: dict[str, Any]) -> str:
+    return "ok: " + str(r.get("message")) if r.get("ok") else "ERROR: " + str(r.get("error"))
+
+
+def render_sync(cmd: str, doc: dict[str, Any]) -> str:
+    """Text for ``sync-status`` and ``sync-push``."""
+    if cmd == "sync-push":
+        lines = [f"generation {doc['generation']}  manifest {doc['manifest_hash'][:16]}"]
+        lines += [f"{peer}: {_result(r)}" for peer, r in doc["peers"].items()]
+        return "\n".join(lines)
+    local = doc["local"]
+    role = "source" if local.get("source") else "receiver"
+    lines = [f"local ({role}): generation {local['generation']}  manifest "
+             f"{str(local.get('manifest_hash'))[:16]}" +
+             ("  DIVERGED: edited here since the last sync" if local.get("diverged") else "")]
+    for peer, p in doc["peers"].items():
+        if "error" in p:
+            lines.append(f"peer {peer}: unreachable: {p['error']}")
+        else:
+            lines.append(f"peer {peer} ({p.get('node')}): generation {p['generation']}  "
+                         f"manifest {str(p.get('manifest_hash'))[:16]}  {p['sync']}")
+    last = doc.get("last_push")
+    if last:
+        ago = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"]))
+        way = "received from" if last.get("received") else "pushed to"
+        lines.append(f"last push: {ago} {way} {last['peer']}: {_result(last)}")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Control commands of the HAProxy configuration sync (``vrrpctl sync status|push``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vrrpd.control.registry import CommandError, command
+
+
+def _service(daemon: Any) -> Any:
+    if daemon.sync is None:
+        raise CommandError("configuration sync is not configured (no `sync:` section)")
+    return daemon.sync
+
+
+@command("sync-status", "config sync: local and peer generation, manifest, in-sync/behind/"
+         "diverged, last push")
+async def sync_status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = await _service(daemon).status()
+    return result
+
+
+@command("sync-push", "push the listed HAProxy files to the peers now (--force: over a "
+         "diverged or newer peer)", "[--force]")
+async def sync_push(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    service = _service(daemon)
+    if not service.is_source() and not args.get("force"):
+        raise CommandError(f"this node is not MASTER of {service.config.instance}, so it is "
+                           "not the sync source; --force pushes from here anyway")
+    result: dict[str, Any] = await service.push(force=bool(args.get("force")))
+    failed = {p: r.get("error") for p, r in result["peers"].items() if not r.get("ok")}
+    if failed:
+        raise CommandError("push failed: " + "; ".join(f"{p}: {e}" for p, e in failed.items()))
+    return result
