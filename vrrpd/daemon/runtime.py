@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vrrpd import __version__
+from vrrpd.config.diff import diff_configs
 from vrrpd.config.loader import ConfigError, load_config
 from vrrpd.config.model import Config, InstanceConfig
 from vrrpd.control.registry import CommandError
@@ -64,11 +65,6 @@ def real_kernel() -> Kernel:
 
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
                   addresses=AddressManager(), announcer=Announcer, link_watcher=LinkWatcher)
-
-
-def _identity(cfg: InstanceConfig) -> tuple[object, ...]:
-    """What cannot change under a running virtual router."""
-    return cfg.interface, cfg.vrid, cfg.version, cfg.family
 
 
 class Daemon:
@@ -331,19 +327,14 @@ class Daemon:
         except (ConfigError, OSError) as exc:
             raise CommandError(f"configuration refused, still running the previous one: "
                                f"{exc}") from None
-        old_by = {i.name: i for i in self.config.instances}
+        diff = diff_configs(self.config, new)
         new_by = {i.name: i for i in new.instances}
-        changed = [n for n in old_by.keys() & new_by.keys() if old_by[n] != new_by[n]]
-        restart = [n for n in changed if _identity(old_by[n]) != _identity(new_by[n])]
-        removed = [n for n in old_by if n not in new_by]
-        added = [n for n in new_by if n not in old_by]
-        for name in removed + restart:
+        for name in diff.removed + diff.restarted:
             await self._remove_driver(name)
         self.config = new
-        for name in changed:
-            if name not in restart:
-                await self.drivers[name].reconfigure(new_by[name])
-        started = [self._add_driver(new_by[n]) for n in added + restart]
+        for name in diff.updated:
+            await self.drivers[name].reconfigure(new_by[name])
+        started = [self._add_driver(new_by[n]) for n in diff.added + diff.restarted]
         await self._reconcile(tuple(d.cfg for d in started))
         self._build_groups()
         if self.tracking is not None:
@@ -352,11 +343,16 @@ class Daemon:
                 self.tracking.apply(name)
         for driver in started:
             driver.post(Startup())
-        result = {"added": added, "removed": removed, "restarted": restart,
-                  "updated": [n for n in changed if n not in restart],
-                  "unchanged": sorted(old_by.keys() & new_by.keys() - set(changed))}
+        result = {"added": list(diff.added), "removed": list(diff.removed),
+                  "restarted": list(diff.restarted), "updated": list(diff.updated),
+                  "unchanged": list(diff.unchanged),
+                  "needs_restart": list(diff.settings)}
+        if diff.settings:
+            log.warning("reload: %s changed; that takes effect only when vrrpd restarts",
+                        ", ".join(diff.settings))
         log.info("configuration reloaded from %s: %s", new.path,
-                 ", ".join(f"{k} {v}" for k, v in result.items() if v and k != "unchanged")
+                 ", ".join(f"{k} {v}" for k, v in result.items()
+                           if v and k not in ("unchanged", "needs_restart"))
                  or "no instance changed")
         self.events.record("reload", **result)
         return result
