@@ -23,17 +23,19 @@ from vrrpd.sync.tls import keygen
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 
 HAPROXY = """global
-    log stdout format raw local0
+    maxconn 2000
 defaults
-    mode tcp
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend dicom
-    bind 192.0.2.100:104
-    default_backend pacs
-backend pacs
-    server pacs1 192.0.2.50:104 check maxconn {maxconn}
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+frontend portal
+    bind 192.0.2.100:80
+    default_backend web
+backend web
+    cookie SRV insert indirect nocache
+    option httpchk HEAD /
+    server web1 192.0.2.50:8080 check cookie w1 maxconn {maxconn}
 """
 PORT = 8443
 
@@ -108,7 +110,7 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     assert p["sync"] == "in-sync" and status["local"]["source"] is True
 
     # a broken edit is refused by haproxy -c on lb2; lb2 keeps running the last good one
-    sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=30).replace("pacs1", "pacs1 nope"))
+    sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=30).replace("check cookie", "check nope"))
     wait_for(lambda: sync_pair.last_push("lb1").get("ok") is False, 2, "a refused push",
              poll=0.05)
     assert "validation failed" in sync_pair.last_push("lb1")["error"]
