@@ -110,7 +110,8 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     assert p["sync"] == "in-sync" and status["local"]["source"] is True
 
     # a broken edit is refused by haproxy -c on lb2; lb2 keeps running the last good one
-    sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=30).replace("check cookie", "check nope"))
+    broken = HAPROXY.format(maxconn=30).replace("check cookie", "check nope")
+    sync_pair.cfg("lb1").write_text(broken)
     wait_for(lambda: sync_pair.last_push("lb1").get("ok") is False, 2, "a refused push",
              poll=0.05)
     assert "validation failed" in sync_pair.last_push("lb1")["error"]
