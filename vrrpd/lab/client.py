@@ -1,0 +1,200 @@
+"""The lab's client: HTTP HEAD to the VIP every 10 ms, as a radiologist's browser would see it.
+
+Run in the client node as a subprocess (``python -m vrrpd.lab.client URL``), one asyncio
+task per request so a hanging request never delays the next one.  Each request gets
+``timeout`` seconds to connect and as long again to read the response head; it prints one line
+per request::
+
+    <sent, CLOCK_MONOTONIC seconds> <1|0> <X-LB header or '-'> <latency ms>
+
+CLOCK_MONOTONIC is system-wide (namespaces do not change it), so the test or benchmark that
+injects a fault can compare its own ``time.monotonic()`` with these timestamps.
+
+:func:`measure` turns the samples and the fault time into the client-visible outage: the
+longest gap between consecutive successful requests from the last success before the fault up
+to the first success served by the new load balancer, and the failed requests in that window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from vrrpd.lab.netns import Node
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request: when it was sent, whether a 2xx/3xx came back, and which LB answered."""
+
+    sent: float
+    ok: bool
+    lb: str | None
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Outage:
+    """What the client saw of one failover."""
+
+    outage_ms: float  # longest gap between successes around the fault
+    failed: int  # failed requests sent in that window
+    new_lb: str | None  # who served the first success after the fault
+    window_ms: float  # last success before the fault -> first success by the new LB
+
+
+async def probe(host: str, port: int, path: str, timeout: float) -> tuple[bool, str | None]:
+    """One ``HEAD`` with ``Connection: close``; (status 2xx/3xx, X-LB header)."""
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        writer.write(f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return False, None
+    finally:
+        if writer is not None:
+            writer.close()
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split()
+    ok = len(parts) >= 2 and parts[1][:1] in ("2", "3")
+    lb = next((ln.split(":", 1)[1].strip() for ln in lines[1:]
+               if ln.lower().startswith("x-lb:")), None)
+    return ok, lb
+
+
+async def run(url: str, interval: float, timeout: float, out: Path) -> None:
+    """Probe ``url`` every ``interval`` seconds until SIGTERM, one line per request to ``out``."""
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "", parts.port or 80, parts.path or "/"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    tasks: set[asyncio.Task[None]] = set()
+    with out.open("w", buffering=1) as sink:
+
+        async def one() -> None:
+            sent = time.monotonic()
+            ok, lb = await probe(host, port, path, timeout)
+            took = (time.monotonic() - sent) * 1000
+            sink.write(f"{sent:.6f} {int(ok)} {lb or '-'} {took:.2f}\n")
+
+        tick = time.monotonic()
+        while not stop.is_set():
+            task = asyncio.create_task(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            tick += interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, tick - time.monotonic()))
+        if tasks:
+            await asyncio.wait(tasks, timeout=2 * timeout + 0.1)
+
+
+def read_samples(path: Path) -> list[Sample]:
+    samples = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) == 4:
+            samples.append(Sample(float(f[0]), f[1] == "1", None if f[2] == "-" else f[2],
+                                  float(f[3])))
+    return sorted(samples, key=lambda s: s.sent)
+
+
+def measure(samples: Sequence[Sample], fault: float, new_lb: str | None = None) -> Outage:
+    """The outage around a fault injected at ``fault`` (monotonic seconds).
+
+    The window runs from the last success sent before ``fault`` to the first success after it
+    served by ``new_lb`` (any LB when None).  The outage is the longest gap between consecutive
+    successes inside it; a make-before-break hand-over shows just the probe spacing.
+    """
+    before = [s for s in samples if s.sent <= fault and s.ok]
+    if not before:
+        raise ValueError("no successful request before the fault")
+    start = before[-1].sent
+    after = [s for s in samples if s.sent > fault and s.ok and (new_lb is None or s.lb == new_lb)]
+    if not after:
+        raise ValueError(f"no successful request by {new_lb or 'any LB'} after the fault")
+    end = after[0]
+    window = [s for s in samples if start <= s.sent <= end.sent]
+    ok_times = [s.sent for s in window if s.ok]
+    gap = max(b - a for a, b in itertools.pairwise(ok_times))
+    return Outage(outage_ms=gap * 1000, failed=sum(not s.ok for s in window),
+                  new_lb=end.lb, window_ms=(end.sent - start) * 1000)
+
+
+class ClientProber:
+    """The prober subprocess in ``node``; :meth:`samples` reads what it recorded so far."""
+
+    def __init__(self, node: Node, url: str, interval: float = 0.01, timeout: float = 0.05,
+                 out: Path | None = None) -> None:
+        self.node = node
+        self.url = url
+        self.interval = interval
+        self.timeout = timeout
+        self.out = out or Path(f"/tmp/vrrpd-client-{node.ns.name}.txt")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        repo = str(Path(__file__).resolve().parents[2])
+        self.proc = self.node.ns.popen(
+            [sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r}); "
+             "from vrrpd.lab.client import main; sys.exit(main())",
+             self.url, "--interval", str(self.interval), "--timeout", str(self.timeout),
+             "--out", str(self.out)])
+        deadline = time.monotonic() + 5
+        while not any(s.ok for s in self.samples()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"client: no successful request to {self.url} in 5 s")
+            time.sleep(0.02)
+
+    def samples(self) -> list[Sample]:
+        return read_samples(self.out) if self.out.exists() else []
+
+    def measure(self, fault: float, new_lb: str | None = None, wait: float = 10) -> Outage:
+        """Wait (up to ``wait`` s) for a success by ``new_lb`` after ``fault``; measure."""
+        deadline = time.monotonic() + wait
+        while True:
+            samples = self.samples()
+            if any(s.sent > fault and s.ok and (new_lb is None or s.lb == new_lb)
+                   for s in samples):
+                return measure(samples, fault, new_lb)
+            if time.monotonic() > deadline:
+                return measure(samples, fault, new_lb)  # raises, naming what is missing
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("url")
+    p.add_argument("--interval", type=float, default=0.01)
+    p.add_argument("--timeout", type=float, default=0.05)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    asyncio.run(run(args.url, args.interval, args.timeout, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""A load-balancer pair in the lab: real HAProxy on lb1 and lb2, vrrpd (or keepalived) above it.
+
+Topology (one :class:`~vrrpd.lab.netns.Topology`, namespaces deleted on exit)::
+
+    client 192.0.2.50 ----+
+    lb1    192.0.2.11 ----+-- switch (br0)     VIP 192.0.2.100 (VRID 51) on the master
+    lb2    192.0.2.12 ----+
+    backend 192.0.2.30 ---+   HTTP on :8080
+
+* ``backend`` runs a tiny threaded HTTP server (``python -m http.server``) on 192.0.2.30:8080.
+* ``lb1``/``lb2`` run HAProxy 2.x in master-worker mode (``-W -D -p PIDFILE``) with a stats
+  socket, a frontend bound to the VIP (``net.ipv4.ip_nonlocal_bind=1``, so HAProxy listens
+  before the node holds the VIP) and ``http-response set-header X-LB <node>``: the client
+  learns which LB answered.
+* vrrpd runs on both, lb1 priority 150 and lb2 100, one instance ``web`` tracking HAProxy
+  (tracker ``haproxy``, weight 0: a dead HAProxy is a FAULT).  ``customize(node, doc)`` edits
+  each node's vrrpd config before start (more instances, trackers, sync groups).
+* With ``daemon="keepalived"`` keepalived 2.2 runs instead, configured equivalently: the same
+  VRID, priorities and advert interval, and a ``vrrp_script`` that checks HAProxy's master pid
+  at the tracker interval (``fall 1 rise 1``, weight 0: failing = FAULT).
+
+The vrrpd process runner and the netlink probe are the lab tests' (``tests/lab/daemons.py``):
+the benchmarks use this module too, so the directory is put on ``sys.path`` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from vrrpd.lab.netns import Node, Topology
+
+REPO = Path(__file__).resolve().parents[2]
+_HELPERS = REPO / "tests" / "lab"
+if str(_HELPERS) not in sys.path:
+    sys.path.insert(0, str(_HELPERS))
+
+from daemons import AddressProbe, Vrrpd, terminate, wait_for  # noqa: E402
+
+VIP = "192.0.2.100/24"
+VIP_ADDR = "192.0.2.100"
+VRID = 51
+BACKEND = ("backend", "192.0.2.30/24", "2001:db8::30/64")
+CLIENT = ("client", "192.0.2.50/24", "2001:db8::50/64")
+LBS = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
+       "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
+BACKEND_PORT = 8080
+KEEPALIVED = "/usr/sbin/keepalived"
+
+Customize = Callable[[str, dict[str, Any]], None]
+
+
+def haproxy_config(node: str, workdir: Path) -> str:
+    """HAProxy configuration of ``node``: VIP:80 -> backend, stats socket, X-LB header."""
+    return f"""\
+global
+    master-worker
+    pidfile {workdir}/haproxy.pid
+    stats socket {workdir}/admin.sock mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind {VIP_ADDR}:80
+    default_backend web
+    http-response set-header X-LB {node}
+backend web
+    server app {BACKEND[1].split('/')[0]}:{BACKEND_PORT} check inter 1s
+"""
+
+
+class HAProxy:
+    """HAProxy (master-worker, daemonized) in one lab node."""
+
+    def __init__(self, node: Node, workdir: Path) -> None:
+        self.node = node
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cfg = self.dir / "haproxy.cfg"
+        self.pidfile = self.dir / "haproxy.pid"
+        self.socket = self.dir / "admin.sock"
+        self.cfg.write_text(haproxy_config(node.name, self.dir))
+
+    def start(self) -> None:
+        """Start (``-D``: the master forks and writes its pid) and wait for the stats socket."""
+        self.pidfile.unlink(missing_ok=True)
+        self.node.ns.run(["haproxy", "-W", "-D", "-f", str(self.cfg), "-p", str(self.pidfile)])
+        wait_for(lambda: self.master_pid() is not None and self.socket.exists(), 10,
+                 f"haproxy on {self.node.name}", poll=0.01)
+
+    def master_pid(self) -> int | None:
+        """The master's pid while it runs, else None."""
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the master (SIGKILL: the workers notice the master is gone and exit)."""
+        pid = self.master_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def stop(self) -> None:
+        """Kill the master and every HAProxy process left in the node."""
+        self.kill()
+        out = self.node.ns.run(["ip", "netns", "pids", self.node.ns.name], check=False)
+        for pid in out.stdout.split():
+            with contextlib.suppress(OSError):
+                if "haproxy" in Path(f"/proc/{pid}/comm").read_text():
+                    os.kill(int(pid), signal.SIGKILL)
+
+
+def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAProxy,
+                      track_interval: float) -> str:
+    """keepalived.conf equivalent to the vrrpd setup (VRRPv3, vrrp_script on HAProxy's pid).
+
+    keepalived runs scripts without a shell, so the pid check is a small script file.
+    """
+    check = haproxy.dir / "check_haproxy.sh"
+    check.write_text(f"#!/bin/sh\nexec kill -0 $(cat {haproxy.pidfile})\n")
+    check.chmod(0o755)
+    return f"""\
+global_defs {{
+    router_id {node.name}
+    vrrp_version 3
+    script_user root
+}}
+vrrp_script chk_haproxy {{
+    script "{haproxy.dir}/check_haproxy.sh"
+    interval {track_interval:g}
+    timeout 1
+    fall 1
+    rise 1
+    weight 0
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface {node.ifname}
+    virtual_router_id {VRID}
+    priority {priority}
+    advert_int {interval:g}
+    virtual_ipaddress {{
+        {VIP} dev {node.ifname}
+    }}
+    track_script {{
+        chk_haproxy
+    }}
+}}
+"""
+
+
+class KeepalivedNode:
+    """keepalived (VRRP subsystem only, foreground) in one lab node."""
+
+    def __init__(self, node: Node, workdir: Path, config: str) -> None:
+        self.node = node
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "keepalived.conf"
+        self.conf.write_text(config)
+        self.log_path = self.dir / "keepalived.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> KeepalivedNode:
+        with self.log_path.open("ab") as log:
+            self.proc = self.node.ns.popen(
+                [KEEPALIVED, "--vrrp", "--dont-fork", "--log-console", "--no-syslog",
+                 "--dont-respawn", "--use-file", str(self.conf),
+                 "--pid", str(self.dir / "k.pid"), "--vrrp_pid", str(self.dir / "v.pid")],
+                stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self, timeout: float = 10) -> int:
+        return terminate(self.proc, signal.SIGTERM, timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class HAProxyPair:
+    """lb1/lb2/backend/client with HAProxy and a VRRP daemon on each LB.  A context manager:
+    every process and namespace is gone after ``with``, also when setup failed."""
+
+    def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
+                 daemon: str = "vrrpd", customize: Customize | None = None) -> None:
+        self.workdir = workdir
+        self.interval = interval
+        self.track_interval = track_interval
+        self.daemon = daemon
+        self.customize = customize
+        self.lab: Topology | None = None
+        self.haproxy: dict[str, HAProxy] = {}
+        self.vrrpd: dict[str, Vrrpd] = {}
+        self.keepalived: dict[str, KeepalivedNode] = {}
+        self.probe: dict[str, AddressProbe] = {}
+        self.backend: subprocess.Popen[bytes] | None = None
+
+    # ---- building ------------------------------------------------------------------------
+
+    def __enter__(self) -> HAProxyPair:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        self.lab = lab = Topology()
+        for name, (v4, v6, _prio) in LBS.items():
+            node = lab.add_node(name, v4, v6)
+            node.ns.sysctl("net.ipv4.ip_nonlocal_bind", 1)
+        lab.add_node(*BACKEND)
+        lab.add_node(*CLIENT)
+        self._start_backend()
+        for name in LBS:
+            self.haproxy[name] = HAProxy(lab.nodes[name], self.workdir / name / "haproxy")
+            self.haproxy[name].start()
+            self.probe[name] = AddressProbe(lab.nodes[name])
+        if self.daemon == "keepalived":
+            self._start_keepalived()
+        else:
+            self._start_vrrpd()
+        wait_for(lambda: self.holders() == ["lb1"], 10, "lb1 to hold the VIP", poll=0.01)
+
+    def _start_backend(self) -> None:
+        assert self.lab is not None
+        root = self.workdir / "www"
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "index.html").write_text("pacs\n")
+        self.backend = self.lab.nodes["backend"].ns.popen(
+            [sys.executable, "-m", "http.server", str(BACKEND_PORT), "--bind",
+             BACKEND[1].split("/")[0], "--directory", str(root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def vrrpd_config(self, node: str) -> dict[str, Any]:
+        """The vrrpd config document of ``node`` before ``customize``."""
+        hap = self.haproxy[node]
+        return {
+            "instances": [{"name": "web", "interface": "eth0", "vrid": VRID,
+                           "priority": LBS[node][2], "advert_interval": self.interval,
+                           "vips": [VIP], "track": ["haproxy"]}],
+            "tracks": {"haproxy": {"type": "haproxy", "pidfile": str(hap.pidfile),
+                                   "socket": str(hap.socket), "interval": self.track_interval,
+                                   "weight": 0}},
+        }
+
+    def _start_vrrpd(self) -> None:
+        assert self.lab is not None
+        for name in LBS:
+            doc = self.vrrpd_config(name)
+            if self.customize is not None:
+                self.customize(name, doc)
+            instances = doc.pop("instances")
+            self.vrrpd[name] = Vrrpd(self.lab.nodes[name], self.workdir, instances, **doc)
+        self.vrrpd["lb1"].start()
+        self.vrrpd["lb1"].wait_state("web", "MASTER")
+        self.vrrpd["lb2"].start()
+        self.vrrpd["lb2"].wait_state("web", "BACKUP")
+
+    def _start_keepalived(self) -> None:
+        assert self.lab is not None
+        for name in LBS:
+            node = self.lab.nodes[name]
+            conf = keepalived_config(node, LBS[name][2], self.interval, self.haproxy[name],
+                                     self.track_interval)
+            self.keepalived[name] = KeepalivedNode(node, self.workdir / name / "keepalived",
+                                                   conf)
+        self.keepalived["lb1"].start()
+        wait_for(lambda: self.holders() == ["lb1"], 15, "keepalived lb1 to hold the VIP",
+                 poll=0.01)
+        self.keepalived["lb2"].start()
+
+    # ---- using ---------------------------------------------------------------------------
+
+    def holders(self, vip: str = VIP) -> list[str]:
+        """The LBs whose interface holds ``vip`` now (netlink)."""
+        return [n for n, p in self.probe.items() if p.has(vip)]
+
+    def node(self, name: str) -> Node:
+        assert self.lab is not None
+        return self.lab.nodes[name]
+
+    def socket(self, name: str) -> Path:
+        return self.vrrpd[name].socket
+
+    @contextlib.contextmanager
+    def client(self, **kwargs: Any) -> Iterator[Any]:
+        """A :class:`vrrpd.lab.client.ClientProber` running in the client node."""
+        from vrrpd.lab.client import ClientProber
+        prober = ClientProber(self.node("client"), f"http://{VIP_ADDR}/", **kwargs)
+        prober.start()
+        try:
+            yield prober
+        finally:
+            prober.stop()
+
+    def logs(self) -> str:
+        """Every daemon's log, for a failing test's report."""
+        parts = [f"---- {n} vrrpd ----\n{d.log()[-6000:]}" for n, d in self.vrrpd.items()]
+        parts += [f"---- {n} keepalived ----\n{k.log()[-3000:]}"
+                  for n, k in self.keepalived.items()]
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        for d in self.vrrpd.values():
+            d.stop()
+        for k in self.keepalived.values():
+            k.stop()
+        for h in self.haproxy.values():
+            h.stop()
+        terminate(self.backend)
+        for p in self.probe.values():
+            p.close()
+        self.probe.clear()
+        if self.lab is not None:
+            self.lab.close()
+
+
+def settle(seconds: float) -> None:
+    """Sleep between phases (named, so benchmark scripts read as prose)."""
+    time.sleep(seconds)
