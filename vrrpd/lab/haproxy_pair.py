@@ -16,8 +16,8 @@ Topology (one :class:`~vrrpd.lab.netns.Topology`, namespaces deleted on exit)::
   (tracker ``haproxy``, weight 0: a dead HAProxy is a FAULT).  ``customize(node, doc)`` edits
   each node's vrrpd config before start (more instances, trackers, sync groups).
 * With ``daemon="keepalived"`` keepalived 2.2 runs instead, configured equivalently: the same
-  VRID, priorities and advert interval, and a ``vrrp_script`` that checks HAProxy's master pid
-  at the tracker interval (``fall 1 rise 1``, weight 0: failing = FAULT).
+  VRID, priorities and advert interval, and a HAProxy check with weight 0 (failing = FAULT),
+  see :func:`keepalived_config`.
 
 The vrrpd process runner and the netlink probe are the lab tests' (``tests/lab/daemons.py``):
 the benchmarks use this module too, so the directory is put on ``sys.path`` here.
@@ -26,6 +26,7 @@ the benchmarks use this module too, so the directory is put on ``sys.path`` here
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -124,28 +125,46 @@ class HAProxy:
 
 
 def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAProxy,
-                      track_interval: float) -> str:
-    """keepalived.conf equivalent to the vrrpd setup (VRRPv3, vrrp_script on HAProxy's pid).
+                      track_interval: float, check: str = "script") -> str:
+    """keepalived.conf equivalent to the vrrpd setup: VRRPv3, same VRID/priority/interval.
 
-    keepalived runs scripts without a shell, so the pid check is a small script file.
+    ``check="script"`` (default): a ``vrrp_script`` running ``kill -0 $(cat PIDFILE)``;
+    keepalived 2.2.7 takes whole seconds only ("invalid number '0.1'"), so the interval is
+    rounded up to 1 s.
+    ``check="process"``: ``vrrp_track_process`` on HAProxy's command line (quorum 2 = the
+    master and a worker).  It needs the kernel's process-event connector, which only answers
+    in the initial network namespace: in the lab keepalived logs "Failed to set/clear process
+    event listen - errno 111" and stays in FAULT, so it is for hosts, not for this lab.
+    Both with weight 0 (failing = FAULT), fall 1, rise 1.
     """
-    check = haproxy.dir / "check_haproxy.sh"
-    check.write_text(f"#!/bin/sh\nexec kill -0 $(cat {haproxy.pidfile})\n")
-    check.chmod(0o755)
+    if check == "script":
+        script = haproxy.dir / "check_haproxy.sh"  # keepalived runs scripts without a shell
+        script.write_text(f"#!/bin/sh\nexec kill -0 $(cat {haproxy.pidfile})\n")
+        script.chmod(0o755)
+        tracker = f"""vrrp_script chk_haproxy {{
+    script "{script}"
+    interval {max(1, math.ceil(track_interval))}
+    timeout 1
+    fall 1
+    rise 1
+    weight 0
+}}"""
+        use = "track_script {\n        chk_haproxy\n    }"
+    else:
+        tracker = f"""vrrp_track_process chk_haproxy {{
+    process haproxy -W -D -f {haproxy.cfg}
+    param_match initial
+    quorum 2
+    weight 0
+}}"""
+        use = "track_process {\n        chk_haproxy\n    }"
     return f"""\
 global_defs {{
     router_id {node.name}
     vrrp_version 3
     script_user root
 }}
-vrrp_script chk_haproxy {{
-    script "{haproxy.dir}/check_haproxy.sh"
-    interval {track_interval:g}
-    timeout 1
-    fall 1
-    rise 1
-    weight 0
-}}
+{tracker}
 vrrp_instance VI_1 {{
     state BACKUP
     interface {node.ifname}
@@ -155,9 +174,7 @@ vrrp_instance VI_1 {{
     virtual_ipaddress {{
         {VIP} dev {node.ifname}
     }}
-    track_script {{
-        chk_haproxy
-    }}
+    {use}
 }}
 """
 
@@ -195,12 +212,14 @@ class HAProxyPair:
     every process and namespace is gone after ``with``, also when setup failed."""
 
     def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
-                 daemon: str = "vrrpd", customize: Customize | None = None) -> None:
+                 daemon: str = "vrrpd", customize: Customize | None = None,
+                 keepalived_check: str = "script") -> None:
         self.workdir = workdir
         self.interval = interval
         self.track_interval = track_interval
         self.daemon = daemon
         self.customize = customize
+        self.keepalived_check = keepalived_check
         self.lab: Topology | None = None
         self.haproxy: dict[str, HAProxy] = {}
         self.vrrpd: dict[str, Vrrpd] = {}
@@ -279,12 +298,15 @@ class HAProxyPair:
         for name in LBS:
             node = self.lab.nodes[name]
             conf = keepalived_config(node, LBS[name][2], self.interval, self.haproxy[name],
-                                     self.track_interval)
+                                     self.track_interval, self.keepalived_check)
             self.keepalived[name] = KeepalivedNode(node, self.workdir / name / "keepalived",
                                                    conf)
         self.keepalived["lb1"].start()
-        wait_for(lambda: self.holders() == ["lb1"], 15, "keepalived lb1 to hold the VIP",
-                 poll=0.01)
+        try:
+            wait_for(lambda: self.holders() == ["lb1"], 15, "keepalived lb1 to hold the VIP",
+                     poll=0.01)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.keepalived['lb1'].log()}") from None
         self.keepalived["lb2"].start()
 
     # ---- using ---------------------------------------------------------------------------
