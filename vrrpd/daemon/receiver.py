@@ -106,9 +106,13 @@ class VrrpEndpoint:
                           self.family, src, detail)
 
     def status(self) -> dict[str, Any]:
+        counters = dict(self.counters)
+        own = getattr(self.sock, "own_source_dropped", 0)
+        if own:
+            counters["own_source"] = own  # our own adverts looped back by another path
         return {"interface": self.ifname, "family": self.family,
                 "primary_address": str(self.primary_address), "vrids": sorted(self.drivers),
-                "counters": dict(self.counters), "dropped": dict(self.drops)}
+                "counters": counters, "dropped": dict(self.drops)}
 
     def close(self) -> None:
         self._loop.remove_reader(self.sock.fileno())
