@@ -242,6 +242,10 @@ class InstanceDriver:
             case Announce():
                 self._stop_announcing()
                 self._announce = self._loop.create_task(self._announce_bursts())
+                # Yield once so the first gratuitous ARP / NA round leaves before our advert:
+                # the old master drops its VIPs on that advert, and hosts must already be
+                # pointed here by then (make-before-break).
+                await asyncio.sleep(0)
 
     def _send_advert(self, priority: int) -> None:
         cfg = self.cfg
