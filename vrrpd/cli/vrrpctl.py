@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
               if k not in ("socket", "json", "cmd", "sync_cmd") and v not in (None, False)}
     try:
         if args.cmd == "events":
-            result, more = request(args.socket, "events", fields, follow=args.follow)
+            if args.follow:
+                result, more = request(args.socket, "events", fields, follow=True)
+            else:  # without follow, request() returns the result alone
+                result, more = request(args.socket, "events", fields), iter(())
             for event in result["events"]:
                 print(json.dumps(event), flush=True)
             for event in more:
