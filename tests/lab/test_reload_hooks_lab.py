@@ -1,0 +1,129 @@
+"""Hitless reload and notify hooks against real daemons (issue: operator interface).
+
+The VIP is sampled over netlink about every millisecond while the daemon reloads: a reload
+that removed and re-added it, even for a moment, would be seen.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemons import AddressProbe, Vrrpd, wait_for
+
+from vrrpd.cli.vrrpctl import ControlError
+from vrrpd.lab.netns import Node, Topology
+
+VIP = "192.0.2.100/24"
+EXTRA = "192.0.2.101/24"
+
+
+def web(priority: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"name": "web", "interface": "eth0", "vrid": 51, "priority": priority,
+             "advert_interval": 0.1, "vips": [VIP], **extra}]
+
+
+class Sampler(threading.Thread):
+    """Counts the samples in which ``node`` did not hold ``vip``.
+
+    pyroute2 sockets belong to the thread that opened them, so the probe is opened here.
+    """
+
+    def __init__(self, node: Node, vip: str) -> None:
+        super().__init__(daemon=True)
+        self.node, self.vip = node, vip
+        self.samples = self.missing = 0
+        self.running = True
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        probe = AddressProbe(self.node)
+        self.ready.set()
+        while self.running:
+            self.samples += 1
+            self.missing += not probe.has(self.vip)
+            time.sleep(0.001)
+        probe.close()
+
+    def stop(self) -> tuple[int, int]:
+        self.running = False
+        self.join()
+        return self.samples, self.missing
+
+
+def test_reload_is_hitless_and_a_bad_file_changes_nothing(two_nodes: Topology,
+                                                          tmp_path: Path) -> None:
+    lb1 = Vrrpd(two_nodes.nodes["lb1"], tmp_path, web(150)).start()
+    lb2 = Vrrpd(two_nodes.nodes["lb2"], tmp_path, web(100)).start()
+    probe = AddressProbe(two_nodes.nodes["lb1"])
+    try:
+        lb1.wait_state("web", "MASTER")
+        lb2.wait_state("web", "BACKUP")
+        transitions = lb1.instance("web")["counters"]["transitions"]
+        sampler = Sampler(two_nodes.nodes["lb1"], VIP)
+        sampler.start()
+        sampler.ready.wait(5)
+        time.sleep(0.1)
+        lb1.doc["instances"][0]["vips"] = [VIP, EXTRA]
+        lb1.doc["instances"][0]["priority"] = 160
+        lb1.write_config()
+        result = lb1.ctl("reload")
+        assert result["updated"] == ["web"] and result["restarted"] == []
+        wait_for(lambda: probe.has(EXTRA), 2, "the added VIP")
+        # SIGHUP reloads too: drop the extra VIP again.
+        lb1.doc["instances"][0]["vips"] = [VIP]
+        lb1.write_config()
+        lb1.send_signal(signal.SIGHUP)
+        wait_for(lambda: not probe.has(EXTRA), 2, "the removed VIP to go")
+        time.sleep(0.1)
+        samples, missing = sampler.stop()
+        assert samples > 100 and missing == 0, f"VIP missing in {missing}/{samples} samples"
+        status = lb1.instance("web")
+        assert status["state"] == "MASTER" and status["effective_priority"] == 160
+        assert status["counters"]["transitions"] == transitions
+        # A broken file is refused with file, line, key and reason; nothing changes.
+        lb1.config_path.write_text(lb1.config_path.read_text().replace("vrid: 51", "vrid: 300"))
+        with pytest.raises(ControlError, match=r"vrrpd.yaml:\d+: instances\[0\].vrid: 300"):
+            lb1.ctl("reload")
+        assert lb1.state("web") == "MASTER" and probe.has(VIP)
+    finally:
+        probe.close()
+        lb1.stop()
+        lb2.stop()
+
+
+def test_notify_hooks_run_in_order_and_never_delay_a_takeover(two_nodes: Topology,
+                                                              tmp_path: Path) -> None:
+    """keepalived arguments TYPE NAME STATE PRIORITY plus VRRPD_* variables, in order; a hook
+    that hangs for seconds does not slow lb2's takeover (Skew_Time + 100 ms)."""
+    record = tmp_path / "lb1-hook.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$* $VRRPD_PREV_STATE [$VRRPD_VIPS]" >> {record}\n'
+                    "exit 3\n")
+    slow = tmp_path / "slow.sh"
+    slow.write_text("#!/bin/sh\nsleep 5\n")
+    hook.chmod(0o755)
+    slow.chmod(0o755)
+    lb1 = Vrrpd(two_nodes.nodes["lb1"], tmp_path, web(150, notify=str(hook))).start()
+    lb2 = Vrrpd(two_nodes.nodes["lb2"], tmp_path, web(100, notify=str(slow))).start()
+    probe = AddressProbe(two_nodes.nodes["lb2"])
+    try:
+        lb1.wait_state("web", "MASTER")
+        lb2.wait_state("web", "BACKUP")
+        time.sleep(0.3)
+        start = time.monotonic()
+        lb1.stop()
+        wait_for(lambda: probe.has(VIP), 2, "lb2 to take over")
+        assert time.monotonic() - start < 0.161 + 0.1
+        lines = record.read_text().splitlines()
+        assert lines == ["INSTANCE web BACKUP 150 INIT [192.0.2.100]",
+                         "INSTANCE web MASTER 150 BACKUP [192.0.2.100]",
+                         "INSTANCE web INIT 150 MASTER [192.0.2.100]"]
+        assert "exit status 3" in lb1.log()
+    finally:
+        probe.close()
+        lb2.stop()
