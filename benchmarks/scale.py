@@ -1,0 +1,328 @@
+"""Many virtual routers on one interface: CPU, memory, advert spacing, false transitions.
+
+Run as root: ``.venv/bin/python benchmarks/scale.py [--duration 60] [--instances 1,50,255]
+[--interval 0.1] [--no-keepalived]``
+
+For each instance count N, two lab nodes (lb1 priority 150, lb2 priority 100) run N VRRPv3
+instances, VRIDs 1..N, on one interface at ``--interval`` (0.1 s), first with vrrpd and then
+with keepalived 2.2 (same instances; skipped with ``--no-keepalived`` or when it is not
+installed).  After both have settled (every VIP on lb1, lb2 backup for all), for
+``--duration`` seconds:
+
+* CPU: the daemon's (and its children's, keepalived forks a VRRP child) user + system CPU
+  seconds per second, on each node, from psutil before and after;
+* peak RSS: ``VmHWM`` of the daemon's processes, summed;
+* advert spacing: an AF_PACKET sniffer on lb2 (:mod:`vrrpd.lab.sniff`) timestamps every advert
+  from lb1 in the kernel; gaps are taken per VRID and pooled; p50/p99/max of the gap and of
+  ``|gap - interval|``;
+* false transitions: state changes on either node during the window (vrrpd: the
+  ``transitions`` counters of ``vrrpctl status --json``; keepalived: its "Entering ... STATE"
+  log lines).  Nothing happens in the window, so any transition is false.
+
+VIPs.  Real VRIDs on one LAN never share a VIP, and the lab may only use 192.0.2.0/24 and
+2001:db8::/64, which hold 191 IPv4 addresses clear of the nodes from .64 to .254.  So VRIDs
+1..191 get one IPv4 VIP each, ``192.0.2.(63 + VRID)/32``, and VRIDs 192..255 are IPv6
+instances with ``fe80::1:VRID/64`` (RFC 5798 §5.2.9: the first IPv6 VIP is link-local) and
+``2001:db8::1:VRID/128``.  Up to 191 instances this is pure IPv4; 255 runs 191 IPv4 and 64
+IPv6 instances on the same interface (two raw sockets, one per family).
+
+Targets (255 instances at 0.1 s): 0 false transitions, daemon CPU at most 30 % of one core,
+spacing p99 within ±10 ms.  Prints a table and writes ``benchmarks/results/scale-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "lab")]  # vrrpd, and the lab's daemons.py
+
+from daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
+
+from vrrpd.lab.haproxy_pair import KEEPALIVED, KeepalivedNode  # noqa: E402
+from vrrpd.lab.netns import Node, Topology  # noqa: E402
+from vrrpd.lab.sniff import Sniffer, percentile, spacing  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
+         "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
+V4_VRIDS = 191  # 192.0.2.64 .. 192.0.2.254
+SETTLE = 2.0  # seconds after lb2 went backup everywhere before measuring
+TARGET_CPU = 0.30
+TARGET_P99_MS = 10.0
+
+
+def vips(vrid: int) -> list[str]:
+    """The VIPs of VRID ``vrid`` (see the module docstring)."""
+    if not 1 <= vrid <= 255:
+        raise ValueError(f"VRID {vrid} outside 1..255")
+    if vrid <= V4_VRIDS:
+        return [f"192.0.2.{63 + vrid}/32"]
+    return [f"fe80::1:{vrid:x}/64", f"2001:db8::1:{vrid:x}/128"]
+
+
+class ProcessTree:
+    """CPU time and peak RSS of a process and its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+
+    def _all(self) -> list[psutil.Process]:
+        return [self.root, *self.root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for proc in self._all():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def peak_rss(self) -> int:
+        """Sum of ``VmHWM`` (bytes) over the tree."""
+        total = 0
+        for proc in self._all():
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                kib = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+                total += int(kib.group(1)) * 1024 if kib else 0
+        return total
+
+
+class LabDaemon(Protocol):
+    """What the benchmark needs of a VRRP daemon running N instances in one node."""
+
+    def start(self) -> None: ...
+
+    def wait_backup(self, timeout: float) -> None: ...
+
+    def transitions(self) -> int: ...
+
+    def pid(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class VrrpdDaemon:
+    """vrrpd with N instances (:class:`daemons.Vrrpd`)."""
+
+    def __init__(self, node: Node, tmp: Path, priority: int, n: int, interval: float) -> None:
+        instances = [{"name": f"vr{v}", "interface": node.ifname, "vrid": v,
+                      "priority": priority, "advert_interval": interval, "vips": vips(v)}
+                     for v in range(1, n + 1)]
+        self.vrrpd = Vrrpd(node, tmp, instances)
+
+    def start(self) -> None:
+        self.vrrpd.start()
+
+    def _states(self) -> list[str]:
+        return [i["state"] for i in self.vrrpd.ctl("status")["instances"]]
+
+    def wait_backup(self, timeout: float) -> None:
+        wait_for(lambda: set(self._states()) == {"BACKUP"}, timeout,
+                 f"vrrpd on {self.vrrpd.node.name} to be BACKUP everywhere", poll=0.1)
+
+    def transitions(self) -> int:
+        return sum(i["counters"].get("transitions", 0)
+                   for i in self.vrrpd.ctl("status")["instances"])
+
+    def pid(self) -> int:
+        assert self.vrrpd.proc is not None
+        return self.vrrpd.proc.pid
+
+    def stop(self) -> None:
+        self.vrrpd.stop()
+
+
+def keepalived_config(node: Node, priority: int, n: int, interval: float) -> str:
+    """keepalived.conf with the same N VRRPv3 instances as :class:`VrrpdDaemon`."""
+    blocks = []
+    for v in range(1, n + 1):
+        addresses = "\n".join(f"        {a} dev {node.ifname}" for a in vips(v))
+        blocks.append(f"""vrrp_instance vr{v} {{
+    state BACKUP
+    interface {node.ifname}
+    virtual_router_id {v}
+    priority {priority}
+    advert_int {interval:g}
+    virtual_ipaddress {{
+{addresses}
+    }}
+}}""")
+    head = f"global_defs {{\n    router_id {node.name}\n    vrrp_version 3\n}}\n"
+    return head + "\n".join(blocks) + "\n"
+
+
+class KeepalivedDaemon:
+    """keepalived 2.2 with N instances (:class:`vrrpd.lab.haproxy_pair.KeepalivedNode`)."""
+
+    STATE_LINE = re.compile(r"\) Entering (\w+) STATE")
+
+    def __init__(self, node: Node, tmp: Path, priority: int, n: int, interval: float) -> None:
+        self.n = n
+        self.keepalived = KeepalivedNode(node, tmp / node.name / "keepalived",
+                                         keepalived_config(node, priority, n, interval))
+
+    def start(self) -> None:
+        self.keepalived.start()
+
+    def wait_backup(self, timeout: float) -> None:
+        def backups() -> bool:
+            return self.keepalived.log().count("Entering BACKUP STATE") >= self.n
+
+        wait_for(backups, timeout, f"keepalived on {self.keepalived.node.name} to be BACKUP",
+                 poll=0.1)
+
+    def transitions(self) -> int:
+        return len(self.STATE_LINE.findall(self.keepalived.log()))
+
+    def pid(self) -> int:
+        assert self.keepalived.proc is not None
+        return self.keepalived.proc.pid
+
+    def stop(self) -> None:
+        self.keepalived.stop()
+
+
+DAEMONS: dict[str, type[VrrpdDaemon] | type[KeepalivedDaemon]] = {
+    "vrrpd": VrrpdDaemon, "keepalived": KeepalivedDaemon}
+
+
+@contextlib.contextmanager
+def pair(daemon: str, n: int, interval: float, tmp: Path) -> Iterator[
+        tuple[Topology, dict[str, LabDaemon], set[str]]]:
+    """lb1 master of all N instances, lb2 backup of all, settled; everything gone after.
+
+    Yields the topology, the daemons by node and lb1's advert sources (its IPv4 address and
+    the link-local address it had before any fe80 VIP was added).
+    """
+    with Topology() as lab:
+        for name, (ipv4, ipv6, _prio) in NODES.items():
+            lab.add_node(name, ipv4, ipv6)
+        lb1 = lab.nodes["lb1"]
+        sources = {str(lb1.ipv4.ip), lb1.link_local() or ""}
+        daemons: dict[str, LabDaemon] = {
+            name: DAEMONS[daemon](lab.nodes[name], tmp / daemon, prio, n, interval)
+            for name, (_v4, _v6, prio) in NODES.items()}
+        probe = AddressProbe(lab.nodes["lb1"])
+        wanted = {v for vrid in range(1, n + 1) for v in vips(vrid)}
+        try:
+            daemons["lb1"].start()
+            wait_for(lambda: wanted <= probe.addresses(), 30, f"lb1 to hold all {n} VIPs",
+                     poll=0.05)
+            daemons["lb2"].start()
+            daemons["lb2"].wait_backup(30)
+            time.sleep(SETTLE)
+            yield lab, daemons, sources
+        finally:
+            probe.close()
+            for d in daemons.values():
+                d.stop()
+
+
+def measure(daemon: str, n: int, interval: float, duration: float, tmp: Path) -> dict[str, Any]:
+    """One run: ``daemon`` with ``n`` instances; returns the row for the table and JSON."""
+    with pair(daemon, n, interval, tmp) as (lab, daemons, sources):
+        trees = {name: ProcessTree(d.pid()) for name, d in daemons.items()}
+        cpu0 = {name: t.cpu_seconds() for name, t in trees.items()}
+        trans0 = {name: d.transitions() for name, d in daemons.items()}
+        start = time.monotonic()
+        with Sniffer(lab.nodes["lb2"]) as sniff:
+            time.sleep(duration)
+        elapsed = time.monotonic() - start
+        cpu = {name: (t.cpu_seconds() - cpu0[name]) / elapsed for name, t in trees.items()}
+        false = {name: d.transitions() - trans0[name] for name, d in daemons.items()}
+        rss = {name: t.peak_rss() for name, t in trees.items()}
+        gaps = spacing(sniff.frames("vrrp"), sources)
+    pooled = [g * 1000 for vrid_gaps in gaps.values() for g in vrid_gaps]
+    dev = [abs(g - interval * 1000) for g in pooled]
+    row: dict[str, Any] = {
+        "daemon": daemon, "instances": n, "interval_s": interval, "duration_s": round(elapsed, 2),
+        "cpu_per_s": {k: round(v, 4) for k, v in cpu.items()},
+        "peak_rss_mib": {k: round(v / 2**20, 1) for k, v in rss.items()},
+        "false_transitions": false,
+        "vrids_heard": len(gaps), "adverts": len(pooled) + len(gaps),
+        "adverts_expected": round(n * elapsed / interval),
+    }
+    if pooled:
+        row.update({
+            "gap_ms": {"p50": round(percentile(pooled, 0.5), 2),
+                       "p99": round(percentile(pooled, 0.99), 2),
+                       "max": round(max(pooled), 2), "min": round(min(pooled), 2),
+                       "mean": round(statistics.mean(pooled), 2)},
+            "deviation_ms": {"p50": round(percentile(dev, 0.5), 2),
+                             "p99": round(percentile(dev, 0.99), 2),
+                             "max": round(max(dev), 2)}})
+    row["meets_target"] = (sum(false.values()) == 0 and max(cpu.values()) <= TARGET_CPU
+                           and bool(pooled) and row["deviation_ms"]["p99"] <= TARGET_P99_MS
+                           and len(gaps) == n)
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("daemon      N  CPU lb1  CPU lb2  RSS lb1  RSS lb2  adverts/expected  "
+            "gap p50   p99    max  |dev| p99  false  target")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        gap, dev = r.get("gap_ms", {}), r.get("deviation_ms", {})
+        lines.append(
+            f"{r['daemon']:<10} {r['instances']:>3}  {r['cpu_per_s']['lb1']:>6.1%}  "
+            f"{r['cpu_per_s']['lb2']:>6.1%}  {r['peak_rss_mib']['lb1']:>5.1f}M  "
+            f"{r['peak_rss_mib']['lb2']:>5.1f}M  {r['adverts']:>7}/{r['adverts_expected']:<8}  "
+            f"{gap.get('p50', 0):>6.1f} {gap.get('p99', 0):>6.1f} {gap.get('max', 0):>6.1f}  "
+            f"{dev.get('p99', 0):>8.1f}  {sum(r['false_transitions'].values()):>5}  "
+            f"{'met' if r['meets_target'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=60.0, help="seconds measured per run")
+    p.add_argument("--instances", default="1,50,255", help="comma-separated instance counts")
+    p.add_argument("--interval", type=float, default=0.1, help="advert interval, seconds")
+    p.add_argument("--no-keepalived", action="store_true", help="measure vrrpd only")
+    args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        print("scale.py: run as root (network namespaces)", file=sys.stderr)
+        return 1
+    counts = [int(c) for c in args.instances.split(",")]
+    daemons = ["vrrpd"]
+    if not args.no_keepalived and shutil.which(KEEPALIVED):
+        daemons.append("keepalived")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vrrpd-scale-") as tmp:
+        for n in counts:
+            for daemon in daemons:
+                print(f"{daemon}: {n} instances at {args.interval:g} s for "
+                      f"{args.duration:g} s ...", flush=True)
+                rows.append(measure(daemon, n, args.interval, args.duration,
+                                    Path(tmp) / f"{daemon}-{n}"))
+    print(table(rows))
+    print(f"targets at 255 instances: 0 false transitions, CPU <= {TARGET_CPU:.0%} of a core, "
+          f"|gap - interval| p99 <= {TARGET_P99_MS:g} ms, every VRID heard")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                                            "python": platform.python_version()},
+                                "rows": rows}, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
