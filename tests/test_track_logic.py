@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vrrpd.track.base import RepeatFilter
+from vrrpd.ratelimit import RepeatFilter
 from vrrpd.track.file import read_track_file
 from vrrpd.track.haproxy import StatsError, backend_problems, parse_info, parse_stat
 from vrrpd.track.rise_fall import RiseFall
@@ -107,8 +107,20 @@ def test_repeat_filter_holds_back_identical_lines_within_the_period() -> None:
     now[0] = 30
     assert f.admit("a") is None
     now[0] = 61
-    assert f.admit("a") == "a (repeated 2 more times)"
+    assert f.admit("a") == "a (and 2 more like it)"
     assert f.admit("a") is None
+
+
+def test_repeat_filter_groups_messages_by_key() -> None:
+    """A flood of drops from random sources is one line per reason and period."""
+    now = [0.0]
+    f = RepeatFilter(period=10, clock=lambda: now[0])
+    assert f.admit("bad checksum from 192.0.2.7", "checksum") == "bad checksum from 192.0.2.7"
+    assert f.admit("bad checksum from 192.0.2.8", "checksum") is None
+    assert f.admit("TTL 64 from 192.0.2.8", "ttl") == "TTL 64 from 192.0.2.8"
+    now[0] = 11
+    assert f.admit("bad checksum from 192.0.2.9", "checksum") == (
+        "bad checksum from 192.0.2.9 (and 1 more like it)")
 
 
 INFO = "Name: HAProxy\nVersion: 2.6.12\nPid: 42\n"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import MutableMapping
 from typing import Any
+
+from vrrpd.ratelimit import RepeatFilter
 
 
 class InstanceLog(logging.LoggerAdapter):
@@ -28,23 +29,16 @@ class InstanceLog(logging.LoggerAdapter):
 
 
 class RateLimitedLog:
-    """At most one line per ``key`` every ``period`` seconds; counts what it held back."""
+    """At most one line per ``key`` every ``period`` seconds (see :class:`RepeatFilter`)."""
 
     def __init__(self, log: logging.Logger | logging.LoggerAdapter, period: float = 10.0) -> None:
         self._log = log
-        self._period = period
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
+        self._filter = RepeatFilter(period)
 
     def warning(self, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -self._period) < self._period:
-            self._held[key] = self._held.get(key, 0) + 1
-            return
-        held = self._held.pop(key, 0)
-        self._last[key] = now
-        suffix = f" (and {held} more like it in the last {self._period:g}s)" if held else ""
-        self._log.warning(msg + suffix, *args)
+        line = self._filter.admit(msg % args if args else msg, key)
+        if line is not None:
+            self._log.warning("%s", line)
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,38 +17,13 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.ratelimit import RepeatFilter
 from vrrpd.track.rise_fall import RiseFall
 from vrrpd.track.status import CheckResult, TrackStatus
 
 log = logging.getLogger("vrrpd.track")
 
 StatusCallback = Callable[[TrackStatus], None]
-
-
-class RepeatFilter:
-    """Lets an identical message through at most once per ``period`` seconds.
-
-    The first message after a quiet period carries how many copies were held back, so a
-    check failing every second for an hour makes 60 log lines, not 3600.
-    """
-
-    def __init__(self, period: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period = period
-        self._clock = clock
-        self._seen: dict[str, tuple[float, int]] = {}  # message -> (logged at, suppressed)
-
-    def admit(self, message: str) -> str | None:
-        """The line to log for ``message`` now, or None to stay quiet."""
-        now = self._clock()
-        self._seen = {
-            m: v for m, v in self._seen.items() if now - v[0] < self.period or m == message
-        }
-        logged_at, suppressed = self._seen.get(message, (None, 0))
-        if logged_at is not None and now - logged_at < self.period:
-            self._seen[message] = (logged_at, suppressed + 1)
-            return None
-        self._seen[message] = (now, 0)
-        return f"{message} (repeated {suppressed} more times)" if suppressed else message
 
 
 class Tracker(ABC):
