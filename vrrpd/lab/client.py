@@ -5,7 +5,12 @@ task per request so a hanging request never delays the next one.  Each request g
 ``timeout`` seconds to connect and as long again to read the response head; it prints one line
 per request::
 
-    <sent, CLOCK_MONOTONIC seconds> <1|0> <X-LB header or '-'> <latency ms>
+    <sent, CLOCK_MONOTONIC seconds> <1|0> <LB or '-'> <latency ms> <backend or '-'>
+
+The LB is the ``X-LB`` header (the HAProxy pair of :mod:`vrrpd.lab.haproxy_pair` sets it) or,
+when the load balancers run an unmodified configuration, the ``X-Remote-Addr`` header a
+``scripts/pacs-backend`` answers with (the address the request came from: the load balancer's
+own) translated by ``--lb ADDRESS=NAME``; the backend is ``X-Backend``.
 
 CLOCK_MONOTONIC is system-wide (namespaces do not change it), so the test or benchmark that
 injects a fault can compare its own ``time.monotonic()`` with these timestamps.
@@ -25,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,6 +46,7 @@ class Sample:
     ok: bool
     lb: str | None
     latency_ms: float
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,9 @@ class Outage:
     window_ms: float  # last success before the fault -> first success by the new LB
 
 
-async def probe(host: str, port: int, path: str, timeout: float) -> tuple[bool, str | None]:
-    """One ``HEAD`` with ``Connection: close``; (status 2xx/3xx, X-LB header)."""
+async def probe(host: str, port: int, path: str, timeout: float,
+                lbs: Mapping[str, str] | None = None) -> tuple[bool, str | None, str | None]:
+    """One ``HEAD`` with ``Connection: close``: (status 2xx/3xx, LB, backend), see above."""
     writer = None
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -62,19 +69,23 @@ async def probe(host: str, port: int, path: str, timeout: float) -> tuple[bool, 
                      .encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        return False, None
+        return False, None, None
     finally:
         if writer is not None:
             writer.close()
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split()
     ok = len(parts) >= 2 and parts[1][:1] in ("2", "3")
-    lb = next((ln.split(":", 1)[1].strip() for ln in lines[1:]
-               if ln.lower().startswith("x-lb:")), None)
-    return ok, lb
+    headers = {k.strip().lower(): v.strip()
+               for k, _, v in (ln.partition(":") for ln in lines[1:] if ":" in ln)}
+    lb = headers.get("x-lb")
+    if lb is None and "x-remote-addr" in headers:
+        lb = (lbs or {}).get(headers["x-remote-addr"], headers["x-remote-addr"])
+    return ok, lb, headers.get("x-backend")
 
 
-async def run(url: str, interval: float, timeout: float, out: Path) -> None:
+async def run(url: str, interval: float, timeout: float, out: Path,
+              lbs: Mapping[str, str] | None = None) -> None:
     """Probe ``url`` every ``interval`` seconds until SIGTERM, one line per request to ``out``."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "", parts.port or 80, parts.path or "/"
@@ -86,9 +97,9 @@ async def run(url: str, interval: float, timeout: float, out: Path) -> None:
 
         async def one() -> None:
             sent = time.monotonic()
-            ok, lb = await probe(host, port, path, timeout)
+            ok, lb, backend = await probe(host, port, path, timeout, lbs)
             took = (time.monotonic() - sent) * 1000
-            sink.write(f"{sent:.6f} {int(ok)} {lb or '-'} {took:.2f}\n")
+            sink.write(f"{sent:.6f} {int(ok)} {lb or '-'} {took:.2f} {backend or '-'}\n")
 
         tick = time.monotonic()
         while not stop.is_set():
@@ -106,9 +117,9 @@ def read_samples(path: Path) -> list[Sample]:
     samples = []
     for line in path.read_text().splitlines():
         f = line.split()
-        if len(f) == 4:
+        if len(f) == 5:
             samples.append(Sample(float(f[0]), f[1] == "1", None if f[2] == "-" else f[2],
-                                  float(f[3])))
+                                  float(f[3]), None if f[4] == "-" else f[4]))
     return sorted(samples, key=lambda s: s.sent)
 
 
@@ -138,8 +149,9 @@ class ClientProber:
     """The prober subprocess in ``node``; :meth:`samples` reads what it recorded so far."""
 
     def __init__(self, node: Node, url: str, interval: float = 0.01, timeout: float = 0.05,
-                 out: Path | None = None) -> None:
+                 out: Path | None = None, lbs: Mapping[str, str] | None = None) -> None:
         self.node = node
+        self.lbs = dict(lbs or {})
         self.url = url
         self.interval = interval
         self.timeout = timeout
@@ -152,7 +164,8 @@ class ClientProber:
             [sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r}); "
              "from vrrpd.lab.client import main; sys.exit(main())",
              self.url, "--interval", str(self.interval), "--timeout", str(self.timeout),
-             "--out", str(self.out)])
+             "--out", str(self.out),
+             *(f"--lb={addr}={name}" for addr, name in self.lbs.items())])
         deadline = time.monotonic() + 5
         while not any(s.ok for s in self.samples()):
             if time.monotonic() > deadline:
@@ -191,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.01)
     p.add_argument("--timeout", type=float, default=0.05)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--lb", action="append", default=[], metavar="ADDRESS=NAME",
+                   help="name the LB whose address a backend reports in X-Remote-Addr")
     args = p.parse_args(argv)
-    asyncio.run(run(args.url, args.interval, args.timeout, args.out))
+    lbs = dict(item.split("=", 1) for item in args.lb)
+    asyncio.run(run(args.url, args.interval, args.timeout, args.out, lbs))
     return 0
 
 

@@ -1,10 +1,14 @@
-"""``scripts/lab``: a two-node vrrpd pair in network namespaces on this machine.
+"""``scripts/lab``: the PACS reference deployment in network namespaces, failed three ways.
 
-``demo`` (default) builds the lab, shows who is master and where the VIP is, fails the master
-in two ways (switch port down, then SIGTERM), shows each takeover with its measured time, and
-tears everything down.  ``up`` leaves the lab running (``vrrpctl --socket`` lines are printed),
-``status`` shows it, ``down`` removes everything the lab made, including leftovers of a crashed
-run.  Everything lives in namespaces named ``vrlab-*`` and in ``/run/vrrpd-lab``.
+``demo`` (default) builds :class:`vrrpd.lab.pacs.PacsLab` (lb1 and lb2 running the shipped
+etc/haproxy/haproxy.cfg and etc/vrrpd/lbN.yaml, two PACS backends, a client), starts a client
+that sends an HTTP HEAD through the VIP every 10 ms and a DICOM C-ECHO every 200 ms, then
+(a) SIGKILLs the master's HAProxy, (b) hands over with ``vrrpctl demote`` and resumes, (c) cuts
+the master off the switch and plugs it back, printing one timeline line per event with the
+VIP move, the client-visible outage and who answered, and tears everything down.
+``up`` leaves the lab running, ``status`` shows it, ``down`` removes everything the lab made
+(also after a crash).  Everything lives in namespaces named ``vrlab-*`` and in
+``/run/vrrpd-lab``.
 """
 
 from __future__ import annotations
@@ -16,76 +20,71 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vrrpd.cli.render import render_status
 from vrrpd.cli.vrrpctl import ControlError, request
-from vrrpd.lab.netns import Namespace, Topology
+from vrrpd.lab.client import ClientProber, Sample, measure
+from vrrpd.lab.dicom import DicomProber, find
+from vrrpd.lab.haproxy_pair import LBS, VIP_ADDR, wait_for
+from vrrpd.lab.netns import Namespace
+from vrrpd.lab.pacs import PacsLab
 
 PREFIX = "vrlab"
 RUN = Path("/run/vrrpd-lab")
-VIP = "192.0.2.100/24"
-NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
-         "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
-CLIENT = ("client", "192.0.2.50/24", "2001:db8::50/64")
-INTERVAL = 0.1
-PAUSE = 1.5  # seconds between demo steps, so a human can follow
+PAUSE = 2.0  # seconds between events, so a human can follow (and the client settles)
 
 
 def say(msg: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')}  {msg}", flush=True)
+    now = time.time()
+    print(f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now % 1 * 10)}  {msg}",
+          flush=True)
 
 
-def down(quiet: bool = False) -> None:
-    """Remove every ``vrlab-*`` namespace and kill what runs in it; safe to run any time."""
+def lab_namespaces() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = [line.split()[0] for line in out.splitlines() if line.startswith(f"{PREFIX}-")]
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"{PREFIX}-")]
+
+
+def down(quiet: bool = False) -> int:
+    """Remove every ``vrlab-*`` namespace, what runs in it, and ``/run/vrrpd-lab``; safe to run
+    any time.  Returns how many namespaces there were."""
+    names = lab_namespaces()
+    for sig, pause in ((signal.SIGTERM, 0.3), (signal.SIGKILL, 0.0)):
+        for name in names:
+            for pid in subprocess.run(["ip", "netns", "pids", name], capture_output=True,
+                                      text=True).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), sig)
+        time.sleep(pause if names else 0)
     for name in names:
-        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True,
-                              text=True).stdout.split()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGTERM)
-    time.sleep(0.3 if names else 0)
-    for name in names:
-        for pid in subprocess.run(["ip", "netns", "pids", name], capture_output=True,
-                                  text=True).stdout.split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
         Namespace(name).delete()
     shutil.rmtree(RUN, ignore_errors=True)
     if not quiet:
-        say(f"lab removed ({len(names)} namespace(s))" if names else "no lab was running")
+        say(f"lab removed ({len(names)} namespaces)" if names else "no lab was running")
+    return len(names)
 
 
 def socket_of(node: str) -> Path:
     return RUN / node / "vrrpd.sock"
 
 
-def up() -> Topology:
-    down(quiet=True)
-    RUN.mkdir(parents=True, exist_ok=True)
-    lab = Topology(prefix=PREFIX)
-    for name, (v4, v6, _prio) in NODES.items():
-        lab.add_node(name, v4, v6)
-    lab.add_node(*CLIENT)
-    for name, (_v4, _v6, prio) in NODES.items():
-        d = RUN / name
-        d.mkdir(exist_ok=True)
-        cfg = {"node": name, "control_socket": str(socket_of(name)), "state_dir": str(d),
-               "instances": [{"name": "web", "interface": "eth0", "vrid": 51,
-                              "priority": prio, "advert_interval": INTERVAL, "vips": [VIP]}]}
-        (d / "vrrpd.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        with (d / "vrrpd.log").open("ab") as log:
-            lab.nodes[name].ns.popen([sys.executable, "-m", "vrrpd", "-c", str(d / "vrrpd.yaml")],
-                                     stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-    say(f"lab up: lb1 (priority 150) and lb2 (priority 100) share VIP {VIP}, "
-        f"VRRPv3 every {INTERVAL:g}s; client 192.0.2.50")
+def up() -> PacsLab:
+    """Build the lab (removing any earlier one first); it runs on when this process exits."""
+    if leftovers := down(quiet=True):
+        say(f"removed an earlier lab ({leftovers} namespaces left running or crashed)")
+    say("building the PACS reference deployment: lb1, lb2 (HAProxy etc/haproxy/haproxy.cfg "
+        "-L lbN, vrrpd etc/vrrpd/lbN.yaml), pacs1, pacs2, client")
+    start = time.monotonic()
+    lab = PacsLab(RUN, prefix=PREFIX).__enter__()
+    # lb2 is up too: wait until it has learned the master (and pulled HAProxy's stick tables)
+    wait_for(lambda: status_of("lb2") is not None, 10, "lb2", poll=0.05)
+    say(f"lab up in {time.monotonic() - start:.1f}s: VIP {VIP_ADDR} (VRID 51, VRRPv3 every "
+        "0.1 s) on eth1; logs in /run/vrrpd-lab/<node>/")
     return lab
 
 
@@ -97,64 +96,125 @@ def status_of(node: str) -> dict[str, Any] | None:
     return result
 
 
-def master() -> str | None:
-    for node in NODES:
+def summary() -> str:
+    """``lb1 MASTER 150, lb2 BACKUP 100`` from both control sockets."""
+    parts = []
+    for node in LBS:
         doc = status_of(node)
-        if doc and doc["instances"][0]["state"] == "MASTER" and doc["instances"][0]["vips_held"]:
-            return node
-    return None
-
-
-def wait_master(exclude: str | None = None, timeout: float = 10) -> tuple[str, float]:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        m = master()
-        if m is not None and m != exclude:
-            return m, time.monotonic() - start
-        time.sleep(0.005)
-    raise SystemExit(f"lab: no master after {timeout}s; logs are in {RUN}/*/vrrpd.log")
+        if doc is None:
+            parts.append(f"{node} down")
+            continue
+        i = doc["instances"][0]
+        admin = "" if i["admin"] == "normal" else f" ({i['admin']})"
+        parts.append(f"{node} {i['state']}{admin} {i['effective_priority']}")
+    return ", ".join(parts)
 
 
 def show() -> None:
-    for node in NODES:
+    if not lab_namespaces():
+        print("no lab is running (`scripts/lab up` starts one)")
+        return
+    for node in LBS:
         doc = status_of(node)
         if doc is None:
-            print(f"--- {node}: vrrpd not answering")
+            print(f"--- {node}: vrrpd not answering (log: {RUN / node / 'vrrpd.log'})")
             continue
         print(f"--- {node} (vrrpctl --socket {socket_of(node)} status)")
         print(render_status(doc))
 
 
+def vrrpctl(node: str, *args: str) -> None:
+    """Run the operator's ``vrrpctl`` against ``node``."""
+    subprocess.run([sys.executable, "-m", "vrrpd.cli.vrrpctl", "--socket", str(socket_of(node)),
+                    *args], check=True, capture_output=True, text=True, timeout=30)
+
+
+class Timeline:
+    """The client's view while faults are injected: one line per event."""
+
+    def __init__(self, lab: PacsLab, http: ClientProber, dicom: DicomProber) -> None:
+        self.lab, self.http, self.dicom = lab, http, dicom
+
+    def event(self, label: str, action: Callable[[], None], new_master: str | None) -> None:
+        """Do ``action``; wait for ``new_master`` (None: whoever) to hold the VIP and both
+        probes to answer again; print VIP move, HTTP and DICOM outage."""
+        before = self.lab.master()
+        fault = time.monotonic()
+        doing = threading.Thread(target=action)  # a demote blocks until the peer took over
+        doing.start()
+        wait_for(lambda: (holder := self.lab.master()) is not None
+                         and new_master in (None, holder), 15,
+                         f"{new_master or 'an LB'} to hold the VIP")
+        moved = time.monotonic() - fault
+        doing.join()
+        web = self.http.measure(fault, new_lb=new_master)
+        wait_for(lambda: any(s.ok and s.sent > fault for s in self.dicom.samples()), 5,
+                 "a DICOM C-ECHO to succeed again", poll=0.02)
+        time.sleep(self.dicom.timeout)  # echoes still in flight are counted too
+        echo = measure(self.dicom.samples(), fault)
+        served = self.first_after(fault, new_master)
+        now = self.lab.master()
+        vip = (f"VIP {before}->{now} {moved * 1000:.0f} ms" if now != before
+               else f"VIP stays on {now}")
+        say(f"{label:<34} {vip:<22} | web {web.outage_ms:4.0f} ms, {web.failed:2d} failed, "
+            f"via {served.lb}->{served.backend} | C-ECHO gap {echo.outage_ms:4.0f} ms, "
+            f"{echo.failed} failed")
+
+    def first_after(self, fault: float, lb: str | None) -> Sample:
+        return next(s for s in self.http.samples()
+                    if s.sent > fault and s.ok and (lb is None or s.lb == lb))
+
+    def note(self, msg: str) -> None:
+        say(f"{'':<34} {msg}")
+
+
 def demo(keep: bool) -> None:
     lab = up()
     try:
-        m, took = wait_master()
-        say(f"{m} is MASTER and holds {VIP} (elected in {took:.2f}s)")
-        show()
-        other = "lb2" if m == "lb1" else "lb1"
-        time.sleep(PAUSE)
-        say(f"pulling {m}'s cable (switch port down)...")
-        lab.set_link(m, False)
-        new, took = wait_master(exclude=m)
-        say(f"{new} took over {VIP} after {took * 1000:.0f} ms")
-        time.sleep(PAUSE)
-        say(f"plugging {m} back in: it has the higher priority and preempts back")
-        lab.set_link(m, True)
-        back, took = wait_master(exclude=other)
-        say(f"{back} is MASTER again after {took * 1000:.0f} ms")
-        time.sleep(PAUSE)
-        say(f"stopping vrrpd on {back} (SIGTERM: it resigns with a priority-0 advert)")
-        for pid in subprocess.run(["ip", "netns", "pids", lab.nodes[back].ns.name],
-                                  capture_output=True, text=True).stdout.split():
-            os.kill(int(pid), signal.SIGTERM)
-        new, took = wait_master(exclude=back)
-        say(f"{new} took over {VIP} after {took * 1000:.0f} ms")
-        show()
+        m = lab.master()
+        assert m is not None
+        other = lab.other(m)
+        with lab.client() as http:
+            dicom = DicomProber(lab.node("client"), VIP_ADDR).start()
+            try:
+                time.sleep(PAUSE)
+                first = next(s for s in http.samples() if s.ok)
+                with lab.node("client").ns.entered():
+                    found = [find(VIP_ADDR, port) for port in (105, 204)]
+                say(f"{summary()}; VIP {VIP_ADDR} on {m}")
+                say(f"client 192.0.2.50: HEAD every 10 ms via {first.lb}->{first.backend}, "
+                    f"C-ECHO :104 every 200 ms, C-FIND :105 -> {found[0]}, :204 -> {found[1]}")
+                table = lab.haproxy[other].stats("show table web").splitlines()[1:2]
+                say(f"stick table web on {other} (replicated by `peers pacs`): "
+                    + (table[0].split(": ", 1)[-1] if table else "empty"))
+                line = Timeline(lab, http, dicom)
+                scenarios(lab, line, m, other)
+                say(summary())
+            finally:
+                dicom.stop()
     finally:
         if keep:
-            say("lab left running; `scripts/lab down` removes it")
+            say("lab left running; `scripts/lab status` shows it, `scripts/lab down` removes it")
         else:
             down()
+
+
+def scenarios(lab: PacsLab, line: Timeline, m: str, other: str) -> None:
+    """(a) HAProxy SIGKILL on the master, (b) demote + resume, (c) port cut and back."""
+    line.event(f"(a) kill -9 HAProxy on {m}", lambda: lab.haproxy[m].kill(), other)
+    lab.restart_haproxy(m)
+    line.note(f"HAProxy on {m} restarted: {m} BACKUP, the VIP stays on {other} "
+              "(preempt_delay 60 s: stick tables and checks warm up first)")
+    time.sleep(PAUSE)
+    line.event(f"(b) vrrpctl demote on {other}", lambda: vrrpctl(other, "demote"), m)
+    vrrpctl(other, "resume")
+    line.note(f"vrrpctl resume on {other}: {summary()}")
+    time.sleep(PAUSE)
+    line.event(f"(c) {m}'s switch port down", lambda: lab.lab.set_link(m, False),  # type: ignore
+               other)
+    time.sleep(PAUSE)
+    line.event(f"    {m}'s switch port up", lambda: lab.lab.set_link(m, True), None)  # type: ignore
+    time.sleep(PAUSE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         down()
     elif args.command == "up":
         up()
-        m, _ = wait_master()
-        say(f"{m} is MASTER and holds {VIP}")
         show()
+        say("`scripts/lab status` shows it again, `scripts/lab down` removes it; "
+            f"e.g. ip netns exec {PREFIX}-client curl -sI http://{VIP_ADDR}/")
     elif args.command == "status":
         show()
     else:

@@ -29,10 +29,11 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +81,35 @@ backend web
 
 
 class HAProxy:
-    """HAProxy (master-worker, daemonized) in one lab node."""
+    """HAProxy (master-worker, daemonized) in one lab node.
 
-    def __init__(self, node: Node, workdir: Path) -> None:
+    ``config`` is the configuration text (default: :func:`haproxy_config`); ``args`` are added
+    to the command line (``-L lb1``) and ``env`` to the environment, which HAProxy expands in
+    quoted ``"${NAME}"`` words of the file: the PACS lab keeps one file, byte-identical on
+    both nodes, whose runtime paths differ per node (:mod:`vrrpd.lab.pacs`).
+    """
+
+    def __init__(self, node: Node, workdir: Path, config: str | None = None,
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
         self.node = node
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cfg = self.dir / "haproxy.cfg"
         self.pidfile = self.dir / "haproxy.pid"
         self.socket = self.dir / "admin.sock"
-        self.cfg.write_text(haproxy_config(node.name, self.dir))
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.cfg.write_text(haproxy_config(node.name, self.dir) if config is None else config)
+
+    def command(self) -> list[str]:
+        """The command line (``env NAME=VALUE ... haproxy -W -D ...``)."""
+        return ["env", *(f"{k}={v}" for k, v in self.env.items()), "haproxy", "-W", "-D",
+                "-f", str(self.cfg), "-p", str(self.pidfile), *self.args]
 
     def start(self) -> None:
         """Start (``-D``: the master forks and writes its pid) and wait for the stats socket."""
         self.pidfile.unlink(missing_ok=True)
-        self.node.ns.run(["haproxy", "-W", "-D", "-f", str(self.cfg), "-p", str(self.pidfile)])
+        self.node.ns.run(self.command())
         wait_for(lambda: self.master_pid() is not None and self.socket.exists(), 10,
                  f"haproxy on {self.node.name}", poll=0.01)
 
@@ -113,6 +128,17 @@ class HAProxy:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+
+    def stats(self, command: str) -> str:
+        """One command on the stats socket (``show table web``), its answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(str(self.socket))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
 
     def stop(self) -> None:
         """Kill the master and every HAProxy process left in the node."""
@@ -209,12 +235,22 @@ class KeepalivedNode:
 
 class HAProxyPair:
     """lb1/lb2/backend/client with HAProxy and a VRRP daemon on each LB.  A context manager:
-    every process and namespace is gone after ``with``, also when setup failed."""
+    every process and namespace is gone after ``with``, also when setup failed.
+
+    Subclasses change the parts through the class attributes and the hooks
+    :meth:`_add_backends`, :meth:`_haproxy` and :meth:`vrrpd_config`
+    (:class:`vrrpd.lab.pacs.PacsLab`: the PACS reference deployment).
+    """
+
+    ifname = "eth0"  # the LBs' interface
+    instance = "web"  # the vrrpd instance holding the VIP
+    client_lbs: dict[str, str] = {}  # LB address -> name, see vrrpd.lab.client
 
     def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
                  daemon: str = "vrrpd", customize: Customize | None = None,
-                 keepalived_check: str = "script") -> None:
+                 keepalived_check: str = "script", prefix: str | None = None) -> None:
         self.workdir = workdir
+        self.prefix = prefix
         self.interval = interval
         self.track_interval = track_interval
         self.daemon = daemon
@@ -225,7 +261,7 @@ class HAProxyPair:
         self.vrrpd: dict[str, Vrrpd] = {}
         self.keepalived: dict[str, KeepalivedNode] = {}
         self.probe: dict[str, AddressProbe] = {}
-        self.backend: subprocess.Popen[bytes] | None = None
+        self.backends: list[subprocess.Popen[bytes]] = []
 
     # ---- building ------------------------------------------------------------------------
 
@@ -241,15 +277,14 @@ class HAProxyPair:
         self.close()
 
     def _build(self) -> None:
-        self.lab = lab = Topology()
+        self.lab = lab = Topology(self.prefix)
         for name, (v4, v6, _prio) in LBS.items():
-            node = lab.add_node(name, v4, v6)
+            node = lab.add_node(name, v4, v6, ifname=self.ifname)
             node.ns.sysctl("net.ipv4.ip_nonlocal_bind", 1)
-        lab.add_node(*BACKEND)
+        self._add_backends()
         lab.add_node(*CLIENT)
-        self._start_backend()
         for name in LBS:
-            self.haproxy[name] = HAProxy(lab.nodes[name], self.workdir / name / "haproxy")
+            self.haproxy[name] = self._haproxy(name)
             self.haproxy[name].start()
             self.probe[name] = AddressProbe(lab.nodes[name])
         if self.daemon == "keepalived":
@@ -258,15 +293,21 @@ class HAProxyPair:
             self._start_vrrpd()
         wait_for(lambda: self.holders() == ["lb1"], 10, "lb1 to hold the VIP", poll=0.01)
 
-    def _start_backend(self) -> None:
+    def _add_backends(self) -> None:
+        """Node ``backend`` with a static HTTP server on :8080."""
         assert self.lab is not None
+        self.lab.add_node(*BACKEND)
         root = self.workdir / "www"
         root.mkdir(parents=True, exist_ok=True)
         (root / "index.html").write_text("pacs\n")
-        self.backend = self.lab.nodes["backend"].ns.popen(
+        self.backends.append(self.lab.nodes["backend"].ns.popen(
             [sys.executable, "-m", "http.server", str(BACKEND_PORT), "--bind",
              BACKEND[1].split("/")[0], "--directory", str(root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def _haproxy(self, node: str) -> HAProxy:
+        """The (not yet started) HAProxy of LB ``node``."""
+        return HAProxy(self.node(node), self.workdir / node / "haproxy")
 
     def vrrpd_config(self, node: str) -> dict[str, Any]:
         """The vrrpd config document of ``node`` before ``customize``."""
@@ -289,9 +330,9 @@ class HAProxyPair:
             instances = doc.pop("instances")
             self.vrrpd[name] = Vrrpd(self.lab.nodes[name], self.workdir, instances, **doc)
         self.vrrpd["lb1"].start()
-        self.vrrpd["lb1"].wait_state("web", "MASTER")
+        self.vrrpd["lb1"].wait_state(self.instance, "MASTER")
         self.vrrpd["lb2"].start()
-        self.vrrpd["lb2"].wait_state("web", "BACKUP")
+        self.vrrpd["lb2"].wait_state(self.instance, "BACKUP")
 
     def _start_keepalived(self) -> None:
         assert self.lab is not None
@@ -326,6 +367,7 @@ class HAProxyPair:
     def client(self, **kwargs: Any) -> Iterator[Any]:
         """A :class:`vrrpd.lab.client.ClientProber` running in the client node."""
         from vrrpd.lab.client import ClientProber
+        kwargs.setdefault("lbs", self.client_lbs)
         prober = ClientProber(self.node("client"), f"http://{VIP_ADDR}/", **kwargs)
         prober.start()
         try:
@@ -347,7 +389,8 @@ class HAProxyPair:
             k.stop()
         for h in self.haproxy.values():
             h.stop()
-        terminate(self.backend)
+        for backend in self.backends:
+            terminate(backend)
         for p in self.probe.values():
             p.close()
         self.probe.clear()

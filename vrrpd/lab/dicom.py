@@ -1,0 +1,120 @@
+"""DICOM from a lab node: C-ECHO and C-FIND through the VIP, as a modality or workstation would.
+
+:func:`echo` and :func:`find` open one association each (a new TCP connection, like a
+modality's), with short timeouts so a failover shows up as a failed call rather than a hang.
+Call them inside ``node.ns.entered()`` to speak from that node: pynetdicom's association
+thread is started by the calling thread and inherits its network namespace.
+
+:class:`DicomProber` runs :func:`echo` every ``interval`` seconds in a thread of its own that
+enters the node's namespace, and records :class:`vrrpd.lab.client.Sample` objects, so
+:func:`vrrpd.lab.client.measure` reports a DICOM outage exactly as it does an HTTP one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
+
+from vrrpd.lab.client import Sample
+from vrrpd.lab.netns import Node
+
+logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # failed calls are results here
+
+CALLING_AE = "LABCLIENT"
+PORT_MODELS = {105: StudyRootQueryRetrieveInformationModelFind,  # INFINITT query port
+               204: ModalityWorklistInformationFind,  # modality worklist
+               104: StudyRootQueryRetrieveInformationModelFind}
+
+
+def _ae(timeout: float) -> AE:
+    ae = AE(ae_title=CALLING_AE)
+    ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    return ae
+
+
+def echo(host: str, port: int = 104, timeout: float = 1.0) -> bool:
+    """One association with one C-ECHO; True when it was accepted and answered Success."""
+    ae = _ae(timeout)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate(host, port, ae_title="PACS")
+    if not assoc.is_established:
+        return False
+    try:
+        status = assoc.send_c_echo()
+        return bool(status) and status.Status == 0x0000
+    finally:
+        assoc.release()
+
+
+def find(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """One association with one C-FIND (Study Root, or Worklist on 204); the first match's
+    InstitutionName (``scripts/pacs-backend`` puts its own name there), None on failure."""
+    model = PORT_MODELS.get(port, StudyRootQueryRetrieveInformationModelFind)
+    ae = _ae(timeout)
+    ae.add_requested_context(model)
+    query = Dataset()
+    query.PatientName = "*"
+    query.InstitutionName = ""
+    if model is not ModalityWorklistInformationFind:
+        query.QueryRetrieveLevel = "STUDY"
+    assoc = ae.associate(host, port, ae_title="PACS")
+    if not assoc.is_established:
+        return None
+    name = None
+    try:
+        for status, identifier in assoc.send_c_find(query, model):
+            if status and status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                name = name or str(identifier.get("InstitutionName", "")) or None
+    finally:
+        assoc.release()
+    return name
+
+
+class DicomProber:
+    """C-ECHO to ``host:port`` every ``interval`` seconds from ``node``, from a thread."""
+
+    def __init__(self, node: Node, host: str, port: int = 104, interval: float = 0.2,
+                 timeout: float = 0.5) -> None:
+        self.node = node
+        self.host, self.port = host, port
+        self.interval, self.timeout = interval, timeout
+        self._samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"dicom-{node.name}",
+                                        daemon=True)
+
+    def start(self) -> DicomProber:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        """Start one echo every ``interval``, each in its own thread (created in the node's
+        namespace, so it inherits it): a hanging association never delays the next one."""
+        with self.node.ns.entered():
+            tick = time.monotonic()
+            while not self._stop.is_set():
+                threading.Thread(target=self._echo, daemon=True).start()
+                tick += self.interval
+                self._stop.wait(max(0.0, tick - time.monotonic()))
+
+    def _echo(self) -> None:
+        sent = time.monotonic()
+        ok = echo(self.host, self.port, self.timeout)
+        self._samples.append(Sample(sent, ok, None, (time.monotonic() - sent) * 1000))
+
+    def samples(self) -> list[Sample]:
+        """Finished echoes, in the order they were sent."""
+        return sorted(self._samples, key=lambda s: s.sent)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
