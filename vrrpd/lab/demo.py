@@ -174,7 +174,7 @@ def demo(keep: bool) -> None:
         m = lab.master()
         assert m is not None
         other = lab.other(m)
-        with lab.client() as http:
+        with lab.client(out=RUN / "client.txt") as http:
             dicom = DicomProber(lab.node("client"), VIP_ADDR).start()
             try:
                 time.sleep(PAUSE)
