@@ -107,6 +107,7 @@ class InstanceDriver:
         self._worker = self._loop.create_task(self._work(), name=f"vrrp-{cfg.name}")
         self._announce: asyncio.Task[None] | None = None
         self._reclaimed_at = -float("inf")  # last re-announce after a dual master
+        self._master_since = -float("inf")  # loop time of the last transition to MASTER
 
     @property
     def name(self) -> str:
@@ -148,8 +149,9 @@ class InstanceDriver:
             return
         was_master = self.router.state is State.MASTER
         actions = self.post(AdvertReceived(adv, source))
-        if (was_master and adv.priority and self.router.state is State.MASTER
-                and not any(isinstance(a, Dropped) for a in actions)):
+        if (was_master and self.router.state is State.MASTER
+                and not any(isinstance(a, Dropped) for a in actions)
+                and adv.priority and not self._took_over_lately()):
             self._reclaim(source)
         if (v3_ipv4 and self.cfg.v3_checksum is ChecksumMode.AUTO
                 and not any(isinstance(a, Dropped) for a in actions)
@@ -158,16 +160,26 @@ class InstanceDriver:
                           source, adv.checksum_form)
             self.send_form = adv.checksum_form
 
+    def _took_over_lately(self) -> bool:
+        """Master for less than a Master_Down_Interval.
+
+        An advert from another master then is most likely the last advert of the master we
+        just preempted (:mod:`vrrpd.proto.router`), and we have just announced the VIPs.
+        """
+        return self._loop.time() - self._master_since < self.router.master_down_interval()
+
     def _reclaim(self, source: IPAddress) -> None:
         """Re-announce our VIPs after hearing another router acting as master for them.
 
         Two masters at once (a partition that healed, or a peer that could not read our
         adverts - keepalived 2.2 drops VRRPv3 adverts in the RFC 9568 checksum form that
         ``v3_checksum: auto`` sends until it hears the peer) means the other one added our VIPs
-        and sent gratuitous ARPs / NAs for them: hosts now send VIP traffic to its MAC.  It
-        steps down on our answer (RFC 9568 §6.4.3) and drops the VIPs, but nothing tells the
-        hosts to come back, so they black-hole the VIPs until their caches expire.  We announce
-        again (a burst now and, if still master, the usual repeat), at most once per
+        and sent gratuitous ARPs / NAs for them: hosts now send VIP traffic to its MAC.  We
+        hear it either as its advert (it steps down on our answer, RFC 9568 §6.4.3) or, when
+        our advert reached it first, as the last advert it sends as it steps down
+        (:mod:`vrrpd.proto.router`).  It drops the VIPs, but nothing tells the hosts to come
+        back, so they black-hole the VIPs until their caches expire.  We announce again (a
+        burst now and, if still master, the usual repeat), at most once per
         Master_Down_Interval, like keepalived's ``garp_lower_prio_repeat``.
         """
         now = self._loop.time()
@@ -212,6 +224,8 @@ class InstanceDriver:
         self.history.append(record)
         self.counters["transitions"] += 1
         self.state_since = record.at
+        if t.new is State.MASTER:
+            self._master_since = self._loop.time()
         level = logging.WARNING if t.new is State.FAULT else logging.INFO
         self.log.log(level, "%s -> %s: %s", t.old, t.new, t.reason)
         for listener in self.listeners:

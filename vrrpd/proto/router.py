@@ -13,6 +13,14 @@ Beyond RFC 5798 (as clarified by RFC 9568) this adds what an HA pair needs:
   *keeps* its VIPs until the new master's first advert arrives, so the peer serves before this
   node stops serving.  A DEMOTED router advertises priority 1, so it never unseats a live master.
 * Sync groups: a sibling's MASTER/BACKUP transition is fed in as :class:`GroupState`.
+* A master that steps down for a better master sends one last advert (its own priority)
+  first.  RFC 5798 §6.4.3 steps down silently, but then the winner may never learn that there
+  were two masters: after a partition heals, whichever advert crosses first decides, and if
+  the winner's does, the loser goes quiet while hosts still send it the VIP traffic (it
+  announced the VIPs while cut off).  The winner answers the lower priority (RFC 9568
+  §6.4.3) and its driver re-announces the VIPs, so the hosts come back
+  (``InstanceDriver._reclaim``).  Not priority 0: a backup would take that for a resigning
+  master and take over after Skew_Time.
 """
 
 from __future__ import annotations
@@ -316,7 +324,8 @@ class VirtualRouter:
             self._learn(adv, source)
             why = ("higher priority" if adv.priority > self.priority
                    else "same priority, higher address")
-            return self._become_backup(
+            farewell: list[Action] = [SendAdvert(self.priority)]  # see the module docstring
+            return farewell + self._become_backup(
                 now, f"{source} is master with {why} ({adv.priority} vs ours {self.priority})")
         # RFC 9568 §6.4.3: answer a lower-priority master at once so it steps down now.
         self._adver_at = now + self.params.advert_interval_cs / 100
