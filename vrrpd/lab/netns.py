@@ -6,6 +6,9 @@ Topology built by :class:`Topology` (one per test, everything inside namespaces 
                                      |-- port lb1 ---- veth ---- eth0 in ns <prefix>-lb1
                                      |-- port lb2 ---- veth ---- eth0 in ns <prefix>-lb2
 
+``set_link(node, up)`` pulls a node's cable (its port goes down, the node loses carrier);
+``set_isolated(node, on)`` cuts it off from the other isolated ports with carrier kept.
+
 Namespace names are unique per topology (``vt`` + 6 random hex digits), so parallel or crashed
 runs never collide; interface names only need to be unique inside their namespace, so every
 node has an ``eth0`` and every switch port is named after its node.  Nothing is created in the
@@ -178,6 +181,16 @@ class Topology:
     def set_link(self, node: str, up: bool) -> None:
         """Bring ``node``'s switch port down or up: the node's interface loses/gets carrier."""
         self.switch.run(["ip", "link", "set", self.nodes[node].port, "up" if up else "down"])
+
+    def set_isolated(self, node: str, isolated: bool) -> None:
+        """Bridge port isolation of ``node``'s switch port (carrier stays up).
+
+        Isolated ports forward nothing to each other, but still to and from ports that are
+        not isolated: isolating two nodes partitions them from each other while a third node
+        still sees both.
+        """
+        self.switch.run(["bridge", "link", "set", "dev", self.nodes[node].port, "isolated",
+                         "on" if isolated else "off"])
 
     def close(self) -> None:
         for ns in reversed(self.namespaces):

@@ -45,7 +45,8 @@ class Frame:
 
     ``at`` is the kernel receive time (seconds, wall clock); ``src`` the IP source (for a
     gratuitous ARP its sender address); ``vrid``/``priority`` are set for VRRP only;
-    ``target`` is the announced address of a GARP / NA.
+    ``target`` is the announced address of a GARP / NA; ``mac`` the Ethernet source
+    (``aa:bb:...``): which node sent it.
     """
 
     at: float
@@ -54,23 +55,25 @@ class Frame:
     vrid: int = 0
     priority: int = 0
     target: str = ""
+    mac: str = ""
 
 
-def parse(ethertype: int, data: bytes, at: float) -> Frame | None:
+def parse(ethertype: int, data: bytes, at: float, mac: str = "") -> Frame | None:
     """The :class:`Frame` for a network-layer packet of ``ethertype``, or None if uninteresting."""
     if ethertype == ETH_P_IP and len(data) >= 20 and data[9] == IPPROTO_VRRP:
         ihl = (data[0] & 0x0F) * 4
         if len(data) >= ihl + 3:
-            return Frame(at, "vrrp", str(IPv4Address(data[12:16])), data[ihl + 1], data[ihl + 2])
+            return Frame(at, "vrrp", str(IPv4Address(data[12:16])), data[ihl + 1],
+                         data[ihl + 2], mac=mac)
     elif ethertype == ETH_P_IPV6 and len(data) >= 43:
         src = str(IPv6Address(data[8:24]))
         if data[6] == IPPROTO_VRRP:
-            return Frame(at, "vrrp", src, data[41], data[42])
+            return Frame(at, "vrrp", src, data[41], data[42], mac=mac)
         if data[6] == ICMPV6 and data[40] == ND_NEIGHBOR_ADVERT and len(data) >= 64:
-            return Frame(at, "na", src, target=str(IPv6Address(data[48:64])))
+            return Frame(at, "na", src, target=str(IPv6Address(data[48:64])), mac=mac)
     elif ethertype == ETH_P_ARP and len(data) >= 28 and data[14:18] == data[24:28]:
         sender = str(IPv4Address(data[14:18]))
-        return Frame(at, "garp", sender, target=sender)
+        return Frame(at, "garp", sender, target=sender, mac=mac)
     return None
 
 
@@ -113,7 +116,7 @@ class Sniffer:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                     sec, nsec = struct.unpack("qq", raw[:16])
                     at = sec + nsec / 1e9
-            frame = parse(addr[1], data, at)
+            frame = parse(addr[1], data, at, addr[4].hex(":"))
             if frame is not None:
                 with self._lock:
                     self._frames.append(frame)

@@ -1,0 +1,78 @@
+"""Chaos, short and bounded: partition and heal, link flapping, SIGKILL, CPU starvation.
+
+Two real vrrpd processes (lb1 priority 150, lb2 100, VRRPv3 at 0.1 s, VIP 192.0.2.100) and an
+observer node; the scenarios live in :mod:`vrrpd.lab.chaos` and ``benchmarks/chaos.py`` runs
+them longer.  The targets: no lost VIP beyond the RFC takeover time while a healthy node is
+up, and no VIP on two nodes for longer than one advert interval after a partition heals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vrrpd.lab.chaos import ChaosPair, flap, partition_heal, sigkill, starve
+
+INTERVAL = 0.1
+SLACK = 0.1  # on top of an RFC timer, as in test_failover.py
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[ChaosPair]:
+    with ChaosPair(tmp_path, interval=INTERVAL) as chaos:
+        try:
+            yield chaos
+        finally:
+            print(chaos.logs())
+
+
+def test_partition_heal_leaves_one_master_and_the_winner_reannounces(pair: ChaosPair) -> None:
+    """Cut apart with carrier up, both become MASTER; after the heal lb2 yields within one
+    advert interval + Skew_Time, the VIP is on both for at most one advert interval, and lb1
+    sends gratuitous ARPs again so hosts that followed lb2 come back."""
+    r = partition_heal(pair, hold=2.5)  # past both takeover repeat bursts (2 s)
+    print(r)
+    assert r.split_brain_after <= pair.mdi("lb2") + SLACK
+    assert r.one_master_after <= INTERVAL + pair.skew("lb2")
+    assert r.dual_vip_for <= INTERVAL
+    assert r.garp_after is not None and r.garp_after <= INTERVAL + SLACK
+    assert r.lost_vip_for == 0.0
+    assert r.masters == ["lb1"]
+
+
+def test_link_flapping_settles_within_master_down_interval(pair: ChaosPair) -> None:
+    """lb1's cable flaps every 200 ms for 6 s: no crash, the VIP is never missing for longer
+    than lb2's takeover time, and lb1 is the one master a Master_Down_Interval after the last
+    flap (it preempts back)."""
+    r = flap(pair, period=0.2, duration=6.0)
+    print(r)
+    assert r.alive == {"lb1": True, "lb2": True}
+    assert r.settle_after <= pair.mdi("lb1") + SLACK
+    assert r.lost_vip_for <= pair.mdi("lb2") + SLACK
+    assert r.dual_vip_for <= INTERVAL
+
+
+def test_sigkill_master_peer_takes_over_and_restart_reconciles(pair: ChaosPair) -> None:
+    """SIGKILL sends no priority 0: lb2 takes over after its Master_Down_Interval while the
+    dead lb1 still holds the VIP; the restarted lb1 removes that stale VIP (startup reconcile)
+    and then preempts back."""
+    r = sigkill(pair)
+    print(r)
+    assert r.takeover_after <= pair.mdi("lb2") + SLACK
+    assert r.stale_vip_left, "SIGKILL cannot clean up: the VIP must still be on lb1"
+    assert r.reconcile_logged
+    assert r.reconcile_after < r.preempt_after
+    assert r.preempt_after <= pair.mdi("lb1") + 3  # start-up + Master_Down_Interval
+    assert r.lost_vip_for <= pair.mdi("lb2") + SLACK  # lb1's stale VIP counts as held
+
+
+def test_cpu_starvation_does_not_crash_or_flap_much(pair: ChaosPair) -> None:
+    """Both cores busy for 8 s: both daemons survive, at most a handful of transitions, and
+    one master and VIP holder at the end."""
+    r = starve(pair, seconds=8.0)
+    print(r)
+    assert r.alive == {"lb1": True, "lb2": True}
+    assert sum(r.transitions.values()) <= 4
+    pair.wait_settled(timeout=pair.mdi("lb1") + 2)
