@@ -190,3 +190,29 @@ def test_validator_failure_goes_back_to_the_sender(tmp_path: Path) -> None:
 def test_frame_length_prefix_is_big_endian_u32() -> None:
     frame = encode_frame({"op": "status"})
     assert U32.unpack(frame[:4])[0] == len(frame) - 4
+
+
+def test_a_fresh_receiver_is_never_synced_not_diverged_and_takes_the_first_push(
+        tmp_path: Path) -> None:
+    """A freshly installed backup holds the distribution's haproxy.cfg: different files, but
+    nothing was edited since a sync (there was none), so the first push just replaces them."""
+    from vrrpd.cli.sync_cli import render_sync
+    from vrrpd.sync.service import compare
+
+    async def body(a: Node, b: Node) -> None:
+        a.source = False  # no start-up push while we look
+        status = await svc(a).status()
+        (p,) = status["peers"].values()
+        assert p["generation"] == 0 and p["never_synced"] and not p["diverged"]
+        status["local"]["source"] = True  # as the master sees it
+        p["sync"] = compare(status["local"], p)
+        assert p["sync"] == "never-synced"
+        assert "never-synced (the next push replaces its files" in render_sync("sync-status",
+                                                                               status)
+        mine = render_sync("sync-status", await svc(b).status())
+        assert "never synced: the first push replaces these files" in mine
+        (peer,) = (await svc(a).push())["peers"].values()
+        assert peer["ok"], peer
+        assert (await svc(b).status())["local"]["never_synced"] is False
+
+    pair(tmp_path, body)

@@ -56,13 +56,17 @@ def render_sync(cmd: str, doc: dict[str, Any]) -> str:
     role = "source" if local.get("source") else "receiver"
     lines = [f"local ({role}): generation {local['generation']}  manifest "
              f"{str(local.get('manifest_hash'))[:16]}" +
-             ("  DIVERGED: edited here since the last sync" if local.get("diverged") else "")]
+             ("  DIVERGED: edited here since the last sync" if local.get("diverged") else "") +
+             ("  never synced: the first push replaces these files"
+              if local.get("never_synced") and role == "receiver" else "")]
     for peer, p in doc["peers"].items():
         if "error" in p:
             lines.append(f"peer {peer}: unreachable: {p['error']}")
         else:
             lines.append(f"peer {peer} ({p.get('node')}): generation {p['generation']}  "
-                         f"manifest {str(p.get('manifest_hash'))[:16]}  {p['sync']}")
+                         f"manifest {str(p.get('manifest_hash'))[:16]}  {p['sync']}" +
+                         (" (the next push replaces its files; they are not treated as "
+                          "diverged)" if p["sync"] == "never-synced" else ""))
     last = doc.get("last_push")
     if last:
         ago = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"]))

@@ -427,7 +427,12 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...]) -> SyncConfig:
         source=s.take("source", str, "master", one_of("master")),
         instance=s.take("instance", str, check=instance),
         max_file_size=s.take("max_file_size", int, 16 * 1024 * 1024, in_range(1, 1 << 30)),
+        master_socket=s.take("master_socket", OPTIONAL_STR, None, absolute_path),
+        stats_socket=s.take("stats_socket", OPTIONAL_STR, None, absolute_path),
+        pidfile=s.take("pidfile", OPTIONAL_STR, None, absolute_path),
     )
+    if config.pidfile is not None and config.stats_socket is None:
+        raise s.error("pidfile", "is checked together with `stats_socket:`; set that too")
     s.done()
     return config
 

@@ -122,6 +122,10 @@ class SyncConfig:
     source: str = "master"
     instance: str | None = None
     max_file_size: int = 16 * 1024 * 1024
+    # after `reload`, confirm HAProxy runs the new files (vrrpd.sync.confirm); master CLI first
+    master_socket: Path | None = None
+    stats_socket: Path | None = None
+    pidfile: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
     stage (temp dir next to each target) -> validate ({path} = the staged *first* listed file)
     -> bind check (every ``bind`` address of the staged first file is bindable here)
     -> back up the live files (``NAME.vrrpd-backup``) -> ``os.replace`` each staged file
-    -> reload -> on any failure after the rename: restore the backups and reload again.
+    -> reload -> confirm (HAProxy runs the new files: :mod:`vrrpd.sync.confirm`)
+    -> on any failure after the rename: restore the backups and reload again.
 
 A reader of a target file sees the old or the new content, never half of one.  Only the first
 listed file is validated; the others are staged in a directory beside their target under their
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vrrpd.sync.bundle import Bundle
+from vrrpd.sync.confirm import Confirmer, ConfirmError
 
 log = logging.getLogger("vrrpd.sync")
 
@@ -47,6 +49,8 @@ class Applier:
     validate: str
     reload: str
     sysctl_root: Path = Path("/proc/sys")
+    confirm: Confirmer | None = None  # after a reload: does HAProxy run the new files?
+    confirmed: str = ""  # what the last confirmed reload reported
     _staged: list[Path] = field(default_factory=list)
 
     async def apply(self, bundle: Bundle) -> str:
@@ -97,7 +101,8 @@ class Applier:
         cmd = self.validate.replace("{path}", shlex.quote(str(main)))
         code, output = await run_command(cmd)
         if code != 0:
-            raise ApplyError(f"validation failed (`{self.validate}` exit {code}): {output}")
+            raise ApplyError(f"validation failed (`{self.validate}` exit {code}): "
+                             f"{output or '(no output; haproxy -q hides the reason)'}")
         return output
 
     def _backup(self, targets: Iterable[Path]) -> dict[Path, Path | None]:
@@ -121,21 +126,36 @@ class Applier:
                 os.replace(backup.with_name(f".{target.name}.restore"), target)
 
     async def _reload_or_roll_back(self, backups: dict[Path, Path | None]) -> None:
-        code, output = await run_command(self.reload)
-        if code == 0:
+        """Reload (and confirm); on failure restore the backups, reload and confirm again."""
+        failure = await self._reload()
+        if failure is None:
             return
-        log.error("sync: reload failed (exit %d): %s; restoring the previous files", code,
-                  output)
+        log.error("sync: %s; restoring the previous files", failure)
         try:
             self._restore(backups)
         except OSError as exc:
-            raise ApplyError(f"reload failed (`{self.reload}` exit {code}): {output}; and "
-                             f"restoring the backups failed: {exc}") from None
-        again, out2 = await run_command(self.reload)
-        after = "reloaded the previous files" if again == 0 else \
-            f"reloading the previous files failed too (exit {again}): {out2}"
-        raise ApplyError(f"reload failed (`{self.reload}` exit {code}): {output}; "
-                         f"rolled back, {after}")
+            raise ApplyError(f"{failure}; and restoring the backups failed: {exc}") from None
+        again = await self._reload()
+        after = "reloaded the previous files" if again is None else \
+            f"and with the previous files too: {again}"
+        raise ApplyError(f"{failure}; rolled back, {after}")
+
+    async def _reload(self) -> str | None:
+        """Run the reload command and confirm it; None when HAProxy runs the files, else why
+        not."""
+        self.confirmed = ""
+        before = await self.confirm.before() if self.confirm is not None else None
+        code, output = await run_command(self.reload)
+        if code != 0:
+            return f"reload failed (`{self.reload}` exit {code}): {output}"
+        if self.confirm is None:
+            return None
+        try:
+            self.confirmed = await self.confirm.confirm(before)
+            log.info("sync: %s", self.confirmed)
+        except ConfirmError as exc:
+            return f"reload not confirmed (`{self.reload}` exit 0): {exc}"
+        return None
 
 
 def refuse_symlink(target: Path) -> None:

@@ -29,6 +29,7 @@ from vrrpd.config.model import SyncConfig
 from vrrpd.daemon.persist import write_atomic
 from vrrpd.sync import bundle as bundles
 from vrrpd.sync.apply import Applier, ApplyError, read_local
+from vrrpd.sync.confirm import confirmer
 from vrrpd.sync.tls import Identity, PinError
 from vrrpd.sync.transport import SyncServer, TransportError, call
 
@@ -56,7 +57,9 @@ class SyncService:
         except PinError as exc:
             raise OSError(f"sync: {exc}") from None
         self.pins = frozenset(config.peer_fingerprints)
-        self.applier = Applier(config.files, config.validate, config.reload)
+        self.applier = Applier(config.files, config.validate, config.reload,
+                               confirm=confirmer(config.master_socket, config.stats_socket,
+                                                 config.pidfile))
         self.state_path = state_dir / "sync.json"
         self.state: dict[str, Any] = self._load()
         max_frame = config.max_file_size * len(config.files) + HEADER_SLACK
@@ -235,7 +238,7 @@ class SyncService:
         log.info("sync: applied generation %d (%s)", bundle.generation, digest[:12])
         return {"ok": True, "message": f"applied generation {bundle.generation}",
                 "generation": bundle.generation, "manifest_hash": digest,
-                "validator": output}
+                "validator": output, "reload": self.applier.confirmed or None}
 
     # ---- status ----------------------------------------------------------------------
 
@@ -244,9 +247,13 @@ class SyncService:
             live = self.local_bundle().manifest_hash()
         except ApplyError as exc:
             return {"node": self.node, "generation": self.generation, "error": str(exc)}
+        applied = self.state.get("manifest_hash")
         return {"node": self.node, "generation": self.generation, "manifest_hash": live,
-                "applied_manifest_hash": self.state.get("manifest_hash"),
+                "applied_manifest_hash": applied,
                 "diverged": not self.is_source() and self._diverged(live),
+                # never received nor pushed a bundle: the first push replaces these files
+                # (a fresh backup holds the distribution's haproxy.cfg; that is not diverged)
+                "never_synced": applied is None,
                 "source": self.is_source(), "fingerprint": self.identity.fingerprint}
 
     async def status(self) -> dict[str, Any]:
@@ -266,9 +273,14 @@ class SyncService:
 
 
 def compare(local: dict[str, Any], peer: dict[str, Any]) -> str:
-    """``in-sync``, ``diverged`` (a side edited locally), ``behind`` or ``ahead`` (this node)."""
+    """``in-sync``, ``diverged`` (a side edited locally), ``never-synced`` (the receiving side
+    has never applied a bundle: the next push replaces its files without ``--force``),
+    ``behind`` or ``ahead`` (this node)."""
     if local.get("diverged") or peer.get("diverged"):
         return "diverged"
     if local.get("manifest_hash") == peer.get("manifest_hash"):
         return "in-sync"
+    receiver = peer if local.get("source") else local
+    if receiver.get("never_synced"):
+        return "never-synced"
     return "behind" if peer.get("generation", 0) > local.get("generation", 0) else "ahead"

@@ -1,0 +1,126 @@
+"""Config sync latency: an edit of haproxy.cfg on the master, live on the backup's HAProxy.
+
+Run as root from a clean clone (``scripts/setup-host`` once)::
+
+    .venv/bin/python benchmarks/sync_latency.py [--runs 5]
+
+Builds :class:`vrrpd.lab.sync_pair.SyncLab`: lb1 (MASTER, the sync source) and lb2 in network
+namespaces, real HAProxy 2.6 master-worker on both (``-W -D -p PIDFILE -S master.sock``), two
+real vrrpd daemons with ``sync:`` pinning each other's ``vrrpd sync keygen`` certificate,
+reload ``kill -USR2`` confirmed through the master CLI (``show proc``).  Then:
+
+* ``runs`` times: write a configuration with a new ``X-Config-Gen`` on lb1 and time, from the
+  write, (a) the new file installed on lb2 and (b) lb2's HAProxy answering a fresh request on
+  its loopback with the new generation (polled every 2 ms).  Median and worst; target: median
+  of (b) <= 2 s.
+* a broken edit (``http-request retrun``): refused by lb2's ``haproxy -c``, whose message is
+  shown on lb1 (``vrrpctl sync status`` / ``sync push``), while lb2 keeps serving.
+
+Prints the figures and writes them to ``benchmarks/results/sync-latency-<time>.json``.
+Exit status 1 when the target or the broken-edit check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vrrpd.cli.sync_cli import render_sync  # noqa: E402
+from vrrpd.cli.vrrpctl import ControlError  # noqa: E402
+from vrrpd.lab.sync_pair import SyncLab, haproxy_config, wait_for  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+TARGET = 2.0  # seconds, median write -> live on the backup
+
+
+def one_edit(lab: SyncLab, gen: int) -> dict[str, float]:
+    """Write generation ``gen`` on lb1; seconds to lb2's file and to lb2's HAProxy serving it."""
+    want = haproxy_config(gen)
+    backup = lab.haproxy["lb2"]
+    start = lab.edit(gen)
+    installed = live = None
+    while live is None:
+        now = time.monotonic() - start
+        if now > 10:
+            raise TimeoutError(f"generation {gen} not live on lb2 after 10 s\n{lab.logs()}")
+        if installed is None and lab.cfg("lb2").read_text() == want:
+            installed = now
+        if backup.generation() == str(gen):
+            live = time.monotonic() - start
+        time.sleep(0.002)
+    return {"installed": installed if installed is not None else live, "live": live}
+
+
+def broken_edit(lab: SyncLab, serving: str) -> dict[str, Any]:
+    """A configuration ``haproxy -c`` refuses: the message on lb1, lb2 still serving."""
+    lab.cfg("lb1").write_text(haproxy_config(999).replace("http-request return",
+                                                          "http-request retrun"))
+    took = wait_for(lambda: "validation failed" in str(lab.last_push("lb1").get("error")), 10,
+                 "lb2 to refuse the broken edit", poll=0.01)
+    status = render_sync("sync-status", lab.vrrpd["lb1"].ctl("sync-status"))
+    try:
+        lab.vrrpd["lb1"].ctl("sync-push")
+        push = "sync push: unexpectedly accepted"
+    except ControlError as exc:
+        push = f"sync push: {exc}"
+    still = lab.haproxy["lb2"].generation()
+    return {"refused_after_s": took, "status": status, "push": push,
+            "backup_serving": still,
+            "ok": still == serving and "retrun" in status and "retrun" in push}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        print("run as root (network namespaces)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="vrrpd-sync-bench-") as tmp, SyncLab(Path(tmp)) as lab:
+        first = lab.vrrpd["lb1"].ctl("sync-push")  # lb2 is a fresh install: never synced
+        print("first sync onto a fresh backup:",
+              *(f"{p}: {r.get('message')} ({r.get('reload')})"
+                for p, r in first["peers"].items()))
+        runs = []
+        for gen in range(1, args.runs + 1):
+            time.sleep(0.5)
+            runs.append(one_edit(lab, gen))
+            print(f"run {gen}: file installed on lb2 {runs[-1]['installed'] * 1000:.0f} ms, "
+                  f"live on lb2's HAProxy {runs[-1]['live'] * 1000:.0f} ms")
+        broken = broken_edit(lab, str(args.runs))
+    live = [r["live"] for r in runs]
+    installed = [r["installed"] for r in runs]
+    summary = {"median_live_s": statistics.median(live), "max_live_s": max(live),
+               "median_installed_s": statistics.median(installed), "target_s": TARGET}
+    print(f"\nedit on lb1 -> live on lb2 (HAProxy answers with the new config), "
+          f"{len(runs)} runs: median {summary['median_live_s'] * 1000:.0f} ms, "
+          f"max {summary['max_live_s'] * 1000:.0f} ms (file installed: median "
+          f"{summary['median_installed_s'] * 1000:.0f} ms); target <= {TARGET:g} s: "
+          f"{'met' if summary['median_live_s'] <= TARGET else 'MISSED'}")
+    print(f"\nbroken edit refused by lb2 after {broken['refused_after_s'] * 1000:.0f} ms; lb2 "
+          f"still serves generation {broken['backup_serving']}: "
+          f"{'ok' if broken['ok'] else 'FAILED'}")
+    print("vrrpctl sync status (on lb1):\n  " + broken["status"].replace("\n", "\n  "))
+    print("vrrpctl " + broken["push"].replace("\n", "\n  "))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / time.strftime("sync-latency-%Y%m%d-%H%M%S.json")
+    out.write_text(json.dumps({"host": platform.node(), "kernel": platform.release(),
+                               "runs": runs, "summary": summary, "broken_edit": broken},
+                              indent=1))
+    print(f"\nwritten to {out.relative_to(REPO)}")
+    return 0 if summary["median_live_s"] <= TARGET and broken["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
