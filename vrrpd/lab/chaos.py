@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -240,7 +241,11 @@ class PartitionResult:
 
 
 def partition_heal(pair: ChaosPair, hold: float = 1.0) -> PartitionResult:
-    """Isolate lb1 and lb2 from each other until both are MASTER, hold, heal."""
+    """Isolate lb1 and lb2 from each other until both are MASTER, hold, heal.
+
+    The hold gets a random part of an advert interval on top, so that the heal falls at a
+    random phase of both masters' advert schedules (which decides whose advert crosses first).
+    """
     assert pair.monitor is not None and pair.sniffer is not None
     pair.wait_settled()
     cut = time.monotonic()
@@ -249,7 +254,7 @@ def partition_heal(pair: ChaosPair, hold: float = 1.0) -> PartitionResult:
     try:
         split = wait_for(lambda: pair.masters() == ["lb1", "lb2"], pair.mdi("lb2") + 5,
                          "both nodes MASTER while partitioned", poll=0.002)
-        time.sleep(hold)
+        time.sleep(hold + random.uniform(0, pair.interval))
     finally:
         heal_wall, heal = time.time(), time.monotonic()
         pair.lab.set_isolated("lb1", False)
@@ -396,8 +401,8 @@ def as_ms(result: Any) -> dict[str, Any]:
     """A result dataclass as a dict; times (``*_after``, ``*_for``) in ms as ``NAME_ms``."""
     out: dict[str, Any] = {}
     for key, value in vars(result).items():
-        if key.endswith(("_after", "_for")) and isinstance(value, float):
-            out[f"{key}_ms"] = round(value * 1000, 1)
+        if key.endswith(("_after", "_for")):  # seconds, or None for "never"
+            out[f"{key}_ms"] = None if value is None else round(value * 1000, 1)
         else:
             out[key] = value
     return out
