@@ -50,10 +50,9 @@ from typing import Any, Protocol
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "lab")]  # vrrpd, and the lab's daemons.py
+sys.path.insert(0, str(REPO))
 
-from daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
-
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
 from vrrpd.lab.haproxy_pair import KEEPALIVED, KeepalivedNode  # noqa: E402
 from vrrpd.lab.netns import Node, Topology  # noqa: E402
 from vrrpd.lab.sniff import Sniffer, percentile, spacing  # noqa: E402

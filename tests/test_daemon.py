@@ -127,6 +127,8 @@ def test_daemon_pair(tmp_path: Path, scenario: str) -> None:
 
 
 async def _elect(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    # lb2 is BACKUP from its start; wait until it has heard lb1 as master at least once.
+    await until(lambda: lb2.daemon.drivers["web"].counters["adverts_received"] > 0)
     status = (await ctl(lb2, "status"))["result"]["instances"][0]
     assert status["state"] == "BACKUP" and status["master"] == "192.0.2.11"
     assert status["counters"]["adverts_received"] > 0 and status["dropped"] == {}

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemons import REPO, wait_for
 
+from vrrpd.lab.daemons import REPO, wait_for
 from vrrpd.lab.haproxy_pair import HAProxyPair
 
 INTERVAL = 0.1

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import AddressProbe, Vrrpd, wait_for
 
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
 from vrrpd.lab.netns import Topology
 from vrrpd.proto.timers import master_down_interval, skew_time
 

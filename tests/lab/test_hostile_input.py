@@ -27,13 +27,13 @@ from typing import Any
 
 import psutil
 import pytest
-from daemons import AddressProbe, Vrrpd, wait_for
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
 from scapy.packet import Packet, Raw
 
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
 from vrrpd.lab.netns import Node, Topology
 from vrrpd.proto.packet import DecodeError, decode
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from daemons import AddressProbe, Vrrpd, wait_for
-from keepalived import Keepalived
 
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
+from vrrpd.lab.keepalived import Keepalived
 from vrrpd.lab.netns import Topology
 from vrrpd.proto.timers import master_down_interval, skew_time
 

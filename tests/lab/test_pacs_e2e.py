@@ -25,8 +25,8 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from daemons import wait_for
 
+from vrrpd.lab.daemons import wait_for
 from vrrpd.lab.dicom import echo, find
 from vrrpd.lab.haproxy_pair import VIP_ADDR
 from vrrpd.lab.pacs import PacsLab

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import AddressProbe, Vrrpd, wait_for
 
 from vrrpd.cli.vrrpctl import ControlError
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
 from vrrpd.lab.netns import Node, Topology
 
 VIP = "192.0.2.100/24"

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemons import wait_for
 
 from vrrpd.cli.sync_cli import render_sync
 from vrrpd.cli.vrrpctl import ControlError
+from vrrpd.lab.daemons import wait_for
 from vrrpd.lab.sync_pair import SYNC_PORT, SyncLab, haproxy_config
 from vrrpd.sync.confirm import MasterCLIConfirm
 

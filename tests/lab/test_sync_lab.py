@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import Vrrpd, wait_for
 
 from vrrpd.cli.vrrpctl import ControlError
+from vrrpd.lab.daemons import Vrrpd, wait_for
 from vrrpd.lab.netns import Topology
 from vrrpd.sync.tls import keygen
 

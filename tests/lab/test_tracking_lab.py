@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import wait_for
 
+from vrrpd.lab.daemons import wait_for
 from vrrpd.lab.haproxy_pair import VIP, HAProxyPair
 from vrrpd.proto.timers import master_down_interval
 

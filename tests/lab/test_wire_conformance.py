@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemons import Vrrpd, terminate, wait_for
 
+from vrrpd.lab.daemons import Vrrpd, terminate, wait_for
 from vrrpd.lab.netns import Namespace, Topology
 
 PRIORITY = 150

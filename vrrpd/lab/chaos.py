@@ -33,16 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from vrrpd.cli.vrrpctl import ControlError
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
 from vrrpd.lab.netns import Node, Topology
 from vrrpd.lab.sniff import Sniffer
 from vrrpd.proto.timers import master_down_interval, skew_time
-
-REPO = Path(__file__).resolve().parents[2]
-_HELPERS = REPO / "tests" / "lab"
-if str(_HELPERS) not in sys.path:
-    sys.path.insert(0, str(_HELPERS))
-
-from daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
 
 VIP = "192.0.2.100/24"
 VIP_ADDR = VIP.split("/")[0]

@@ -19,8 +19,7 @@ Topology (one :class:`~vrrpd.lab.netns.Topology`, namespaces deleted on exit)::
   VRID, priorities and advert interval, and a HAProxy check with weight 0 (failing = FAULT),
   see :func:`keepalived_config`.
 
-The vrrpd process runner and the netlink probe are the lab tests' (``tests/lab/daemons.py``):
-the benchmarks use this module too, so the directory is put on ``sys.path`` here.
+The vrrpd process runner and the netlink probe come from :mod:`vrrpd.lab.daemons`.
 """
 
 from __future__ import annotations
@@ -37,14 +36,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vrrpd.lab.daemons import AddressProbe, Vrrpd, terminate, wait_for
 from vrrpd.lab.netns import Node, Topology
-
-REPO = Path(__file__).resolve().parents[2]
-_HELPERS = REPO / "tests" / "lab"
-if str(_HELPERS) not in sys.path:
-    sys.path.insert(0, str(_HELPERS))
-
-from daemons import AddressProbe, Vrrpd, terminate, wait_for  # noqa: E402
 
 VIP = "192.0.2.100/24"
 VIP_ADDR = "192.0.2.100"

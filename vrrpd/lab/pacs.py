@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from vrrpd.lab.haproxy_pair import LBS, REPO, HAProxy, HAProxyPair, wait_for
+from vrrpd.lab.daemons import REPO
+from vrrpd.lab.haproxy_pair import LBS, HAProxy, HAProxyPair, wait_for
 
 REFERENCE_HAPROXY = REPO / "etc" / "haproxy" / "haproxy.cfg"
 REFERENCE_VRRPD = REPO / "etc" / "vrrpd"
@@ -47,6 +48,7 @@ PACS = {"pacs1": ("192.0.2.30/24", "2001:db8::30/64"),
 LB_ADDRESSES = {v4.split("/")[0]: name for name, (v4, _v6, _prio) in LBS.items()}
 DICOM_PORTS = (104, 105, 204, 8104)
 RUN_ENV = "VRLAB_RUN"  # the directory HAProxy's runtime files go to, per node
+MASTER_SOCKET = "master.sock"  # the master CLI (-S), as /etc/default/haproxy sets it on an LB
 # Reference line -> lab line: the only changes made to etc/haproxy/haproxy.cfg.
 RUNTIME_LINES = {
     "    pidfile /run/haproxy.pid": f'    pidfile "${{{RUN_ENV}}}/haproxy.pid"',
@@ -119,7 +121,8 @@ class PacsLab(HAProxyPair):
     def _haproxy(self, node: str) -> HAProxy:
         run = self.workdir / node / "haproxy"
         return HAProxy(self.node(node), run, lab_haproxy_config(REFERENCE_HAPROXY.read_text()),
-                       args=["-L", node], env={RUN_ENV: str(run)})
+                       args=["-L", node, "-S", str(run / MASTER_SOCKET)],
+                       env={RUN_ENV: str(run)})
 
     def _start_vrrpd(self) -> None:
         for name in LBS:
@@ -141,7 +144,8 @@ class PacsLab(HAProxyPair):
         (other,) = (n for n in LBS if n != node)
         doc["sync"].update(cert=str(here / "sync.pem"), files=[str(hap.cfg)],
                            peer_fingerprints=[self.fingerprints[other]],
-                           reload=f"kill -USR2 $(cat {hap.pidfile})")
+                           reload=f"kill -USR2 $(cat {hap.pidfile})",
+                           master_socket=str(hap.dir / MASTER_SOCKET))
         for inst in doc["instances"]:
             if inst["interface"] != self.ifname:
                 raise ValueError(f"{node}.yaml: instance {inst['name']} is on "

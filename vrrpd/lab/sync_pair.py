@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vrrpd.lab.haproxy_pair import REPO, HAProxy, Vrrpd, wait_for
+from vrrpd.lab.daemons import REPO, Vrrpd, wait_for
+from vrrpd.lab.haproxy_pair import HAProxy
 from vrrpd.lab.netns import Namespace, Node, Topology
 
 NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),

@@ -250,7 +250,11 @@ class SyncService:
         applied = self.state.get("manifest_hash")
         return {"node": self.node, "generation": self.generation, "manifest_hash": live,
                 "applied_manifest_hash": applied,
-                "diverged": not self.is_source() and self._diverged(live),
+                # while a push is being applied the new files are on disk before the state
+                # records them: that is not a local edit
+                "applying": self._lock.locked(),
+                "diverged": (not self.is_source() and not self._lock.locked()
+                             and self._diverged(live)),
                 # never received nor pushed a bundle: the first push replaces these files
                 # (a fresh backup holds the distribution's haproxy.cfg; that is not diverged)
                 "never_synced": applied is None,

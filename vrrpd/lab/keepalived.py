@@ -22,8 +22,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from daemons import terminate, wait_for
-
+from vrrpd.lab.daemons import terminate, wait_for
 from vrrpd.lab.netns import Node
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
