@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vrrpd.lab.daemons import AddressProbe, Vrrpd, terminate, wait_for
-from vrrpd.lab.netns import Node, Topology
+from vrrpd.lab.netns import LabSetup, Node, Topology
 
 VIP = "192.0.2.100/24"
 VIP_ADDR = "192.0.2.100"
@@ -226,7 +226,7 @@ class KeepalivedNode:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class HAProxyPair:
+class HAProxyPair(LabSetup):
     """lb1/lb2/backend/client with HAProxy and a VRRP daemon on each LB.  A context manager:
     every process and namespace is gone after ``with``, also when setup failed.
 
@@ -257,17 +257,6 @@ class HAProxyPair:
         self.backends: list[subprocess.Popen[bytes]] = []
 
     # ---- building ------------------------------------------------------------------------
-
-    def __enter__(self) -> HAProxyPair:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _build(self) -> None:
         self.lab = lab = Topology(self.prefix)

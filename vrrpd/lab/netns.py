@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface
+from typing import Self
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
@@ -202,3 +203,28 @@ class Topology:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class LabSetup:
+    """A lab built on entry and torn down on exit, even when building fails half-way.
+
+    Subclasses implement :meth:`_build` and :meth:`close` (which must cope with a partial
+    build).
+    """
+
+    def __enter__(self) -> Self:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError

@@ -26,7 +26,7 @@ from typing import Any
 
 from vrrpd.lab.daemons import REPO, Vrrpd, wait_for
 from vrrpd.lab.haproxy_pair import HAProxy
-from vrrpd.lab.netns import Namespace, Node, Topology
+from vrrpd.lab.netns import LabSetup, Namespace, Node, Topology
 
 NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
          "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
@@ -101,7 +101,7 @@ class LabHAProxy(HAProxy):
         return None
 
 
-class SyncLab:
+class SyncLab(LabSetup):
     """lb1 and lb2: real HAProxy, vrrpd with ``sync:`` pinning each other.  A context manager;
     every process and namespace is gone after ``with``, also when setup failed."""
 
@@ -113,17 +113,6 @@ class SyncLab:
         self.vrrpd: dict[str, Vrrpd] = {}
         self.certs = {n: workdir / n / "sync.pem" for n in NODES}
         self.fingerprints: dict[str, str] = {}
-
-    def __enter__(self) -> SyncLab:
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _build(self) -> None:
         self.lab = Topology()
