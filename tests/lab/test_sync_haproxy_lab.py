@@ -124,6 +124,10 @@ def test_changed_key_is_refused_and_a_sender_dying_mid_transfer_changes_nothing(
     lab.start("lb1", "MASTER")
     lab.start("lb2", "BACKUP")
     wait_for(lambda: lab.haproxy["lb2"].generation() == "5", 10, "lb2 to catch up", poll=0.05)
+    # HAProxy serves the new file before the apply (reload confirmation) has finished and
+    # recorded the generation: wait for that too
+    wait_for(lambda: not lb2.ctl("sync-status")["local"]["applying"], 15,
+             "lb2 to finish applying", poll=0.05)
     before = lab.cfg("lb2").read_text()
     generation = lb2.ctl("sync-status")["local"]["generation"]
 
