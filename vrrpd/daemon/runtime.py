@@ -145,9 +145,6 @@ class Daemon:
 
         self._reload_task = asyncio.create_task(run())
 
-    def request_stop(self) -> None:
-        self._stopping.set()
-
     async def stop(self) -> None:
         """RFC 5798 §6.4.3 Shutdown: priority 0 from every master, then VIPs released."""
         if self._stopped:

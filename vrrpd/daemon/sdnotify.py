@@ -19,10 +19,6 @@ class SystemdNotifier:
         if self._addr:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
-    @property
-    def enabled(self) -> bool:
-        return self._sock is not None
-
     def notify(self, **fields: str | int) -> None:
         """``notify(READY=1, STATUS="MASTER for web")`` — keys as in sd_notify(3)."""
         if self._sock is None or self._addr is None:

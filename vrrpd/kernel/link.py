@@ -119,11 +119,6 @@ def source_address(infos: Iterable[AddressInfo], family: int) -> IPAddress | Non
     return None
 
 
-def ipv4_primary(name: str) -> IPv4Address | None:
-    """The primary IPv4 address of ``name`` (see :func:`source_address`)."""
-    return cast(IPv4Address | None, source_address(addresses(name, 4), 4))
-
-
 def ipv6_link_local(name: str) -> IPv6Address | None:
     """The usable IPv6 link-local address of ``name`` (see :func:`source_address`)."""
     return cast(IPv6Address | None, source_address(addresses(name, 6), 6))
