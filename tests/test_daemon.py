@@ -114,8 +114,10 @@ def test_daemon_pair(tmp_path: Path, scenario: str) -> None:
         await lb1.start()
         assert not lb1.holds()
         await lb2.start()
-        await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP)
-        assert lb1.holds() and not lb2.holds()
+        # The state changes at once; the VIPs follow on the driver's action worker.
+        await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP
+                    and lb1.holds())
+        assert not lb2.holds()
         try:
             await SCENARIOS[scenario](lb1, lb2, link, log)
         finally:
@@ -150,6 +152,7 @@ async def _demote(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
     log.clear()
     reply = await ctl(lb1, "demote", instance="web")
     assert reply["ok"], reply
+    await until(lambda: ("lb1", "remove") in log)  # queued on lb1's action worker
     assert log.index(("lb2", "add")) < log.index(("lb1", "remove"))
     assert lb1.state() is State.BACKUP and lb2.holds() and not lb1.holds()
     await asyncio.sleep(0.5)  # ten intervals: no preempting back
