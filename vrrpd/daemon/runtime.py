@@ -55,16 +55,19 @@ class Kernel:
     addresses: AddressManagerPort
     announcer: Callable[[str], AnnouncePort]
     link_watcher: Callable[[Iterable[str]], Any] | None = None
+    neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
 
 
 def real_kernel() -> Kernel:
     from vrrpd.kernel.addresses import AddressManager
     from vrrpd.kernel.announcer import Announcer
     from vrrpd.kernel.link import LinkWatcher
+    from vrrpd.kernel.neighbours import NeighbourCache
     from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
 
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
-                  addresses=AddressManager(), announcer=Announcer, link_watcher=LinkWatcher)
+                  addresses=AddressManager(), announcer=Announcer, link_watcher=LinkWatcher,
+                  neighbours=NeighbourCache())
 
 
 class Daemon:
@@ -89,6 +92,7 @@ class Daemon:
         self._watchdog: asyncio.Task[None] | None = None
         self._links: Any = None
         self._link_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
         self.tracking: InstanceTracking | None = None
         self.sync: Any = None  # vrrpd.sync.service.SyncService when `sync:` is configured
 
@@ -96,6 +100,8 @@ class Daemon:
 
     async def start(self) -> None:
         await self.kernel.addresses.open()
+        if self.kernel.neighbours is not None:
+            await self.kernel.neighbours.open()
         for cfg in self.config.instances:
             self._add_driver(cfg)
         self._build_groups()
@@ -180,6 +186,8 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self.kernel.addresses.close()
+        if self.kernel.neighbours is not None:
+            await self.kernel.neighbours.close()
         log.info("vrrpd stopped; all VIPs released")
 
     async def _watch_links(self) -> None:
@@ -206,12 +214,25 @@ class Daemon:
                     endpoint.refresh()
             with contextlib.suppress(OSError):  # a MAC or link-local may have changed
                 self.announcers[ifname].refresh_addresses()
+            if self.kernel.neighbours is not None:
+                self._flush_task = asyncio.create_task(self._flush_neighbours(ifname))
             log.info("[%s] link up: instances %s leave FAULT", ifname, ", ".join(names))
         else:
             log.warning("[%s] link down: instances %s go to FAULT until it comes back",
                         ifname, ", ".join(names))
         self.events.record("link", interface=ifname, up=up, instances=names)
         self.post_fault(names, f"link:{ifname}", not up)
+
+    async def _flush_neighbours(self, ifname: str) -> None:
+        """Carrier is back: unresolved neighbours re-resolve now, not at the next retry."""
+        try:
+            stale = await self.kernel.neighbours.flush_unresolved(ifname)
+        except OSError as exc:
+            log.warning("[%s] could not clear unresolved neighbour entries: %s", ifname, exc)
+            return
+        if stale:
+            log.info("[%s] link up: cleared unresolved neighbour entries %s so they resolve at "
+                     "once", ifname, ", ".join(map(str, stale)))
 
     async def _ping_watchdog(self, interval: float) -> None:
         while True:

@@ -298,9 +298,11 @@ class HAProxyPair(LabSetup):
             "instances": [{"name": "web", "interface": "eth0", "vrid": VRID,
                            "priority": LBS[node][2], "advert_interval": self.interval,
                            "vips": [VIP], "track": ["haproxy"]}],
+            # `backends`: a node whose HAProxy marked every server DOWN while its cable was out
+            # stays in FAULT until a check sees one UP again, instead of preempting into 503s.
             "tracks": {"haproxy": {"type": "haproxy", "pidfile": str(hap.pidfile),
-                                   "socket": str(hap.socket), "interval": self.track_interval,
-                                   "weight": 0}},
+                                   "socket": str(hap.socket), "backends": ["web"],
+                                   "interval": self.track_interval, "weight": 0}},
         }
 
     def _start_vrrpd(self) -> None:
