@@ -75,15 +75,16 @@ def haproxy(tmp_path: Path) -> Iterator[HAProxy]:
     ports = {name: free_port() for name in ("port", "closed1", "closed2")}
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(CONFIG.format(dir=tmp_path, **ports))
-    subprocess.run(["haproxy", "-W", "-D", "-f", str(cfg)], check=True, timeout=10)
     h = HAProxy(tmp_path, tmp_path / "haproxy.pid", tmp_path / "admin.sock")
-    wait_until(lambda: h.pidfile.exists() and h.socket.exists() and h.master.children())
-    pids = [h.master.pid]
     try:
+        subprocess.run(["haproxy", "-W", "-D", "-f", str(cfg)], check=True, timeout=10)
+        wait_until(lambda: h.pidfile.exists() and h.socket.exists() and h.master.children())
         yield h
     finally:
-        with contextlib.suppress(psutil.NoSuchProcess, ValueError):
-            pids += [c.pid for c in h.master.children()]
+        # By this run's config path, not the pidfile: the master may have died, been replaced
+        # by a test, or start-up may have failed before the pidfile was complete.
+        pids = [p.pid for p in psutil.process_iter(["cmdline"])
+                if str(cfg) in (p.info["cmdline"] or [])]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -14,10 +14,8 @@ VIP move, the client-visible outage and who answered, and tears everything down.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -54,13 +52,6 @@ def down(quiet: bool = False) -> int:
     """Remove every ``vrlab-*`` namespace, what runs in it, and ``/run/vrrpd-lab``; safe to run
     any time.  Returns how many namespaces there were."""
     names = lab_namespaces()
-    for sig, pause in ((signal.SIGTERM, 0.3), (signal.SIGKILL, 0.0)):
-        for name in names:
-            for pid in subprocess.run(["ip", "netns", "pids", name], capture_output=True,
-                                      text=True).stdout.split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), sig)
-        time.sleep(pause if names else 0)
     for name in names:
         Namespace(name).delete()
     shutil.rmtree(RUN, ignore_errors=True)

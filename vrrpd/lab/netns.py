@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -75,8 +76,26 @@ class Namespace:
         ns.run("ip link set lo up")
         return ns
 
-    def delete(self) -> None:
-        """Delete the namespace; its interfaces (and veth peers elsewhere) go with it."""
+    def pids(self) -> list[int]:
+        """The processes running in the namespace."""
+        out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def delete(self, grace: float = 0.3) -> None:
+        """End what still runs inside (SIGTERM, then SIGKILL after ``grace`` s), then delete
+        the namespace; its interfaces (and veth peers elsewhere) go with it.
+
+        A process outlives ``ip netns delete`` (it keeps the namespace alive), so a teardown
+        that missed a daemon, HAProxy or a probe would otherwise leave it running.
+        """
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.pids()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            if pids and sig == signal.SIGTERM:
+                time.sleep(grace)
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
 
     def run(self, cmd: Command, check: bool = True,
