@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from vrrpd.config.diff import InstanceChange
 from vrrpd.config.model import ChecksumMode, InstanceConfig
 from vrrpd.daemon.logs import InstanceLog, RateLimitedLog
 from vrrpd.proto.events import (
@@ -294,27 +295,26 @@ class InstanceDriver:
             self._announce.cancel()
         self._announce = None
 
-    async def reconfigure(self, cfg: InstanceConfig) -> None:
+    async def reconfigure(self, change: InstanceChange) -> None:
         """Apply a changed configuration in place (same interface, VRID and version).
 
         The state is kept; a master adds the new VIPs and removes the dropped ones, and nothing
         else is touched (no VIP is removed and re-added).
         """
-        old = self.cfg
-        self.cfg = cfg
+        cfg = self.cfg = change.new
         self.router.params = self._params(cfg)
-        if cfg.priority != old.priority:
+        if cfg.priority != change.old.priority:
             self.router.effective_priority = cfg.priority  # trackers re-apply their weights
-        if self.vips_held and cfg.vips != old.vips:
-            gone = [v for v in old.vips if v not in cfg.vips]
-            new = [v for v in cfg.vips if v not in old.vips]
-            if new:
-                await self.addresses.add(cfg.interface, new)
-                await self.announcer.send_burst(new, cfg.announce.count, cfg.announce.interval)
-            if gone:
-                await self.addresses.remove(cfg.interface, gone)
-            self.log.info("reload: VIPs added %s, removed %s", [str(v) for v in new],
-                          [str(v) for v in gone])
+        if self.vips_held and (change.added_vips or change.removed_vips):
+            if change.added_vips:
+                await self.addresses.add(cfg.interface, change.added_vips)
+                await self.announcer.send_burst(change.added_vips, cfg.announce.count,
+                                                cfg.announce.interval)
+            if change.removed_vips:
+                await self.addresses.remove(cfg.interface, change.removed_vips)
+            self.log.info("reload: VIPs added %s, removed %s",
+                          [str(v) for v in change.added_vips],
+                          [str(v) for v in change.removed_vips])
         self._arm()
 
     # ---- lifecycle -----------------------------------------------------------------------

@@ -6,8 +6,11 @@ Every line about a virtual router carries its context, ``[eth0 vrid=51 v3 web]``
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -56,15 +59,24 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
-    """Log to stderr (journald picks it up under systemd)."""
-    handler = logging.StreamHandler()
+    """Log to stderr (journald picks it up under systemd), from a thread of its own.
+
+    The event loop only puts records on a queue: a slow or full stderr pipe must never hold up
+    an advert or a takeover.  The writer thread is flushed and stopped at exit.
+    """
+    writer = logging.StreamHandler()
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        writer.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = logging.handlers.QueueHandler(records)
+    enqueue.addFilter(_quiet_libraries)
+    listener = logging.handlers.QueueListener(records, writer)
+    listener.start()
+    atexit.register(listener.stop)
     root = logging.getLogger()
-    handler.addFilter(_quiet_libraries)
-    root.handlers[:] = [handler]
+    root.handlers[:] = [enqueue]
     root.setLevel(level)
 
 

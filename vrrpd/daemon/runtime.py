@@ -351,7 +351,7 @@ class Daemon:
             await self._remove_driver(name)
         self.config = new
         for name in diff.updated:
-            await self.drivers[name].reconfigure(new_by[name])
+            await self.drivers[name].reconfigure(diff.changed[name])
         started = [self._add_driver(new_by[n]) for n in diff.added + diff.restarted]
         await self._reconcile(tuple(d.cfg for d in started))
         self._build_groups()
