@@ -2,7 +2,7 @@
 
 Run as root: ``.venv/bin/python benchmarks/advert_spacing.py [--duration 30] [--trackers 20]``
 
-Builds :class:`vrrpd.lab.haproxy_pair.HAProxyPair` at 0.1 s VRRPv3 adverts and gives lb1 (the
+Builds :class:`lab.haproxy_pair.HAProxyPair` at 0.1 s VRRPv3 adverts and gives lb1 (the
 master) ``--trackers`` extra trackers at 0.1 s, cycling through ``tcp`` and ``http`` (to the
 backend), ``file`` (absent file) and ``process`` (HAProxy's pidfile), all weight 0 and all
 passing, plus the ``haproxy`` tracker.  On lb2 an AF_PACKET socket records the kernel receive
@@ -28,8 +28,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vrrpd.lab.haproxy_pair import BACKEND, BACKEND_PORT, HAProxyPair  # noqa: E402
-from vrrpd.lab.netns import Node  # noqa: E402
+from lab.haproxy_pair import BACKEND, BACKEND_PORT, HAProxyPair  # noqa: E402
+from lab.netns import Node  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 ETH_P_IP = 0x0800

@@ -4,7 +4,7 @@ Run as root: ``.venv/bin/python benchmarks/chaos.py [--partitions 10] [--kills 5
 [--flap-seconds 30] [--starve-seconds 20] [--only partition,flap,kill,starve]``
 
 Two real vrrpd processes (lb1 priority 150, lb2 100, VRRPv3, VIP 192.0.2.100) and an observer
-node, built by :class:`vrrpd.lab.chaos.ChaosPair`; the scenarios are the ones
+node, built by :class:`lab.chaos.ChaosPair`; the scenarios are the ones
 ``tests/lab/test_chaos.py`` runs briefly:
 
 * ``partition``: lb1 and lb2 cut apart with carrier up (bridge port isolation) until both
@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vrrpd.lab.chaos import ChaosPair, as_ms, flap, partition_heal, sigkill, starve  # noqa: E402
+from lab.chaos import ChaosPair, as_ms, flap, partition_heal, sigkill, starve  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 SCENARIOS = ("partition", "flap", "kill", "starve")

@@ -4,7 +4,7 @@ Run as root from a clean clone (``scripts/setup-host`` once)::
 
     .venv/bin/python benchmarks/failover.py --runs 5 [--no-keepalived] [--intervals 0.1 1]
 
-For each daemon and VRRPv3 advert interval it builds :class:`vrrpd.lab.haproxy_pair.HAProxyPair`
+For each daemon and VRRPv3 advert interval it builds :class:`lab.haproxy_pair.HAProxyPair`
 (lb1 priority 150, lb2 100, real HAProxy on both, a backend, a client sending HTTP HEAD to the
 VIP every 10 ms with 50 ms timeouts) and repeats N times:
 
@@ -17,7 +17,7 @@ VIP every 10 ms with 50 ms timeouts) and repeats N times:
 * ``rejoin``: lb1's port up again -> lb1 preempts and serves.
 
 Outage: the longest gap between successful client requests from the last success before the
-fault to the first success served by the new LB (:func:`vrrpd.lab.client.measure`); failed
+fault to the first success served by the new LB (:func:`lab.client.measure`); failed
 requests in that window.  Prints a table of medians and writes every run to
 ``benchmarks/results/failover-<time>.json``.
 """
@@ -40,8 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vrrpd.lab.client import ClientProber, Outage  # noqa: E402
-from vrrpd.lab.haproxy_pair import KEEPALIVED, HAProxyPair  # noqa: E402
+from lab.client import ClientProber, Outage  # noqa: E402
+from lab.haproxy_pair import KEEPALIVED, HAProxyPair  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 SCENARIOS = ("haproxy-kill", "handover", "cut", "rejoin")

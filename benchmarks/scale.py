@@ -12,7 +12,7 @@ installed).  After both have settled (every VIP on lb1, lb2 backup for all), for
 * CPU: the daemon's (and its children's, keepalived forks a VRRP child) user + system CPU
   seconds per second, on each node, from psutil before and after;
 * peak RSS: ``VmHWM`` of the daemon's processes, summed;
-* advert spacing: an AF_PACKET sniffer on lb2 (:mod:`vrrpd.lab.sniff`) timestamps every advert
+* advert spacing: an AF_PACKET sniffer on lb2 (:mod:`lab.sniff`) timestamps every advert
   from lb1 in the kernel; gaps are taken per VRID and pooled; p50/p99/max of the gap and of
   ``|gap - interval|``;
 * false transitions: state changes on either node during the window (vrrpd: the
@@ -52,10 +52,10 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
-from vrrpd.lab.haproxy_pair import KEEPALIVED, KeepalivedNode  # noqa: E402
-from vrrpd.lab.netns import Node, Topology  # noqa: E402
-from vrrpd.lab.sniff import Sniffer, percentile, spacing  # noqa: E402
+from lab.daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
+from lab.haproxy_pair import KEEPALIVED, KeepalivedNode  # noqa: E402
+from lab.netns import Node, Topology  # noqa: E402
+from lab.sniff import Sniffer, percentile, spacing  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
@@ -168,7 +168,7 @@ def keepalived_config(node: Node, priority: int, n: int, interval: float) -> str
 
 
 class KeepalivedDaemon:
-    """keepalived 2.2 with N instances (:class:`vrrpd.lab.haproxy_pair.KeepalivedNode`)."""
+    """keepalived 2.2 with N instances (:class:`lab.haproxy_pair.KeepalivedNode`)."""
 
     STATE_LINE = re.compile(r"\) Entering (\w+) STATE")
 

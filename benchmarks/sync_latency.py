@@ -4,7 +4,7 @@ Run as root from a clean clone (``scripts/setup-host`` once)::
 
     .venv/bin/python benchmarks/sync_latency.py [--runs 5]
 
-Builds :class:`vrrpd.lab.sync_pair.SyncLab`: lb1 (MASTER, the sync source) and lb2 in network
+Builds :class:`lab.sync_pair.SyncLab`: lb1 (MASTER, the sync source) and lb2 in network
 namespaces, real HAProxy 2.6 master-worker on both (``-W -D -p PIDFILE -S master.sock``), two
 real vrrpd daemons with ``sync:`` pinning each other's ``vrrpd sync keygen`` certificate,
 reload ``kill -USR2`` confirmed through the master CLI (``show proc``).  Then:
@@ -36,9 +36,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lab.sync_pair import SyncLab, haproxy_config, wait_for  # noqa: E402
 from vrrpd.cli.sync_cli import render_sync  # noqa: E402
-from vrrpd.cli.vrrpctl import ControlError  # noqa: E402
-from vrrpd.lab.sync_pair import SyncLab, haproxy_config, wait_for  # noqa: E402
+from vrrpd.control.client import ControlError  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 TARGET = 2.0  # seconds, median write -> live on the backup

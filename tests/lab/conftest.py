@@ -1,7 +1,7 @@
 """Lab fixtures: real kernel, real namespaces.  See :mod:`netns` for the building blocks.
 
 Every test in this directory is marked ``lab`` and skipped unless running as root with
-iproute2.  The topology library is :mod:`vrrpd.lab.netns` (the demo and the benchmarks use it too);
+iproute2.  The topology library is :mod:`lab.netns` (the demo and the benchmarks use it too);
 helpers in this directory (``daemons``) import as top-level modules, since the directory has no
 ``__init__.py``.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vrrpd.lab.netns import Topology
+from lab.netns import Topology
 
 requires_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,

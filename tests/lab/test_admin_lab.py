@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from vrrpd.lab.daemons import REPO, wait_for
-from vrrpd.lab.haproxy_pair import HAProxyPair
+from lab.daemons import REPO, wait_for
+from lab.haproxy_pair import HAProxyPair
 
 INTERVAL = 0.1
 

@@ -1,7 +1,7 @@
 """Chaos, short and bounded: partition and heal, link flapping, SIGKILL, CPU starvation.
 
 Two real vrrpd processes (lb1 priority 150, lb2 100, VRRPv3 at 0.1 s, VIP 192.0.2.100) and an
-observer node; the scenarios live in :mod:`vrrpd.lab.chaos` and ``benchmarks/chaos.py`` runs
+observer node; the scenarios live in :mod:`lab.chaos` and ``benchmarks/chaos.py`` runs
 them longer.  The targets: no lost VIP beyond the RFC takeover time while a healthy node is
 up, and no VIP on two nodes for longer than one advert interval after a partition heals.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vrrpd.lab.chaos import ChaosPair, flap, partition_heal, sigkill, starve
+from lab.chaos import ChaosPair, flap, partition_heal, sigkill, starve
 
 INTERVAL = 0.1
 SLACK = 0.1  # on top of an RFC timer, as in test_failover.py

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
-from vrrpd.lab.netns import Topology
+from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.netns import Topology
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 VIP4 = "192.0.2.100/24"

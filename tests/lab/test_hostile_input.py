@@ -33,8 +33,8 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
 from scapy.packet import Packet, Raw
 
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
-from vrrpd.lab.netns import Node, Topology
+from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.netns import Node, Topology
 from vrrpd.proto.packet import DecodeError, decode
 
 VIP4, LEGACY_VIP, VIP6 = "192.0.2.100", "192.0.2.102", ["fe80::100", "2001:db8::100"]

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
-from vrrpd.lab.keepalived import Keepalived
-from vrrpd.lab.netns import Topology
+from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.keepalived import Keepalived
+from lab.netns import Topology
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 SLACK = 0.1  # the allowance on top of the RFC timers

@@ -15,12 +15,12 @@ import pytest
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
+from lab.netns import Node, Topology
 from vrrpd.kernel import link
 from vrrpd.kernel.addresses import AddressManager
 from vrrpd.kernel.announcer import Announcer
 from vrrpd.kernel.link import LinkEvent, LinkWatcher
 from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket, VrrpSocket
-from vrrpd.lab.netns import Node, Topology
 from vrrpd.proto.packet import Advertisement, decode, encode
 
 VIPS = {4: [ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101/32")],

@@ -6,9 +6,9 @@ import asyncio
 import subprocess
 import sys
 
+from lab.daemons import wait_for
+from lab.netns import Topology
 from vrrpd.kernel.neighbours import NeighbourCache
-from vrrpd.lab.daemons import wait_for
-from vrrpd.lab.netns import Topology
 
 UNREACHABLE = "192.0.2.99"  # nobody on the lab switch answers ARP for it
 CONNECT = ("import socket; s = socket.socket(); s.settimeout(5); "

@@ -1,4 +1,4 @@
-"""End to end: the PACS reference deployment (:class:`vrrpd.lab.pacs.PacsLab`) survives failovers.
+"""End to end: the PACS reference deployment (:class:`lab.pacs.PacsLab`) survives failovers.
 
 lb1 and lb2 run the shipped etc/haproxy/haproxy.cfg (only pidfile and stats socket paths moved)
 and etc/vrrpd/lbN.yaml; pacs1/pacs2 run scripts/pacs-backend; the client is 192.0.2.50.
@@ -26,10 +26,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from vrrpd.lab.daemons import wait_for
-from vrrpd.lab.dicom import echo, find
-from vrrpd.lab.haproxy_pair import VIP_ADDR
-from vrrpd.lab.pacs import PacsLab
+from lab.daemons import wait_for
+from lab.dicom import echo, find
+from lab.haproxy_pair import VIP_ADDR
+from lab.pacs import PacsLab
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from vrrpd.cli.vrrpctl import ControlError
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
-from vrrpd.lab.netns import Node, Topology
+from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.netns import Node, Topology
+from vrrpd.control.client import ControlError
 
 VIP = "192.0.2.100/24"
 EXTRA = "192.0.2.101/24"

@@ -1,7 +1,7 @@
 """Config sync onto a real, running HAProxy: live after the reload, confirmed, rolled back.
 
 Two real vrrpd daemons with ``sync:`` and real HAProxy 2.6 master-worker on both nodes
-(:class:`vrrpd.lab.sync_pair.SyncLab`).  What the backup's HAProxy *runs* is read from a fresh
+(:class:`lab.sync_pair.SyncLab`).  What the backup's HAProxy *runs* is read from a fresh
 HTTP request to its loopback (``X-Config-Gen``), not from the file.  The in-process transport
 cases (``tests/test_sync_transport.py``) are repeated here only where the daemon-level view
 adds something: a key that changed on a real node, a sender that dies mid-transfer.
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from lab.daemons import wait_for
+from lab.sync_pair import SYNC_PORT, SyncLab, haproxy_config
 from vrrpd.cli.sync_cli import render_sync
-from vrrpd.cli.vrrpctl import ControlError
-from vrrpd.lab.daemons import wait_for
-from vrrpd.lab.sync_pair import SYNC_PORT, SyncLab, haproxy_config
+from vrrpd.control.client import ControlError
 from vrrpd.sync.confirm import MasterCLIConfirm
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")

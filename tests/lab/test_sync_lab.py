@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from vrrpd.cli.vrrpctl import ControlError
-from vrrpd.lab.daemons import Vrrpd, wait_for
-from vrrpd.lab.netns import Topology
+from lab.daemons import Vrrpd, wait_for
+from lab.netns import Topology
+from vrrpd.control.client import ControlError
 from vrrpd.sync.tls import keygen
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")

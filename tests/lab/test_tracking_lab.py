@@ -1,6 +1,6 @@
 """Failover when the local HAProxy or its health checks fail (issue), with real HAProxy.
 
-Each test builds :class:`vrrpd.lab.haproxy_pair.HAProxyPair`: lb1 (priority 150) and lb2 (100)
+Each test builds :class:`lab.haproxy_pair.HAProxyPair`: lb1 (priority 150) and lb2 (100)
 run HAProxy in master-worker mode and vrrpd with a ``haproxy`` tracker (weight 0, 0.1 s),
 VRRPv3 adverts every 0.1 s, VIP 192.0.2.100.  Who holds a VIP is read from the kernel.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from vrrpd.lab.daemons import wait_for
-from vrrpd.lab.haproxy_pair import VIP, HAProxyPair
+from lab.daemons import wait_for
+from lab.haproxy_pair import VIP, HAProxyPair
 from vrrpd.proto.timers import master_down_interval
 
 INTERVAL = 0.1

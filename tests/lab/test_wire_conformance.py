@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from vrrpd.lab.daemons import Vrrpd, terminate, wait_for
-from vrrpd.lab.netns import Namespace, Topology
+from lab.daemons import Vrrpd, terminate, wait_for
+from lab.netns import Namespace, Topology
 
 PRIORITY = 150
 

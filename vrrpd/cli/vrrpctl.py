@@ -4,51 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
-from typing import Any
 
 from vrrpd.cli.render import render
 from vrrpd.cli.sync_cli import add_keygen, keygen
-from vrrpd.control.registry import PROTOCOL_VERSION
-
-DEFAULT_SOCKET = "/run/vrrpd/vrrpd.sock"
-TIMEOUT = 60.0  # a demote waits for the peer to take over
-
-
-class ControlError(Exception):
-    pass
-
-
-def request(path: str, cmd: str, args: dict[str, Any], *, follow: bool = False,
-            timeout: float = TIMEOUT) -> Any:
-    """Send one request; return the result dict (or a line iterator for ``follow``)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-    except FileNotFoundError:
-        raise ControlError(f"no control socket at {path}: is vrrpd running? "
-                           "(systemctl status vrrpd)") from None
-    except PermissionError:
-        raise ControlError(f"permission denied on {path}: run as root or as a member of "
-                           "the control_socket_group") from None
-    except ConnectionRefusedError:
-        raise ControlError(f"nobody listens on {path}: vrrpd is not running (stale socket)"
-                           ) from None
-    sock.sendall(json.dumps({"v": PROTOCOL_VERSION, "cmd": cmd, "args": args}).encode() + b"\n")
-    stream = sock.makefile("rb")
-    if follow:
-        sock.settimeout(None)
-    line = stream.readline()
-    if not line:
-        raise ControlError("the daemon closed the connection without answering")
-    reply = json.loads(line)
-    if not reply.get("ok"):
-        raise ControlError(reply.get("error", "request failed"))
-    if follow:
-        return reply["result"], (json.loads(raw) for raw in stream)
-    return reply["result"]
+from vrrpd.control.client import DEFAULT_SOCKET, ControlError, follow, request
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "events":
             if args.follow:
-                result, more = request(args.socket, "events", fields, follow=True)
-            else:  # without follow, request() returns the result alone
+                result, more = follow(args.socket, "events", fields)
+            else:
                 result, more = request(args.socket, "events", fields), iter(())
             for event in result["events"]:
                 print(json.dumps(event), flush=True)

@@ -21,10 +21,10 @@ from typing import Any
 import yaml
 from pyroute2 import IPRoute
 
-from vrrpd.cli.vrrpctl import ControlError, request
-from vrrpd.lab.netns import Node
+from lab.netns import Node
+from vrrpd.control.client import ControlError, request
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the checkout: the lab runs from it, never installed
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,

@@ -9,7 +9,7 @@ The lab tests (``tests/lab/test_chaos.py``, short runs with assertions) and the 
 
 :class:`ChaosPair` runs vrrpd on lb1 and lb2 (the ``web`` instance), a :class:`HolderMonitor`
 thread that asks both kernels every millisecond which of them holds the VIP (netlink), and a
-:class:`~vrrpd.lab.sniff.Sniffer` in ``obs`` that sees every advert and gratuitous ARP.  A
+:class:`~lab.sniff.Sniffer` in ``obs`` that sees every advert and gratuitous ARP.  A
 partition isolates lb1's and lb2's switch ports from each other (bridge port isolation): the
 carrier stays up, so neither daemon sees a link fault, and ``obs`` still hears both.
 
@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vrrpd.cli.vrrpctl import ControlError
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, wait_for
-from vrrpd.lab.netns import Node, Topology
-from vrrpd.lab.sniff import Sniffer
+from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.netns import Node, Topology
+from lab.sniff import Sniffer
+from vrrpd.control.client import ControlError
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 VIP = "192.0.2.100/24"

@@ -1,6 +1,6 @@
 """``scripts/lab``: the PACS reference deployment in network namespaces, failed three ways.
 
-``demo`` (default) builds :class:`vrrpd.lab.pacs.PacsLab` (lb1 and lb2 running the shipped
+``demo`` (default) builds :class:`lab.pacs.PacsLab` (lb1 and lb2 running the shipped
 etc/haproxy/haproxy.cfg and etc/vrrpd/lbN.yaml, two PACS backends, a client), starts a client
 that sends an HTTP HEAD through the VIP every 10 ms and a DICOM C-ECHO every 200 ms, then
 (a) SIGKILLs the master's HAProxy, (b) hands over with ``vrrpctl demote`` and resumes, (c) cuts
@@ -24,13 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab.client import ClientProber, Sample, measure
+from lab.dicom import DicomProber, find
+from lab.haproxy_pair import LBS, VIP_ADDR, wait_for
+from lab.netns import Namespace
+from lab.pacs import PacsLab
 from vrrpd.cli.render import render_status
-from vrrpd.cli.vrrpctl import ControlError, request
-from vrrpd.lab.client import ClientProber, Sample, measure
-from vrrpd.lab.dicom import DicomProber, find
-from vrrpd.lab.haproxy_pair import LBS, VIP_ADDR, wait_for
-from vrrpd.lab.netns import Namespace
-from vrrpd.lab.pacs import PacsLab
+from vrrpd.control.client import ControlError, request
 
 PREFIX = "vrlab"
 RUN = Path("/run/vrrpd-lab")

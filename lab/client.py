@@ -1,13 +1,13 @@
 """The lab's client: HTTP HEAD to the VIP every 10 ms, as a radiologist's browser would see it.
 
-Run in the client node as a subprocess (``python -m vrrpd.lab.client URL``), one asyncio
+Run in the client node as a subprocess (``python -m lab.client URL``), one asyncio
 task per request so a hanging request never delays the next one.  Each request gets
 ``timeout`` seconds to connect and as long again to read the response head; it prints one line
 per request::
 
     <sent, CLOCK_MONOTONIC seconds> <1|0> <LB or '-'> <latency ms> <backend or '-'>
 
-The LB is the ``X-LB`` header (the HAProxy pair of :mod:`vrrpd.lab.haproxy_pair` sets it) or,
+The LB is the ``X-LB`` header (the HAProxy pair of :mod:`lab.haproxy_pair` sets it) or,
 when the load balancers run an unmodified configuration, the ``X-Remote-Addr`` header a
 ``scripts/pacs-backend`` answers with (the address the request came from: the load balancer's
 own) translated by ``--lb ADDRESS=NAME``; the backend is ``X-Backend``.
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vrrpd.lab.netns import Node
+from lab.netns import Node
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,10 @@ class ClientProber:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        repo = str(Path(__file__).resolve().parents[2])
+        repo = str(Path(__file__).resolve().parents[1])
         self.proc = self.node.ns.popen(
             [sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r}); "
-             "from vrrpd.lab.client import main; sys.exit(main())",
+             "from lab.client import main; sys.exit(main())",
              self.url, "--interval", str(self.interval), "--timeout", str(self.timeout),
              "--out", str(self.out),
              *(f"--lb={addr}={name}" for addr, name in self.lbs.items())])

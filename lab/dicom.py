@@ -6,8 +6,8 @@ Call them inside ``node.ns.entered()`` to speak from that node: pynetdicom's ass
 thread is started by the calling thread and inherits its network namespace.
 
 :class:`DicomProber` runs :func:`echo` every ``interval`` seconds in a thread of its own that
-enters the node's namespace, and records :class:`vrrpd.lab.client.Sample` objects, so
-:func:`vrrpd.lab.client.measure` reports a DICOM outage exactly as it does an HTTP one.
+enters the node's namespace, and records :class:`lab.client.Sample` objects, so
+:func:`lab.client.measure` reports a DICOM outage exactly as it does an HTTP one.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from vrrpd.lab.client import Sample
-from vrrpd.lab.netns import Node
+from lab.client import Sample
+from lab.netns import Node
 
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # failed calls are results here
 

@@ -22,8 +22,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from vrrpd.lab.daemons import terminate, wait_for
-from vrrpd.lab.netns import Node
+from lab.daemons import terminate, wait_for
+from lab.netns import Node
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 

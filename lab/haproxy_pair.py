@@ -1,6 +1,6 @@
 """A load-balancer pair in the lab: real HAProxy on lb1 and lb2, vrrpd (or keepalived) above it.
 
-Topology (one :class:`~vrrpd.lab.netns.Topology`, namespaces deleted on exit)::
+Topology (one :class:`~lab.netns.Topology`, namespaces deleted on exit)::
 
     client 192.0.2.50 ----+
     lb1    192.0.2.11 ----+-- switch (br0)     VIP 192.0.2.100 (VRID 51) on the master
@@ -19,7 +19,7 @@ Topology (one :class:`~vrrpd.lab.netns.Topology`, namespaces deleted on exit)::
   VRID, priorities and advert interval, and a HAProxy check with weight 0 (failing = FAULT),
   see :func:`keepalived_config`.
 
-The vrrpd process runner and the netlink probe come from :mod:`vrrpd.lab.daemons`.
+The vrrpd process runner and the netlink probe come from :mod:`lab.daemons`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vrrpd.lab.daemons import AddressProbe, Vrrpd, terminate, wait_for
-from vrrpd.lab.netns import LabSetup, Node, Topology
+from lab.daemons import AddressProbe, Vrrpd, terminate, wait_for
+from lab.netns import LabSetup, Node, Topology
 
 VIP = "192.0.2.100/24"
 VIP_ADDR = "192.0.2.100"
@@ -79,7 +79,7 @@ class HAProxy:
     ``config`` is the configuration text (default: :func:`haproxy_config`); ``args`` are added
     to the command line (``-L lb1``) and ``env`` to the environment, which HAProxy expands in
     quoted ``"${NAME}"`` words of the file: the PACS lab keeps one file, byte-identical on
-    both nodes, whose runtime paths differ per node (:mod:`vrrpd.lab.pacs`).
+    both nodes, whose runtime paths differ per node (:mod:`lab.pacs`).
     """
 
     def __init__(self, node: Node, workdir: Path, config: str | None = None,
@@ -232,12 +232,12 @@ class HAProxyPair(LabSetup):
 
     Subclasses change the parts through the class attributes and the hooks
     :meth:`_add_backends`, :meth:`_haproxy` and :meth:`vrrpd_config`
-    (:class:`vrrpd.lab.pacs.PacsLab`: the PACS reference deployment).
+    (:class:`lab.pacs.PacsLab`: the PACS reference deployment).
     """
 
     ifname = "eth0"  # the LBs' interface
     instance = "web"  # the vrrpd instance holding the VIP
-    client_lbs: dict[str, str] = {}  # LB address -> name, see vrrpd.lab.client
+    client_lbs: dict[str, str] = {}  # LB address -> name, see lab.client
 
     def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
                  daemon: str = "vrrpd", customize: Customize | None = None,
@@ -349,8 +349,8 @@ class HAProxyPair(LabSetup):
 
     @contextlib.contextmanager
     def client(self, **kwargs: Any) -> Iterator[Any]:
-        """A :class:`vrrpd.lab.client.ClientProber` running in the client node."""
-        from vrrpd.lab.client import ClientProber
+        """A :class:`lab.client.ClientProber` running in the client node."""
+        from lab.client import ClientProber
         kwargs.setdefault("lbs", self.client_lbs)
         prober = ClientProber(self.node("client"), f"http://{VIP_ADDR}/", **kwargs)
         prober.start()

@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from vrrpd.lab.netns import Node
+from lab.netns import Node
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800

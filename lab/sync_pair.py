@@ -1,6 +1,6 @@
 """Config sync in the lab: two real vrrpd daemons with ``sync:``, real HAProxy on both nodes.
 
-Topology (one :class:`~vrrpd.lab.netns.Topology`, namespaces deleted on exit)::
+Topology (one :class:`~lab.netns.Topology`, namespaces deleted on exit)::
 
     lb1 192.0.2.11 --+-- switch (br0)    VIP 192.0.2.100 (VRID 51), lb1 priority 150 = source
     lb2 192.0.2.12 --+                   sync over TLS on :8443, pinned both ways
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vrrpd.lab.daemons import REPO, Vrrpd, wait_for
-from vrrpd.lab.haproxy_pair import HAProxy
-from vrrpd.lab.netns import LabSetup, Namespace, Node, Topology
+from lab.daemons import REPO, Vrrpd, wait_for
+from lab.haproxy_pair import HAProxy
+from lab.netns import LabSetup, Namespace, Node, Topology
 
 NODES = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
          "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
@@ -63,7 +63,7 @@ hdr X-Config-Gen "{gen}"
 
 
 class LabHAProxy(HAProxy):
-    """:class:`~vrrpd.lab.haproxy_pair.HAProxy` with :func:`haproxy_config` and a master CLI
+    """:class:`~lab.haproxy_pair.HAProxy` with :func:`haproxy_config` and a master CLI
     (``-S master.sock``); it is up when its loopback frontend answers."""
 
     def __init__(self, node: Node, workdir: Path, gen: int | str = 0) -> None:

@@ -1,6 +1,6 @@
 """The PACS reference deployment in network namespaces: the shipped files, run for real.
 
-Topology (one :class:`~vrrpd.lab.netns.Topology`; the LBs' interface is ``eth1`` as in
+Topology (one :class:`~lab.netns.Topology`; the LBs' interface is ``eth1`` as in
 ``etc/vrrpd/lbN.yaml``)::
 
     lb1    192.0.2.11 --+                      VIP 192.0.2.100 (VRID 51) on the master
@@ -23,9 +23,9 @@ Topology (one :class:`~vrrpd.lab.netns.Topology`; the LBs' interface is ``eth1``
   (SIGUSR2: master-worker reload) instead of ``systemctl reload haproxy``.
 * pacs1 and pacs2 run ``scripts/pacs-backend``; HTTP answers name the backend
   (``X-Backend``) and the LB it came through (``X-Remote-Addr``), C-FIND answers carry the
-  backend's name as InstitutionName (:mod:`vrrpd.lab.dicom`).
+  backend's name as InstitutionName (:mod:`lab.dicom`).
 
-``scripts/lab`` (:mod:`vrrpd.lab.demo`) and ``tests/lab/test_pacs_e2e.py`` build it.
+``scripts/lab`` (:mod:`lab.demo`) and ``tests/lab/test_pacs_e2e.py`` build it.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from typing import Any
 
 import yaml
 
-from vrrpd.lab.daemons import REPO
-from vrrpd.lab.haproxy_pair import LBS, HAProxy, HAProxyPair, wait_for
+from lab.daemons import REPO
+from lab.haproxy_pair import LBS, HAProxy, HAProxyPair, wait_for
 
 REFERENCE_HAPROXY = REPO / "etc" / "haproxy" / "haproxy.cfg"
 REFERENCE_VRRPD = REPO / "etc" / "vrrpd"
