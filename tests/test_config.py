@@ -98,12 +98,23 @@ def test_good_config_becomes_the_typed_model() -> None:
     assert (web.vrid, web.priority, web.advert_interval_cs, web.version) == (51, 150, 10, 3)
     assert web.vips == (ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101/32"))
     assert web.family == 4 and web.unicast_peers == (ip_address("192.0.2.12"),)
+    # unicast_peers joins peers and makes strict_peers the default (only they are heard)
+    assert web.peers == (ip_address("192.0.2.12"),) and web.strict_peers
+    assert web6.peers == () and not web6.strict_peers
     assert web.track == (TrackRef("haproxy"), TrackRef("maint", -60))
     assert web.v3_checksum is ChecksumMode.PSEUDO_HEADER and web.preempt
     assert (web.preempt_delay, web.notify) == (5.0, "/etc/vrrpd/hooks/notify.sh")
     assert (web.announce.count, web.announce.interval, web.announce.repeat_delay) == (5, 0.02, 0)
     assert web6.family == 6 and web6.advert_interval_cs == 100 and web6.priority == 100
     assert (legacy.version, legacy.advert_interval_cs) == (2, 300)
+
+
+def test_peers_join_unicast_peers() -> None:
+    web = parse(GOOD.replace("unicast_peers: [192.0.2.12]",
+                             "unicast_peers: [192.0.2.12]\n    peers: [192.0.2.13]\n"
+                             "    strict_peers: false")).instances[0]
+    assert web.peers == (ip_address("192.0.2.13"), ip_address("192.0.2.12"))
+    assert not web.strict_peers
 
 
 def test_trackers_are_typed_with_converted_options() -> None:
@@ -201,6 +212,14 @@ BAD = [
      "instances[0].unicast_peers[0]", "2001:db8::12 is IPv6, the VIPs are IPv4"),
     ("unicast_peers: [192.0.2.12]", "unicast_peers: [12]", None,
      "instances[0].unicast_peers[0]", "must be a string, got an integer"),
+    ("unicast_peers: [192.0.2.12]", "unicast_peers: []\n    strict_peers: true",
+     "strict_peers: true",
+     "instances[0].strict_peers", "needs the legitimate routers of this VRID listed in peers"),
+    ("unicast_peers: [192.0.2.12]", "peers: [192.0.2.12, fe80::1]", None,
+     "instances[0].peers[1]", "fe80::1 is IPv6, the VIPs are IPv4"),
+    ("unicast_peers: [192.0.2.12]", "peers: [192.0.2.12]\n    strict_peers: yes please",
+     "strict_peers: yes",
+     "instances[0].strict_peers", "must be a boolean"),
     ("v3_checksum: pseudo-header", "v3_checksum: keepalived", None, "instances[0].v3_checksum",
      "not one of auto, rfc9568, pseudo-header"),
     ("{name: maint, weight: -60}", "{name: mant}", None, "instances[0].track[1]",

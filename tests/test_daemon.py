@@ -264,3 +264,73 @@ def test_json_log_lines_carry_the_instance_context() -> None:
     assert doc["msg"] == "[eth0 vrid=51 v3 web] boom"
     assert (doc["instance"], doc["interface"], doc["vrid"], doc["level"]) == (
         "web", "eth0", 51, "warning")
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["peers", "strict_peers"])
+def test_rogue_router_reported_or_refused(tmp_path: Path, strict: bool) -> None:
+    """Issue 12: lb1 and lb2 list each other in ``peers``; a rogue router (a daemon on the same
+    link with priority 254, not listed) starts.  Without ``strict_peers`` lb1 obeys it (RFC 5798
+    §6.4.3) and it shows: a "foreign master" transition reason passed to the notify hook,
+    ``foreign_adverts`` and ``foreign_masters`` counters, ``foreign_master`` in status and the
+    Prometheus metrics.  With ``strict_peers`` its adverts are dropped on receipt under
+    ``unknown_peer`` and nothing moves."""
+    async def main() -> None:
+        link = FakeLink()
+        log: list[tuple[str, str]] = []
+        hook = tmp_path / "notify.sh"
+        reasons = tmp_path / "reasons"
+        hook.write_text(f'#!/bin/sh\necho "$3 $VRRPD_REASON" >> {reasons}\n')
+        hook.chmod(0o755)
+        nodes = []
+        for name, address, prio, peer in (("lb1", "192.0.2.11", 150, "192.0.2.12"),
+                                          ("lb2", "192.0.2.12", 100, "192.0.2.11")):
+            node = Node(link, tmp_path, name, address, prio, log)
+            write_config(tmp_path, name, prio, peers=[peer], strict_peers=strict,
+                         notify=str(hook))
+            nodes.append(node)
+        lb1, lb2 = nodes
+        rogue = Node(link, tmp_path, "rogue", "192.0.2.66", 254, log)
+        try:
+            await lb1.start()
+            await lb2.start()
+            await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP)
+            before = [n.daemon.drivers["web"].counters["transitions"] for n in nodes]
+            await rogue.start()
+            if strict:
+                await asyncio.sleep(0.5)  # ten of the rogue's intervals
+                for n in (lb1, lb2):
+                    drops = n.daemon.drivers["web"].drops
+                    assert drops["unknown_peer"] >= 5, drops
+                    assert n.daemon.drivers["web"].counters["foreign_adverts"] == 0
+                assert lb1.state() is State.MASTER and lb2.state() is State.BACKUP
+                assert [n.daemon.drivers["web"].counters["transitions"] for n in nodes] == before
+                return
+            await until(lambda: lb1.state() is State.BACKUP)
+            status = (await ctl(lb1, "status"))["result"]["instances"][0]
+            assert status["master"] == "192.0.2.66" and status["foreign_master"]
+            assert status["counters"]["foreign_adverts"] >= 1
+            assert status["counters"]["foreign_masters"] == 1
+            assert status["transitions"][-1]["reason"].startswith(
+                "192.0.2.66 (foreign master, not in peers) is master with higher priority")
+            body = "\n".join(line for line in _scrape(lb1.daemon).splitlines()
+                             if line.startswith("vrrpd_foreign"))
+            assert 'vrrpd_foreign_master{instance="web"} 1.0' in body
+            assert 'vrrpd_foreign_adverts_total{instance="web"}' in body
+            await until(lambda: reasons.exists()
+                        and "BACKUP 192.0.2.66 (foreign master" in reasons.read_text())
+        finally:
+            for n in (rogue, lb1, lb2):
+                if n.daemon is not None and n.daemon.control is not None:
+                    await n.daemon.stop()
+
+    asyncio.run(main())
+
+
+def _scrape(daemon: Daemon) -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from vrrpd.daemon.metrics import StatusCollector
+
+    registry = CollectorRegistry()
+    registry.register(StatusCollector(daemon.status))
+    return generate_latest(registry).decode()

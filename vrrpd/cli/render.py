@@ -36,7 +36,8 @@ def render_status(doc: dict[str, Any]) -> str:
         c = i["counters"]
         rows.append([
             i["name"], i["interface"], f"{i['vrid']} v{i['version']}", state, prio,
-            i["master"] or "-", ",".join(i["vips"]) + (" *" if i["vips_held"] else ""),
+            (i["master"] or "-") + (" (foreign master)" if i.get("foreign_master") else ""),
+            ",".join(i["vips"]) + (" *" if i["vips_held"] else ""),
             interval, _age(i["time_in_state"]),
             f"{c.get('adverts_sent', 0)}/{c.get('adverts_received', 0)}",
             ",".join(f"{k}={v}" for k, v in sorted(i["dropped"].items())) or "-"])

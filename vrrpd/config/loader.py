@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Hashable
 from ipaddress import ip_address, ip_interface
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from vrrpd.config.errors import ConfigError
@@ -133,7 +133,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], check_interfaces: bool
         preempt=s.take("preempt", bool, True),
         preempt_delay=s.take("preempt_delay", float, 0.0, in_range(0, 3600)),
         vips=vips,
-        unicast_peers=_unicast_peers(s, vips[0].version),
+        **_peers(s, vips[0].version),
         v3_checksum=ChecksumMode(s.take("v3_checksum", str, "auto",
                                         one_of(*(m.value for m in ChecksumMode)))),
         track=_track_refs(s, tracks, priority),
@@ -187,7 +187,24 @@ def _vips(s: Section, vrid: int) -> tuple[IPInterface, ...]:
     return tuple(vips)
 
 
-def _unicast_peers(s: Section, family: int) -> tuple[IPAddress, ...]:
+def _peers(s: Section, family: int) -> dict[str, Any]:
+    """``unicast_peers``, ``peers`` (which ``unicast_peers`` joins) and ``strict_peers``.
+
+    ``strict_peers`` defaults to true in unicast mode (only the listed peers are heard, as
+    before ``peers`` existed) and to false in multicast mode (unlisted sources are reported,
+    and obeyed).
+    """
+    unicast = _addresses(s, "unicast_peers", family)
+    listed = _addresses(s, "peers", family)
+    peers = listed + tuple(a for a in unicast if a not in listed)
+    strict = s.take("strict_peers", bool, bool(unicast))
+    if strict and not peers:
+        raise s.error("strict_peers", "strict_peers: true needs the legitimate routers of this "
+                      "VRID listed in peers (or unicast_peers), else every advert is dropped")
+    return {"unicast_peers": unicast, "peers": peers, "strict_peers": strict}
+
+
+def _addresses(s: Section, key: str, family: int) -> tuple[IPAddress, ...]:
     def peer(text: str) -> IPAddress:
         try:
             address = ip_address(text)
@@ -197,7 +214,7 @@ def _unicast_peers(s: Section, family: int) -> tuple[IPAddress, ...]:
             raise ValueError(f"{address} is IPv{address.version}, the VIPs are IPv{family}")
         return address
 
-    items = s.items("unicast_peers", required=False)
+    items = s.items(key, required=False)
     peers = [v.get(str, peer) for v in items]
     refuse_duplicates(zip(items, peers, strict=True))
     return tuple(peers)

@@ -60,6 +60,8 @@ class InstanceConfig:
     preempt_delay: float = 0.0
     vips: tuple[IPInterface, ...] = ()
     unicast_peers: tuple[IPAddress, ...] = ()
+    peers: tuple[IPAddress, ...] = ()  # the legitimate other routers (unicast_peers included)
+    strict_peers: bool = False  # drop adverts from any other source before the state machine
     v3_checksum: ChecksumMode = ChecksumMode.AUTO
     track: tuple[TrackRef, ...] = ()
     notify: str | None = None

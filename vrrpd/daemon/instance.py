@@ -27,6 +27,7 @@ from vrrpd.proto.events import (
     Announce,
     Dropped,
     Event,
+    ForeignAdvert,
     Notice,
     RemoveVips,
     SendAdvert,
@@ -128,7 +129,7 @@ class InstanceDriver:
             advert_interval_cs=cfg.advert_interval_cs,
             addresses=tuple(v.ip for v in cfg.vips),
             primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
-            preempt_delay=cfg.preempt_delay, unicast_peers=cfg.unicast_peers)
+            preempt_delay=cfg.preempt_delay, peers=cfg.peers)
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -139,8 +140,18 @@ class InstanceDriver:
         return actions
 
     def on_advert(self, adv: Advertisement, source: IPAddress) -> None:
-        """A well-formed advert for our VRID arrived (the endpoint checked TTL and form)."""
+        """A well-formed advert for our VRID arrived (the endpoint checked TTL and form).
+
+        Receive-side filtering first: with ``strict_peers`` an advert from a source that is not
+        a listed peer never reaches the state machine.
+        """
         self.counters["adverts_received"] += 1
+        if self.cfg.strict_peers and source not in self.cfg.peers:
+            self._dispatch([Dropped(
+                DropReason.UNKNOWN_PEER, source,
+                f"priority {adv.priority} from a router that is not in peers (strict_peers); "
+                "a rogue or misconfigured router on the LAN - find it by this address")])
+            return
         v3_ipv4 = adv.version == 3 and self.cfg.family == 4
         if v3_ipv4 and not self.cfg.v3_checksum.accepts(adv.checksum_form):
             self._dispatch([Dropped(
@@ -149,7 +160,14 @@ class InstanceDriver:
                 f"{self.cfg.v3_checksum}; set v3_checksum: auto to accept both")])
             return
         was_master = self.router.state is State.MASTER
+        was_foreign = self.router.foreign_master
         actions = self.post(AdvertReceived(adv, source))
+        if self.router.foreign_master and not was_foreign:
+            self.counters["foreign_masters"] += 1
+            self.log.warning("following foreign master %s (priority %d), which is not in peers: "
+                             "a rogue or misconfigured router holds this VRID; find it, or "
+                             "set strict_peers: true to ignore unlisted routers", source,
+                             adv.priority)
         if (was_master and self.router.state is State.MASTER
                 and not any(isinstance(a, Dropped) for a in actions)
                 and adv.priority and not self._took_over_lately()):
@@ -206,6 +224,11 @@ class InstanceDriver:
                     self.drops[reason.value] += 1
                     self.drops_log.warning(reason.value, "dropped advert from %s: %s", source,
                                            detail)
+                case ForeignAdvert(source, priority):
+                    self.counters["foreign_adverts"] += 1
+                    self.drops_log.warning("foreign", "advert from %s (priority %d), which is "
+                                           "not in peers: a rogue or misconfigured router",
+                                           source, priority)
                 case Notice(message):
                     self.log.warning("%s", message)
                 case _:
@@ -349,6 +372,9 @@ class InstanceDriver:
             "admin": r.admin.value,
             "faults": sorted(r.faults),
             "master": str(r.master_address) if r.master_address else None,
+            "foreign_master": r.foreign_master,
+            "peers": [str(p) for p in cfg.peers],
+            "strict_peers": cfg.strict_peers,
             "vips": [str(v) for v in cfg.vips],
             "vips_held": self.vips_held,
             "advert_interval": cfg.advert_interval_cs / 100,

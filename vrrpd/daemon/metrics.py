@@ -14,6 +14,8 @@ Metric names:
 * ``vrrpd_dropped_total{instance,reason}``: adverts refused by an instance
 * ``vrrpd_endpoint_dropped_total{interface,family,reason}``: packets dropped before demux
 * ``vrrpd_tracker_up{instance,tracker}``: 1 while a tracker passes
+* ``vrrpd_foreign_adverts_total{instance}``: adverts obeyed from routers not in ``peers``
+* ``vrrpd_foreign_master{instance}``: 1 while the master is not a listed peer
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ class StatusCollector(Collector):
                                    labels=["instance", "reason"])
         track = GaugeMetricFamily("vrrpd_tracker_up", "1 while the tracker passes",
                                   labels=["instance", "tracker"])
+        foreign = CounterMetricFamily("vrrpd_foreign_adverts",
+                                      "adverts obeyed from routers not in peers",
+                                      labels=["instance"])
+        foreign_master = GaugeMetricFamily("vrrpd_foreign_master",
+                                           "1 while the master is not a listed peer",
+                                           labels=["instance"])
         for i in doc["instances"]:
             name, c = i["name"], i["counters"]
             for s in STATES:
@@ -63,6 +71,8 @@ class StatusCollector(Collector):
             trans.add_metric([name], c.get("transitions", 0))
             sent.add_metric([name], c.get("adverts_sent", 0))
             rcvd.add_metric([name], c.get("adverts_received", 0))
+            foreign.add_metric([name], c.get("foreign_adverts", 0))
+            foreign_master.add_metric([name], 1 if i.get("foreign_master") else 0)
             for reason, n in i["dropped"].items():
                 drop.add_metric([name, reason], n)
             for t in i.get("trackers", []):
@@ -72,7 +82,8 @@ class StatusCollector(Collector):
         for e in doc["endpoints"]:
             for reason, n in e["dropped"].items():
                 edrop.add_metric([e["interface"], str(e["family"]), reason], n)
-        yield from (state, prio, eff, held, trans, sent, rcvd, drop, track, edrop)
+        yield from (state, prio, eff, held, trans, sent, rcvd, drop, track, foreign,
+                    foreign_master, edrop)
 
 
 class MetricsServer:

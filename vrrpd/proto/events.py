@@ -2,9 +2,9 @@
 
 Events go in through ``VirtualRouter.handle(event, now)``; actions come back.  The driver
 executes the *critical* actions (:class:`SendAdvert`, :class:`AddVips`, :class:`RemoveVips`,
-:class:`Announce`) first and in order; :class:`Transition`, :class:`Dropped` and
-:class:`Notice` are for subscribers (logs, notify hooks, metrics, config sync) and never
-delay a takeover.
+:class:`Announce`) first and in order; :class:`Transition`, :class:`Dropped`,
+:class:`ForeignAdvert` and :class:`Notice` are for subscribers (logs, notify hooks, metrics,
+config sync) and never delay a takeover.
 """
 
 from __future__ import annotations
@@ -128,10 +128,23 @@ class Dropped:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeignAdvert:
+    """An advert heard, and obeyed, from a router that is not one of the listed ``peers``.
+
+    A rogue or misconfigured router on the LAN: the driver counts and reports it.  With
+    ``strict_peers`` such adverts never get here (they are dropped on receipt).
+    """
+
+    source: IPAddress
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something the operator should read in the log that is not a state change."""
 
     message: str
 
 
-Action = SendAdvert | AddVips | RemoveVips | Announce | Transition | Dropped | Notice
+Action = (SendAdvert | AddVips | RemoveVips | Announce | Transition | Dropped | ForeignAdvert
+          | Notice)

@@ -71,7 +71,7 @@ class DropReason(StrEnum):
     CHECKSUM_FORM = "checksum_form"  # v3 IPv4 form excluded by the instance's v3_checksum
     ADDRESS_LIST = "address_list"  # RFC 3768 §7.1: v2 list mismatch from a non-owner
     CONFLICT = "conflict"  # another router uses our VRID with other VIPs
-    UNKNOWN_PEER = "unknown_peer"  # unicast mode: source is not a configured peer
+    UNKNOWN_PEER = "unknown_peer"  # strict_peers: the source is not a listed peer
 
 
 class DecodeError(ValueError):

@@ -21,6 +21,10 @@ Beyond RFC 5798 (as clarified by RFC 9568) this adds what an HA pair needs:
   §6.4.3) and its driver re-announces the VIPs, so the hosts come back
   (``InstanceDriver._reclaim``).  Not priority 0: a backup would take that for a resigning
   master and take over after Skew_Time.
+* Known peers (``peers``): an advert from any other router is obeyed as the RFC says but
+  reported (:class:`ForeignAdvert`), a master that is not a listed peer is a *foreign master*
+  in transition reasons and :attr:`VirtualRouter.foreign_master`.  Dropping unlisted sources
+  (``strict_peers``) is receive-side filtering, done before the state machine.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from vrrpd.proto.events import (
     Dropped,
     Event,
     FaultChanged,
+    ForeignAdvert,
     GroupState,
     Notice,
     PriorityChanged,
@@ -56,6 +61,7 @@ IPAddress = IPv4Address | IPv6Address
 OWNER_PRIORITY = 255  # RFC 5798 §5.2.4: the IP address owner
 PROMOTED_PRIORITY = 254  # highest priority a non-owner may advertise
 DEMOTED_PRIORITY = 1  # lowest priority that still serves (0 means "resigning")
+KNOWN_PEERS_MAX = 16  # routers remembered as heard with our address list (least recent go)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class RouterParams:
     primary_address: IPAddress  # our source address, the RFC 5798 §6.4.3 tie-breaker
     preempt: bool = True
     preempt_delay: float = 0.0  # seconds a backup waits before preempting a lower master
-    unicast_peers: tuple[IPAddress, ...] = ()
+    peers: tuple[IPAddress, ...] = ()  # the legitimate other routers; () = not listed
 
 
 class VirtualRouter:
@@ -84,7 +90,7 @@ class VirtualRouter:
         self.effective_priority = params.priority
         self.master_adver_int = params.advert_interval_cs  # Master_Adver_Interval (cs)
         self.master_address: IPAddress | None = None
-        self.known_peers: set[IPAddress] = set()
+        self.known_peers: dict[IPAddress, None] = {}  # heard with our list, least recent first
         self.group_hold = False  # a sync-group sibling went BACKUP: do not preempt
         self._master_down_at: float | None = None  # Master_Down_Timer
         self._adver_at: float | None = None  # Adver_Timer
@@ -127,6 +133,22 @@ class VirtualRouter:
     @property
     def handing_over(self) -> bool:
         return self._handover_at is not None
+
+    def is_foreign(self, source: IPAddress) -> bool:
+        """``source`` is not one of the listed ``peers`` (none listed: nobody is foreign)."""
+        p = self.params
+        return bool(p.peers) and source not in p.peers and source != p.primary_address
+
+    @property
+    def foreign_master(self) -> bool:
+        """The router we take for master is not a listed peer (a rogue took the VRID)."""
+        return (self.state is not State.MASTER and self.master_address is not None
+                and self.is_foreign(self.master_address))
+
+    def _who(self, source: IPAddress) -> str:
+        """``source`` for a transition reason, marked when it is not a listed peer."""
+        return (f"{source} (foreign master, not in peers)" if self.is_foreign(source)
+                else str(source))
 
     def skew_time(self) -> float:
         return skew_time(self.params.version, self.priority, self.master_adver_int)
@@ -250,13 +272,15 @@ class VirtualRouter:
         refused = self._refuse(adv, source)
         if refused is not None:
             return [refused]
+        foreign: list[Action] = ([ForeignAdvert(source, adv.priority)]
+                                 if self.is_foreign(source) else [])
         if self.state is State.BACKUP:
-            return self._backup_rx(adv, source, now)
+            return foreign + self._backup_rx(adv, source, now)
         if self.state is State.MASTER:
-            return self._master_rx(adv, source, now)
+            return foreign + self._master_rx(adv, source, now)
         if adv.priority:
             self.master_address = source
-        return []
+        return foreign
 
     def _refuse(self, adv: Advertisement, source: IPAddress) -> Dropped | None:
         """RFC 5798 §7.1 / RFC 3768 §7.1 checks that need this instance's configuration."""
@@ -271,22 +295,28 @@ class VirtualRouter:
             return Dropped(DropReason.INTERVAL, source,
                            f"advert interval {adv.max_adver_int / 100:g}s, "
                            f"ours {p.advert_interval_cs / 100:g}s (RFC 3768 §7.1)")
-        if p.unicast_peers and source not in p.unicast_peers:
-            return Dropped(DropReason.UNKNOWN_PEER, source, "source is not in unicast_peers")
         if set(adv.addresses) == set(p.addresses):
-            self.known_peers.add(source)
+            self._know(source)
             return None
         theirs = ", ".join(map(str, adv.addresses))
         if p.version == 2 and adv.priority != OWNER_PRIORITY:
             return Dropped(DropReason.ADDRESS_LIST, source,
                            f"address list [{theirs}] differs from ours (RFC 3768 §7.1)")
-        if source not in self.known_peers:
+        if source not in self.known_peers and source not in p.peers:
             return Dropped(DropReason.CONFLICT, source,
                            f"advertises VRID {p.vrid} with [{theirs}], ours are "
                            f"[{', '.join(map(str, p.addresses))}]: two virtual routers share "
                            "this VRID on the LAN; give one of them another vrid")
         # RFC 5798 §7.1: a known peer whose list differs is logged, and still heard.
         return None
+
+    def _know(self, source: IPAddress) -> None:
+        """Remember ``source`` as heard with our address list; the table stays bounded, so
+        spoofed sources cannot grow it (listed ``peers`` are known without it)."""
+        self.known_peers.pop(source, None)
+        self.known_peers[source] = None
+        if len(self.known_peers) > KNOWN_PEERS_MAX:
+            del self.known_peers[next(iter(self.known_peers))]
 
     def _backup_rx(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
         """RFC 5798 §6.4.2, receiving an ADVERTISEMENT in Backup."""
@@ -317,7 +347,7 @@ class VirtualRouter:
             return [SendAdvert(self.priority)]
         if self.handing_over:
             self._learn(adv, source)
-            return self._become_backup(now, f"handed over to {source}")
+            return self._become_backup(now, f"handed over to {self._who(source)}")
         if adv.priority > self.priority or (
                 adv.priority == self.priority
                 and source.packed > self.params.primary_address.packed):
@@ -326,7 +356,8 @@ class VirtualRouter:
                    else "same priority, higher address")
             farewell: list[Action] = [SendAdvert(self.priority)]  # see the module docstring
             return farewell + self._become_backup(
-                now, f"{source} is master with {why} ({adv.priority} vs ours {self.priority})")
+                now, f"{self._who(source)} is master with {why} ({adv.priority} vs ours "
+                f"{self.priority})")
         # RFC 9568 §6.4.3: answer a lower-priority master at once so it steps down now.
         self._adver_at = now + self.params.advert_interval_cs / 100
         return [SendAdvert(self.priority)]
@@ -354,7 +385,7 @@ class VirtualRouter:
             reason = (f"preempting lower-priority master {self.master_address} after "
                       f"preempt_delay {self.params.preempt_delay:g}s")
         elif self._resigned_by is not None:
-            reason = f"master {self._resigned_by} resigned (priority 0)"
+            reason = f"master {self._who(self._resigned_by)} resigned (priority 0)"
         elif self._preempting is not None:
             source, priority = self._preempting
             reason = f"preempting lower-priority master {source} ({priority} < {self.priority})"
