@@ -33,7 +33,7 @@ sync_groups:
 
 
 def config(text: str) -> Config:
-    return parse_config(text, Path("/etc/vrrpd/vrrpd.yaml"), check_interfaces=False)
+    return parse_config(text, Path("/etc/vrrpd/vrrpd.yaml"), host=False)
 
 
 def test_identical_configs_have_an_empty_diff() -> None:

@@ -75,7 +75,7 @@ class Node:
                         group=VRRP_GROUP.__getitem__, addresses=self.addresses,
                         announcer=FakeAnnouncer,
                         link_watcher=lambda names: FakeLinkWatcher(dict.fromkeys(names, True)))
-        self.daemon = Daemon(load_config(self.path, check_interfaces=False), kernel)
+        self.daemon = Daemon(load_config(self.path, host=False), kernel)
         await self.daemon.start()
         return self.daemon
 

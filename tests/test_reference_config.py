@@ -1,9 +1,14 @@
 """The PACS reference deployment (etc/haproxy, etc/vrrpd/lb1.yaml, lb2.yaml) is valid and coherent.
 
-The files are meant for other hosts, so interfaces are not checked; what is checked is what
-breaks a real pair: HAProxy refusing its file, a node's vrrpd refusing its config, the two
-nodes disagreeing on the virtual router, the sync peers not pointing at each other, and the
-trackers checking ports HAProxy does not listen on.
+The files are meant for other hosts, so they are checked with ``vrrpd --check-config
+--no-host-checks`` (the file alone); what is checked is what breaks a real pair: HAProxy
+refusing its file, a node's vrrpd refusing its config, the two nodes disagreeing on the virtual
+router, the sync peers not pointing at each other, and the trackers checking ports HAProxy does
+not listen on.
+
+The shipped files pin the all-zeros placeholder fingerprint, which vrrpd refuses (shown below);
+everything else is checked on copies pinned as an operator does: a key pair per node from
+``vrrpd sync keygen``, each node's fingerprint pasted into the other's file.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,11 +28,75 @@ from vrrpd.config.model import Config
 REPO = Path(__file__).resolve().parents[1]
 HAPROXY_CFG = REPO / "etc/haproxy/haproxy.cfg"
 NODES = ("lb1", "lb2")
+PLACEHOLDER = "sha256:" + "0" * 64
+CHECK = [sys.executable, "-m", "vrrpd", "--check-config"]
+
+
+def vrrpd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vrrpd", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=60)
 
 
 @pytest.fixture(scope="module")
-def configs() -> dict[str, Config]:
-    return {n: load_config(REPO / f"etc/vrrpd/{n}.yaml", check_interfaces=False) for n in NODES}
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copies of lb1.yaml / lb2.yaml with real keys pinned, and each node's key file."""
+    tmp = tmp_path_factory.mktemp("pins")
+    prints = {}
+    for node in NODES:
+        made = vrrpd("sync", "keygen", "--cert", str(tmp / f"{node}.pem"), "--name", node)
+        assert made.returncode == 0, made.stderr
+        prints[node] = made.stdout.strip()
+    files = {}
+    for node, other in (NODES, NODES[::-1]):
+        text = (REPO / f"etc/vrrpd/{node}.yaml").read_text()
+        assert text.count(PLACEHOLDER) == 1
+        files[node] = tmp / f"{node}.yaml"
+        files[node].write_text(text.replace(PLACEHOLDER, prints[other]))
+    return files
+
+
+@pytest.fixture(scope="module")
+def configs(pinned: dict[str, Path]) -> dict[str, Config]:
+    return {n: load_config(pinned[n], host=False) for n in NODES}
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_shipped_file_is_refused_only_for_its_placeholder_pin(node: str) -> None:
+    path = REPO / f"etc/vrrpd/{node}.yaml"
+    line = path.read_text()[:path.read_text().index(PLACEHOLDER)].count("\n") + 1
+    done = vrrpd("--check-config", "--no-host-checks", "-c", str(path))
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"vrrpd: configuration refused: {path}:{line}: sync.peer_fingerprints[0]: the "
+        "all-zeros placeholder pins no certificate: run `vrrpd sync keygen"), done.stderr
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_pinned_file_passes_the_check_for_another_host(pinned: dict[str, Path],
+                                                       node: str) -> None:
+    done = vrrpd("--check-config", "--no-host-checks", "-c", str(pinned[node]))
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"{pinned[node]}: OK (1 instance(s)) (host checks skipped)\n"
+
+
+def test_pinned_file_on_its_node_needs_the_key_file(pinned: dict[str, Path]) -> None:
+    """With host checks, lb1's file wants its own key at `sync.cert`; with the key there the
+    only remarks are warnings (this machine has no eth1: pacs would wait in FAULT)."""
+    text = pinned["lb1"].read_text()
+    refused = vrrpd("--check-config", "-c", str(pinned["lb1"]))
+    line = text[:text.index("cert: /etc/vrrpd/sync/node.pem")].count("\n") + 1
+    assert refused.returncode == 1
+    assert f"{pinned['lb1']}:{line}: sync.cert: /etc/vrrpd/sync/node.pem does not exist; " \
+           "create it with `vrrpd sync keygen" in refused.stderr
+    here = pinned["lb1"].with_name("lb1-here.yaml")
+    here.write_text(text.replace("/etc/vrrpd/sync/node.pem", str(pinned["lb1"].with_suffix(
+        ".pem"))).replace("interface: eth1", "interface: vrnosuch0"))
+    ok = vrrpd("--check-config", "-c", str(here))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == [
+        f"{here}: warning: instances[0].interface: interface vrnosuch0 does not exist: "
+        "instance pacs would wait in FAULT until it is usable",
+        f"{here}: OK (1 instance(s))"]
 
 
 def haproxy_lines(keyword: str) -> list[str]:
@@ -88,12 +158,6 @@ def test_haproxy_binds_every_vip_and_every_tracked_port(configs: dict[str, Confi
             assert str(track.options["pidfile"]) in haproxy_lines("pidfile")
             assert any(s.split()[:2] == ["socket", str(track.options["socket"])]
                        for s in haproxy_lines("stats"))
-
-
-def test_placeholder_fingerprints_are_all_zeros(configs: dict[str, Config]) -> None:
-    # Shipping a real fingerprint would be a key in the repository; zeros match no certificate.
-    for c in configs.values():
-        assert c.sync is not None and c.sync.peer_fingerprints == ("0" * 64,)
 
 
 def test_sysctl_allows_binding_the_vip_on_the_backup() -> None:

@@ -106,15 +106,17 @@ sync:
 
 
 def test_config_keys_pick_the_check() -> None:
-    cfg = parse_config(SYNC + "  master_socket: /run/haproxy-master.sock\n", Path("x.yaml"))
+    cfg = parse_config(SYNC + "  master_socket: /run/haproxy-master.sock\n", Path("x.yaml"),
+                       host=False)
     assert cfg.sync is not None and cfg.sync.master_socket == Path("/run/haproxy-master.sock")
     check = confirmer(cfg.sync.master_socket, cfg.sync.stats_socket, cfg.sync.pidfile)
     assert isinstance(check, MasterCLIConfirm)
-    plain = parse_config(SYNC, Path("x.yaml")).sync
+    plain = parse_config(SYNC, Path("x.yaml"), host=False).sync
     assert plain is not None and confirmer(plain.master_socket, plain.stats_socket,
                                            plain.pidfile) is None
     with pytest.raises(ConfigError, match=r"sync.master_socket: .*absolute"):
-        parse_config(SYNC + "  master_socket: haproxy-master.sock\n", Path("x.yaml"))
+        parse_config(SYNC + "  master_socket: haproxy-master.sock\n", Path("x.yaml"),
+                     host=False)
     with pytest.raises(ConfigError, match=r"sync.pidfile: is checked together with "
                                           "`stats_socket:`"):
-        parse_config(SYNC + "  pidfile: /run/haproxy.pid\n", Path("x.yaml"))
+        parse_config(SYNC + "  pidfile: /run/haproxy.pid\n", Path("x.yaml"), host=False)

@@ -9,6 +9,7 @@ import sys
 
 from vrrpd import __version__
 from vrrpd.config.loader import ConfigError, load_config
+from vrrpd.config.model import Config
 from vrrpd.daemon.logs import setup_logging
 
 DEFAULT_CONFIG = "/etc/vrrpd/vrrpd.yaml"
@@ -22,11 +23,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, metavar="FILE",
                    help=f"configuration file (default {DEFAULT_CONFIG})")
     p.add_argument("--check-config", action="store_true",
-                   help="validate the configuration and exit: 0 when valid, 1 with the error")
+                   help="validate the configuration as the daemon's start does and exit: 0 "
+                        "when valid (warnings name instances that would start in FAULT), "
+                        "1 with file:line: key: reason")
+    p.add_argument("--no-host-checks", action="store_true",
+                   help="with --check-config: check the file alone, for another machine (the "
+                        "peer's file, CI): skip interfaces, users and groups, hook files and "
+                        "the sync certificate")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default: info")
     p.add_argument("--version", action="version", version=f"vrrpd {__version__}")
     return p
+
+
+def interface_warnings(config: Config) -> list[str]:
+    """Instances that would start in FAULT now, and interface trackers that would fail."""
+    from vrrpd.kernel.link import exists, why_unusable
+
+    warnings = []
+    for i, cfg in enumerate(config.instances):
+        problem = why_unusable(cfg.interface, cfg.family)
+        if problem:
+            warnings.append(f"instances[{i}].interface: {problem}: instance {cfg.name} would "
+                            "wait in FAULT until it is usable")
+    for name, track in config.tracks.items():
+        ifname = track.options.get("interface")
+        if isinstance(ifname, str) and not exists(ifname):
+            warnings.append(f"tracks.{name}.interface: interface {ifname} does not exist: the "
+                            "tracker fails until it appears")
+    return warnings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         from vrrpd.cli.sync_cli import keygen_main
 
         return keygen_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.no_host_checks and not args.check_config:
+        parser.error("--no-host-checks only goes with --check-config: the daemon always "
+                     "checks its host")
     try:
-        config = load_config(args.config, check_interfaces=True)
+        config = load_config(args.config, host=not args.no_host_checks)
     except ConfigError as exc:
         print(f"vrrpd: configuration refused: {exc}", file=sys.stderr)
         return 1
@@ -45,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vrrpd: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 1
     if args.check_config:
-        print(f"{args.config}: OK ({len(config.instances)} instance(s))")
+        for warning in [] if args.no_host_checks else interface_warnings(config):
+            print(f"{args.config}: warning: {warning}")
+        scope = " (host checks skipped)" if args.no_host_checks else ""
+        print(f"{args.config}: OK ({len(config.instances)} instance(s)){scope}")
         return 0
     setup_logging(config.log_format, getattr(logging, args.log_level.upper()))
     from vrrpd.daemon.runtime import Daemon

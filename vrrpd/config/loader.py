@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from vrrpd.config import host as on_host
 from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
     AnnounceConfig,
@@ -53,44 +54,50 @@ TOP_LEVEL_KEYS = ("node", "control_socket", "control_socket_group", "state_dir",
                   "instances", "tracks", "sync_groups", "sync", "metrics")
 
 
-def load_config(path: Path | str, *, check_interfaces: bool = True) -> Config:
-    """Read and validate ``path``.  OSError (missing, unreadable) passes through."""
+def load_config(path: Path | str, *, host: bool = True) -> Config:
+    """Read and validate ``path``.  OSError (missing, unreadable) passes through.
+
+    The daemon's start and reload and ``vrrpd --check-config`` all load through here.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(path, None, "", f"not UTF-8 text (byte {exc.start})") from None
-    return parse_config(text, path, check_interfaces=check_interfaces)
+    return parse_config(text, path, host=host)
 
 
-def parse_config(text: str, path: Path, *, check_interfaces: bool = True) -> Config:
+def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
     """Validate ``text`` (the contents of ``path``, which errors name).
 
-    ``check_interfaces`` False skips checking that instance and tracker interfaces exist, for
-    checking a file meant for another host.
+    ``host`` also checks the file against this host (:mod:`vrrpd.config.host`: users and
+    groups exist, notify hooks are executable, the sync certificate loads); False checks the
+    file alone, for a file meant for another host.  Interfaces are never required to exist:
+    an instance whose interface is missing waits in FAULT until it appears.
     """
     src = Source(text, path)
     top = Section(src.root())
     top.only(TOP_LEVEL_KEYS)  # first: a misspelt `tracks:` would confuse every later error
-    tracks = _tracks(top.section("tracks"), check_interfaces) if top.has("tracks") else {}
+    tracks = _tracks(top.section("tracks"), host) if top.has("tracks") else {}
     items = top.items("instances")
     if not items:
         raise top.error("instances", "at least one instance is required")
-    instances = tuple(_instance(Section(v), tracks, check_interfaces) for v in items)
+    instances = tuple(_instance(Section(v), tracks, host) for v in items)
     _refuse_clashes(items, instances)
     config = Config(
         path=path,
         node=top.take("node", str, socket.gethostname(), check_name),
         control_socket=top.take("control_socket", str, Path("/run/vrrpd/vrrpd.sock"),
                                 absolute_path),
-        control_socket_group=top.take("control_socket_group", OPTIONAL_STR, None),
+        control_socket_group=top.take("control_socket_group", OPTIONAL_STR, None,
+                                      on_host.group if host else None),
         state_dir=top.take("state_dir", str, Path("/var/lib/vrrpd"), absolute_path),
         log_format=top.take("log_format", str, "text", one_of("text", "json")),
         instances=instances,
         tracks=tracks,
-        sync_groups=_sync_groups(top.section("sync_groups"), instances)
+        sync_groups=_sync_groups(top.section("sync_groups"), instances, host)
         if top.has("sync_groups") else (),
-        sync=_sync(top.section("sync"), instances) if top.has("sync") else None,
+        sync=_sync(top.section("sync"), instances, host) if top.has("sync") else None,
         metrics=_metrics(top.section("metrics")) if top.has("metrics") else None,
     )
     top.done()
@@ -100,19 +107,15 @@ def parse_config(text: str, path: Path, *, check_interfaces: bool = True) -> Con
 # ---- instances --------------------------------------------------------------------------
 
 
-def _interface_exists(name: str) -> str:
-    try:
-        socket.if_nametoindex(name)
-    except OSError:
-        raise ValueError(f"interface {name!r} does not exist on this host "
-                         "(see `ip link`)") from None
-    return name
+def _hook(host: bool) -> Callable[[str], str]:
+    """A notify hook: an absolute path, and on this host an executable file."""
+    check = on_host.executable if host else absolute_path
+    return lambda v: str(check(v))
 
 
-def _instance(s: Section, tracks: dict[str, TrackConfig], check_interfaces: bool
-              ) -> InstanceConfig:
+def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> InstanceConfig:
     name = s.take("name", str, check=check_name)
-    interface = s.take("interface", str, check=_interface_exists if check_interfaces else None)
+    interface = s.take("interface", str, check=_interface_name)
     vrid = s.take("vrid", int, check=in_range(1, 255))
     version = s.take("version", int, 3, one_of(2, 3))
     priority = s.take("priority", int, 100, in_range(1, 255))
@@ -137,11 +140,19 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], check_interfaces: bool
         v3_checksum=ChecksumMode(s.take("v3_checksum", str, "auto",
                                         one_of(*(m.value for m in ChecksumMode)))),
         track=_track_refs(s, tracks, priority),
-        notify=s.take("notify", OPTIONAL_STR, None),
+        notify=s.take("notify", OPTIONAL_STR, None, _hook(host)),
         announce=announce,
     )
     s.done()
     return config
+
+
+def _interface_name(name: str) -> str:
+    """A name Linux could give an interface (IFNAMSIZ, no '/', ':' or blanks)."""
+    if not 0 < len(name) < 16 or re.search(r"[/:\s]", name) or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a valid interface name (at most 15 characters, no "
+                         "'/', ':' or blanks)")
+    return name
 
 
 def _interval_cs(seconds: float, version: int) -> int:
@@ -263,7 +274,7 @@ def _refuse_clashes(items: list[Value], instances: tuple[InstanceConfig, ...]) -
 # ---- trackers ---------------------------------------------------------------------------
 
 
-def _tracks(s: Section, check_interfaces: bool) -> dict[str, TrackConfig]:
+def _tracks(s: Section, host: bool) -> dict[str, TrackConfig]:
     tracks = {}
     for name, value in s.entries():
         t = Section(value)
@@ -275,7 +286,7 @@ def _tracks(s: Section, check_interfaces: bool) -> dict[str, TrackConfig]:
             rise=t.take("rise", int, 1, in_range(1, 100)),
             fall=t.take("fall", int, 1, in_range(1, 100)),
             weight=t.take("weight", int, 0, in_range(-253, 253)),
-            options=_OPTIONS[kind](t, check_interfaces))
+            options=_OPTIONS[kind](t, host))
         t.done()
     return tracks
 
@@ -346,15 +357,14 @@ def _http(t: Section, _: bool) -> dict[str, object]:
             "status": t.take("status", (str, int), (200, 399), _status)}
 
 
-def _script(t: Section, _: bool) -> dict[str, object]:
+def _script(t: Section, host: bool) -> dict[str, object]:
     return {"command": t.take("command", str),
-            "user": t.take("user", str, "nobody"),
+            "user": t.take("user", str, "nobody", on_host.user if host else None),
             "max_output": t.take("max_output", int, 4096, in_range(1, 1048576))}
 
 
-def _interface(t: Section, check_interfaces: bool) -> dict[str, object]:
-    return {"interface": t.take("interface", str,
-                                check=_interface_exists if check_interfaces else None)}
+def _interface(t: Section, _: bool) -> dict[str, object]:
+    return {"interface": t.take("interface", str, check=_interface_name)}
 
 
 def _file(t: Section, _: bool) -> dict[str, object]:
@@ -370,7 +380,7 @@ _OPTIONS = {TrackType.HAPROXY: _haproxy, TrackType.PROCESS: _process, TrackType.
 # ---- groups, sync, metrics --------------------------------------------------------------
 
 
-def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...]
+def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...], host: bool
                  ) -> tuple[SyncGroupConfig, ...]:
     known = {i.name for i in instances}
     taken: dict[str, str] = {}
@@ -379,7 +389,8 @@ def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...]
         notify = None
         if isinstance(value.raw, dict):
             g = Section(value)
-            items, notify = g.items("instances"), g.take("notify", OPTIONAL_STR, None)
+            items = g.items("instances")
+            notify = g.take("notify", OPTIONAL_STR, None, _hook(host))
             g.done()
         elif isinstance(value.raw, list):
             items = value.items()
@@ -405,6 +416,10 @@ def _fingerprint(v: str) -> str:
     hexa = v.lower().removeprefix("sha256:").replace(":", "")
     if not re.fullmatch(r"[0-9a-f]{64}", hexa):
         raise ValueError(f"{v!r} is not sha256:<64 hex digits, colons optional>")
+    if hexa == "0" * 64:
+        raise ValueError("the all-zeros placeholder pins no certificate: run `vrrpd sync "
+                         "keygen --cert /etc/vrrpd/sync/node.pem --name NODE` on the peer and "
+                         "list the sha256:... it prints here")
     return hexa
 
 
@@ -419,7 +434,18 @@ def _listed(s: Section, key: str, check: Callable[[str], T],
     return tuple(values)
 
 
-def _sync(s: Section, instances: tuple[InstanceConfig, ...]) -> SyncConfig:
+def _listen(v: str) -> tuple[str, int]:
+    """A listening endpoint: ``host`` must be an IP address (what the socket binds)."""
+    address, port = endpoint(v)
+    try:
+        ip_address(address)
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address; a listener binds an address of "
+                         "this host (or 0.0.0.0 / [::] for all), not a name") from None
+    return address, port
+
+
+def _sync(s: Section, instances: tuple[InstanceConfig, ...], host: bool) -> SyncConfig:
     known = {i.name for i in instances}
 
     def instance(v: str) -> str:
@@ -433,9 +459,9 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...]) -> SyncConfig:
         return v
 
     config = SyncConfig(
-        listen=s.take("listen", str, check=endpoint),
+        listen=s.take("listen", str, check=_listen),
         peers=_listed(s, "peers", endpoint),
-        cert=s.take("cert", str, check=absolute_path),
+        cert=s.take("cert", str, check=on_host.sync_identity if host else absolute_path),
         peer_fingerprints=_listed(s, "peer_fingerprints", _fingerprint),
         files=_listed(s, "files", absolute_path, lambda p: p.name,
                       "; files travel to the peer by name, so each needs its own"),
@@ -455,7 +481,7 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...]) -> SyncConfig:
 
 
 def _metrics(s: Section) -> MetricsConfig:
-    config = MetricsConfig(listen=s.take("listen", str, check=endpoint))
+    config = MetricsConfig(listen=s.take("listen", str, check=_listen))
     s.done()
     return config
 

@@ -29,6 +29,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
 
+SIOCGIFFLAGS = 0x8913
 SIOCGIFHWADDR = 0x8927
 IFF_UP = 0x1
 IFF_RUNNING = 0x40  # operationally up (RFC 2863 ifOperStatus up), i.e. carrier present
@@ -59,6 +60,15 @@ def ifindex(name: str) -> int:
         raise OSError(exc.errno, f"no interface {name!r} in this network namespace") from None
 
 
+def exists(name: str) -> bool:
+    """Whether there is an interface ``name`` in this network namespace."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
 def mac(name: str) -> bytes:
     """The interface's 6-byte hardware address (SIOCGIFHWADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -68,6 +78,13 @@ def mac(name: str) -> bytes:
             raise OSError(exc.errno, f"cannot read the MAC address of {name!r}: "
                                      f"{exc.strerror}") from None
     return ifreq[18:24]
+
+
+def flags(name: str) -> int:
+    """The interface's IFF_* flags (SIOCGIFFLAGS); OSError when it does not exist."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        ifreq = fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16s16x", name.encode()))
+    return int(struct.unpack_from("H", ifreq, 16)[0])
 
 
 def addresses(name: str, family: int | None = None) -> list[AddressInfo]:
@@ -117,6 +134,36 @@ def source_address(infos: Iterable[AddressInfo], family: int) -> IPAddress | Non
         if family == 6 and isinstance(ip, IPv6Address) and ip.is_link_local and info.usable:
             return ip
     return None
+
+
+def why_unusable(name: str, family: int) -> str | None:
+    """Why VRRP for IP version ``family`` cannot run on ``name`` now; None when it can.
+
+    It can when the interface exists, is up with carrier, and has a source address for
+    adverts (:func:`source_address`).  An IPv6 link-local address is unusable while duplicate
+    address detection runs (tentative, RFC 4862 §5.4), a second or two after the link comes up.
+    """
+    try:
+        up = flags(name)
+        infos = addresses(name, family)
+    except OSError:
+        return f"interface {name} does not exist"
+    if not up & IFF_UP:
+        return f"{name} is administratively down (`ip link set {name} up`)"
+    if not up & IFF_RUNNING:
+        return f"{name} has no carrier (cable, switch port or peer link down)"
+    if source_address(infos, family) is not None:
+        return None
+    if family == 4:
+        return f"{name} has no IPv4 address to send VRRP adverts from"
+    link_locals = [i for i in infos if i.interface.ip.is_link_local]
+    if any(i.flags & IFA_F_DADFAILED for i in link_locals):
+        return (f"{name}'s IPv6 link-local address failed duplicate address detection "
+                "(another host uses it)")
+    if link_locals:
+        return (f"{name}'s IPv6 link-local address is tentative (duplicate address detection "
+                "is running)")
+    return f"{name} has no IPv6 link-local address to send VRRP adverts from"
 
 
 def ipv6_link_local(name: str) -> IPv6Address | None:

@@ -1,0 +1,76 @@
+"""Checks of a configuration against the host it will run on.
+
+The loader (:mod:`vrrpd.config.loader`) applies these to the values they concern when
+``host=True``, so a failure carries file, line and key like any other mistake.  They cover
+what would otherwise make the daemon fail *after* the file was accepted: a sync certificate
+it cannot load, a user or group that does not exist, a notify hook it cannot run.  Both
+``vrrpd --check-config`` and the daemon's start (and reload) load the file the same way, so a
+file the check accepts does not fail on them at start.
+
+Interfaces are deliberately not checked here: an interface that is missing, down or without
+its address only keeps its instances in FAULT until it is usable
+(:func:`vrrpd.kernel.link.why_unusable`, reported as warnings by ``--check-config``).
+
+``vrrpd --check-config --no-host-checks`` skips these, to check a file written for another
+machine (the peer's file, or CI).  Permissions are those of whoever runs the check: run it as
+the user the daemon runs as.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+
+from vrrpd.config.schema import absolute_path
+
+
+def user(name: str) -> str:
+    """A user that exists here (script trackers run as it)."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"no user {name!r} on this host (`getent passwd {name}`); create it "
+                         "or name an existing one") from None
+    return name
+
+
+def group(name: str) -> str:
+    """A group that exists here (``control_socket_group``)."""
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        raise ValueError(f"no group {name!r} on this host (`getent group {name}`); create it "
+                         f"with `groupadd {name}` or name an existing one") from None
+    return name
+
+
+def executable(path: str) -> Path:
+    """An absolute path to a regular file this user may execute (notify hooks)."""
+    p = absolute_path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file")
+    if not os.access(p, os.X_OK):
+        raise ValueError(f"{path} is not executable (`chmod +x {path}`)")
+    return p
+
+
+def sync_identity(value: str) -> Path:
+    """The sync certificate and key load exactly as the sync service will load them."""
+    from vrrpd.sync.tls import Identity, PinError  # cryptography: only when sync is configured
+
+    path = absolute_path(value)
+    if not path.exists():
+        raise ValueError(f"{path} does not exist; create it with `vrrpd sync keygen --cert "
+                         f"{path} --name NODE` and pin the fingerprint it prints on the peer")
+    try:
+        Identity(path)
+    except PinError as exc:
+        raise ValueError(str(exc)) from None
+    return path
