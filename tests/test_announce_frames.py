@@ -37,8 +37,22 @@ def test_gratuitous_arp_golden_bytes() -> None:
     ) + "00" * 18
 
 
+@pytest.mark.parametrize(("kwargs", "r_flag"), [({}, 1), ({"router": True}, 1),
+                                                ({"router": False}, 0)])
+def test_unsolicited_na_router_flag(kwargs: dict[str, bool], r_flag: int) -> None:
+    """RFC 5798 §6.4.2: "send an unsolicited ND Neighbor Advertisement with the Router Flag
+    (R) set to 1" - the default; ``na_router_flag: false`` clears it (and nothing else)."""
+    frame = unsolicited_na(MAC, LINK_LOCAL, IPv6Address("2001:db8::100"), **kwargs)
+    na = Ether(frame)[ICMPv6ND_NA]
+    assert r_flag == na.R
+    assert (na.S, na.O) == (0, 1)
+    cksum = na.cksum
+    na.cksum = 0
+    assert in6_chksum(58, Ether(frame)[IPv6], bytes(na)) == cksum
+
+
 def test_unsolicited_na_fields() -> None:
-    """RFC 4861 §7.2.6 / RFC 5798 §6.4.2: to ff02::1, O set, S and R clear, TLLA = MAC."""
+    """RFC 4861 §7.2.6 / RFC 5798 §6.4.2: to ff02::1, R and O set, S clear, TLLA = MAC."""
     frame = unsolicited_na(MAC, LINK_LOCAL, IPv6Address("2001:db8::100"))
     eth = Ether(frame)
     assert (eth.dst, eth.src, eth.type) == ("33:33:00:00:00:01", MAC_TEXT, 0x86DD)
@@ -46,7 +60,7 @@ def test_unsolicited_na_fields() -> None:
     assert (ip6.src, ip6.dst, ip6.hlim, ip6.nh, ip6.plen) == (
         str(LINK_LOCAL), "ff02::1", 255, 58, 32)
     na = eth[ICMPv6ND_NA]
-    assert (na.type, na.code, na.R, na.S, na.O) == (136, 0, 0, 0, 1)
+    assert (na.type, na.code, na.R, na.S, na.O) == (136, 0, 1, 0, 1)
     assert na.tgt == "2001:db8::100"
     opt = eth[ICMPv6NDOptDstLLAddr]
     assert (opt.type, opt.len, opt.lladdr) == (2, 1, MAC_TEXT)

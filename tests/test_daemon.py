@@ -70,8 +70,8 @@ class Node:
         self.addresses.remove = logged_remove  # type: ignore[method-assign]
 
     async def start(self) -> Daemon:
-        kernel = Kernel(open_socket=lambda ifname, family: FakeVrrpSocket(self.link,
-                                                                         self.address),
+        kernel = Kernel(open_socket=lambda ifname, family, exclude: FakeVrrpSocket(
+                            self.link, self.address),
                         group=VRRP_GROUP.__getitem__, addresses=self.addresses,
                         announcer=FakeAnnouncer,
                         link_watcher=lambda names: FakeLinkWatcher(dict.fromkeys(names, True)))

@@ -61,6 +61,32 @@ def test_converges_to_higher_priority(version: int, interval_cs: int, family: in
         (State.INITIALIZE, State.BACKUP)]
 
 
+@pytest.mark.parametrize(("interval_cs", "family"), [(100, 4), (10, 4), (100, 6)])
+def test_different_vip_lists_still_elect_one_master(interval_cs: int, family: int) -> None:
+    """RFC 5798 §7.1: an address list that differs from ours is logged and the advert is
+    processed, so two routers whose lists differ (one extra VIP on b: a half-applied change)
+    elect one master at start and again after a partition heals, instead of both staying
+    master for good."""
+    sim = Simulation(Link(delay=DELAY))
+    addr_a, addr_b, vips = ADDRESSES[family]
+    extra = (IPv4Address("192.0.2.101"),) if family == 4 else (IPv6Address("2001:db8::101"),)
+    for name, priority, primary, addresses in (("a", 150, addr_a, vips),
+                                               ("b", 100, addr_b, vips + extra)):
+        sim.add(name, RouterParams(version=3, vrid=51, priority=priority,
+                                   advert_interval_cs=interval_cs, addresses=addresses,
+                                   primary_address=primary))
+    sim.start()
+    interval = interval_cs / 100
+    sim.run_for(20 * interval)
+    assert sim.masters() == ["a"]
+    sim.cut("a")
+    sim.run_until_true(lambda: sim.masters() == ["a", "b"], timeout=10 * interval)
+    sim.heal()
+    sim.run_until_true(lambda: sim.masters() == ["a"], timeout=2 * interval)
+    sim.run_for(20 * interval)
+    assert sim.masters() == ["a"]
+
+
 @FLAVOURS
 def test_crashed_master_replaced_within_master_down_interval(version: int, interval_cs: int,
                                                               family: int) -> None:

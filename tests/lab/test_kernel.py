@@ -164,7 +164,8 @@ def test_announcer_frames_reach_the_other_node(two_nodes: Topology) -> None:
         mac = link.mac("eth0").hex(":")
     vips = [VIPS[4][0], VIPS[6][0]]
     try:
-        asyncio.run(announcer.send_burst(vips, count=3, interval=0.01))
+        asyncio.run(announcer.send_burst(vips, count=3, interval=0.01,
+                                         na_source=ip_address(lb1.link_local() or "")))
         seen = frames(sniffer, 6)
     finally:
         announcer.close()
@@ -177,6 +178,7 @@ def test_announcer_frames_reach_the_other_node(two_nodes: Topology) -> None:
             mac, 1, "192.0.2.100", "192.0.2.100")
     for frame in nas:
         assert (frame.src, frame[IPv6].src, frame[IPv6].hlim) == (mac, lb1.link_local(), 255)
+        assert frame[ICMPv6ND_NA].R == 1  # RFC 5798 §6.4.2
         assert (frame[ICMPv6ND_NA].tgt, frame[ICMPv6NDOptDstLLAddr].lladdr) == (
             "2001:db8::100", mac)
 

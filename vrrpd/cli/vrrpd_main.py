@@ -42,7 +42,8 @@ def interface_warnings(config: Config) -> list[str]:
 
     warnings = []
     for i, cfg in enumerate(config.instances):
-        problem = why_unusable(cfg.interface, cfg.family)
+        problem = why_unusable(cfg.interface, cfg.family,
+                               config.not_sources(cfg.interface, cfg.family))
         if problem:
             warnings.append(f"instances[{i}].interface: {problem}: instance {cfg.name} would "
                             "wait in FAULT until it is usable")

@@ -142,6 +142,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         track=_track_refs(s, tracks, priority),
         notify=s.take("notify", OPTIONAL_STR, None, _hook(host)),
         announce=announce,
+        na_router_flag=s.take("na_router_flag", bool, True),
     )
     s.done()
     return config

@@ -66,6 +66,7 @@ class InstanceConfig:
     track: tuple[TrackRef, ...] = ()
     notify: str | None = None
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
+    na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
 
     @property
     def family(self) -> int:
@@ -153,3 +154,10 @@ class Config:
 
     def instance(self, name: str) -> InstanceConfig | None:
         return next((i for i in self.instances if i.name == name), None)
+
+    def not_sources(self, ifname: str, family: int) -> frozenset[IPAddress]:
+        """The VIPs on ``ifname`` that must never be an advert source: every instance's but
+        the address owner's (priority 255), whose VIPs are the interface's own (RFC 5798 §1)."""
+        return frozenset(v.ip for i in self.instances
+                         if i.interface == ifname and i.family == family and i.priority != 255
+                         for v in i.vips)

@@ -28,6 +28,7 @@ from vrrpd.proto.events import (
     Dropped,
     Event,
     ForeignAdvert,
+    Mismatch,
     Notice,
     RemoveVips,
     SendAdvert,
@@ -61,7 +62,8 @@ class AddressPort(Protocol):
 
 
 class AnnouncePort(Protocol):
-    async def send_burst(self, vips: Any, count: int, interval: float) -> None: ...
+    async def send_burst(self, vips: Any, count: int, interval: float, *,
+                         na_source: Any = None, na_router: bool = True) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,10 @@ class InstanceDriver:
                     self.drops_log.warning("foreign", "advert from %s (priority %d), which is "
                                            "not in peers: a rogue or misconfigured router",
                                            source, priority)
+                case Mismatch(what, source, detail):
+                    self.counters[f"{what}_mismatch"] += 1
+                    self.drops_log.warning(f"{what}:{source}", "advert from %s %s", source,
+                                           detail)
                 case Notice(message):
                     self.log.warning("%s", message)
                 case _:
@@ -304,14 +310,19 @@ class InstanceDriver:
 
     async def _announce_bursts(self) -> None:
         """Gratuitous ARP / unsolicited NA: a burst now and, if still master, one later."""
-        a = self.cfg.announce
-        await self.announcer.send_burst(self.cfg.vips, a.count, a.interval)
-        self.counters["announcements"] += 1
-        if a.repeat_delay > 0:
-            await asyncio.sleep(a.repeat_delay)
+        await self._burst(self.cfg.vips)
+        if self.cfg.announce.repeat_delay > 0:
+            await asyncio.sleep(self.cfg.announce.repeat_delay)
             if self.router.state is State.MASTER:
-                await self.announcer.send_burst(self.cfg.vips, a.count, a.interval)
-                self.counters["announcements"] += 1
+                await self._burst(self.cfg.vips)
+
+    async def _burst(self, vips: Any) -> None:
+        """One burst for ``vips``; NAs come from our advert source, the link-local address."""
+        cfg, source = self.cfg, self.endpoint.primary_address
+        await self.announcer.send_burst(vips, cfg.announce.count, cfg.announce.interval,
+                                        na_source=source if source.version == 6 else None,
+                                        na_router=cfg.na_router_flag)
+        self.counters["announcements"] += 1
 
     def _stop_announcing(self) -> None:
         if self._announce is not None and not self._announce.done():
@@ -331,8 +342,7 @@ class InstanceDriver:
         if self.vips_held and (change.added_vips or change.removed_vips):
             if change.added_vips:
                 await self.addresses.add(cfg.interface, change.added_vips)
-                await self.announcer.send_burst(change.added_vips, cfg.announce.count,
-                                                cfg.announce.interval)
+                await self._burst(change.added_vips)
             if change.removed_vips:
                 await self.addresses.remove(cfg.interface, change.removed_vips)
             self.log.info("reload: VIPs added %s, removed %s",

@@ -30,6 +30,7 @@ class RawSocket(Protocol):
     """:class:`vrrpd.kernel.vrrp_socket.VrrpSocket` as seen from here."""
 
     primary_address: IPAddress
+    exclude: frozenset[IPAddress]  # never a source address (VIPs)
 
     def fileno(self) -> int: ...
 

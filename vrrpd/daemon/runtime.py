@@ -32,6 +32,7 @@ from vrrpd.daemon.sdnotify import SystemdNotifier
 from vrrpd.daemon.tracking import InstanceTracking
 from vrrpd.proto.events import AdminChanged, AdminMode, FaultChanged, Shutdown, Startup, State
 from vrrpd.proto.packet import IPAddress
+from vrrpd.proto.router import OWNER_PRIORITY
 
 log = logging.getLogger("vrrpd")
 
@@ -50,7 +51,7 @@ class AddressManagerPort(AddressPort):
 class Kernel:
     """The kernel-facing parts the daemon needs; tests swap in :mod:`vrrpd.kernel.fakes`."""
 
-    open_socket: Callable[[str, int], RawSocket]
+    open_socket: Callable[[str, int, frozenset[IPAddress]], RawSocket]  # ifname, family, exclude
     group: Callable[[int], IPAddress]
     addresses: AddressManagerPort
     announcer: Callable[[str], AnnouncePort]
@@ -244,7 +245,8 @@ class Daemon:
     def _endpoint(self, ifname: str, family: int) -> VrrpEndpoint:
         key = (ifname, family)
         if key not in self.endpoints:
-            sock = self.kernel.open_socket(ifname, family)
+            exclude = self.config.not_sources(ifname, family)
+            sock = self.kernel.open_socket(ifname, family, exclude)
             self.endpoints[key] = VrrpEndpoint(ifname, family, sock, self.kernel.group(family))
         return self.endpoints[key]
 
@@ -275,7 +277,16 @@ class Daemon:
             by_interface.setdefault(cfg.interface, []).append(cfg)
         for ifname, cfgs in by_interface.items():
             present = await self.kernel.addresses.present(ifname)
-            stale = [v for cfg in cfgs if cfg.priority != 255 for v in cfg.vips if v in present]
+            stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.vips
+                     if v in present]
+            for cfg in cfgs:
+                missing = [str(v) for v in cfg.vips if v not in present]
+                if cfg.priority == OWNER_PRIORITY and missing:
+                    log.warning("[%s] instance %s has priority 255, so its VIPs are this "
+                                "host's own addresses (RFC 5798 §1), but %s is not on %s: "
+                                "vrrpd adds it as master and, as the owner, never removes it. "
+                                "Configure it on the interface, or use a priority below 255",
+                                ifname, cfg.name, ", ".join(missing), ifname)
             if stale:
                 log.warning("[%s] removing VIP(s) %s left by an earlier run (startup reconcile)",
                             ifname, ", ".join(map(str, stale)))
@@ -350,6 +361,8 @@ class Daemon:
         for name in diff.removed + diff.restarted:
             await self._remove_driver(name)
         self.config = new
+        for (ifname, family), endpoint in self.endpoints.items():
+            endpoint.sock.exclude = self.config.not_sources(ifname, family)
         for name in diff.updated:
             await self.drivers[name].reconfigure(diff.changed[name])
         started = [self._add_driver(new_by[n]) for n in diff.added + diff.restarted]

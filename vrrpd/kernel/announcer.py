@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Iterable
-from ipaddress import IPv4Interface, IPv6Interface
+from ipaddress import IPv4Interface, IPv6Address, IPv6Interface
 
 from vrrpd.kernel import link
 from vrrpd.proto.announce import gratuitous_arp, unsolicited_na
@@ -24,10 +24,12 @@ IPInterface = IPv4Interface | IPv6Interface
 
 
 class Announcer:
-    """Announces VIPs on ``ifname`` with the interface's own MAC address.
+    """Announces VIPs on ``ifname`` with that interface's MAC address (the interface's own, or
+    the virtual router MAC when ``ifname`` is an instance's macvlan link).
 
-    The MAC and the IPv6 link-local source are read when it is created (in the calling
-    thread's network namespace, like the socket); :meth:`refresh_addresses` re-reads them.
+    The MAC is read when it is created (in the calling thread's network namespace, like the
+    socket); :meth:`refresh_addresses` re-reads it.  The IPv6 source of NAs is the caller's:
+    the same link-local address its adverts come from (:mod:`vrrpd.kernel.vrrp_socket`).
     """
 
     def __init__(self, ifname: str) -> None:
@@ -43,27 +45,27 @@ class Announcer:
         self._sock.setblocking(False)
 
     def refresh_addresses(self) -> None:
-        """Re-read the interface MAC and IPv6 link-local address."""
+        """Re-read the interface MAC."""
         self.mac = link.mac(self.ifname)
-        self.link_local = link.ipv6_link_local(self.ifname)
 
-    def frames(self, vips: Iterable[IPInterface]) -> list[bytes]:
-        """One announcement frame per VIP."""
+    def frames(self, vips: Iterable[IPInterface], na_source: IPv6Address | None = None,
+               na_router: bool = True) -> list[bytes]:
+        """One announcement frame per VIP; IPv6 ones need ``na_source`` (a link-local)."""
         frames: list[bytes] = []
         for vip in vips:
             if isinstance(vip, IPv4Interface):
                 frames.append(gratuitous_arp(self.mac, vip.ip))
-            elif self.link_local is None:
-                raise OSError(f"{self.ifname} has no usable IPv6 link-local address "
-                              f"to send neighbor advertisements from")
+            elif na_source is None:
+                raise OSError(f"{self.ifname}: no IPv6 link-local source address to send "
+                              f"neighbor advertisements from")
             else:
-                frames.append(unsolicited_na(self.mac, self.link_local, vip.ip))
+                frames.append(unsolicited_na(self.mac, na_source, vip.ip, router=na_router))
         return frames
 
-    async def send_burst(self, vips: Iterable[IPInterface], count: int,
-                         interval: float) -> None:
+    async def send_burst(self, vips: Iterable[IPInterface], count: int, interval: float, *,
+                         na_source: IPv6Address | None = None, na_router: bool = True) -> None:
         """Send ``count`` rounds of announcements ``interval`` s apart, the first at once."""
-        frames = self.frames(vips)
+        frames = self.frames(vips, na_source, na_router)
         for round_number in range(count):
             if round_number:
                 await asyncio.sleep(interval)

@@ -60,6 +60,7 @@ class FakeVrrpSocket:
         self.ifname = ifname
         self.family = address.version
         self.primary_address = address
+        self.exclude: frozenset[IPAddress] = frozenset()  # the address is fixed anyway
         self.own_source_dropped = 0  # never anything to drop: the segment does not loop back
         self._segment = segment
         self._packets: deque[ReceivedPacket] = deque()
@@ -125,15 +126,18 @@ class FakeAddressManager:
 
 
 class FakeAnnouncer:
-    """Records each burst as ``(vips, count, interval)`` instead of sending frames."""
+    """Records each burst as ``(vips, count, interval)`` instead of sending frames, and the
+    NA options of the last one in :attr:`na_options`."""
 
     def __init__(self, ifname: str) -> None:
         self.ifname = ifname
         self.bursts: list[tuple[tuple[IPInterface, ...], int, float]] = []
+        self.na_options: tuple[IPAddress | None, bool] | None = None
 
-    async def send_burst(self, vips: Iterable[IPInterface], count: int,
-                         interval: float) -> None:
+    async def send_burst(self, vips: Iterable[IPInterface], count: int, interval: float, *,
+                         na_source: IPAddress | None = None, na_router: bool = True) -> None:
         self.bursts.append((tuple(vips), count, interval))
+        self.na_options = (na_source, na_router)
 
     def close(self) -> None:
         """Nothing to close."""

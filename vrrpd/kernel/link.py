@@ -18,7 +18,7 @@ import struct
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
-from typing import NamedTuple, Self, cast
+from typing import NamedTuple, Self
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
@@ -120,15 +120,22 @@ def address_info(msg: ifaddrmsg) -> AddressInfo:
                        msg.get("flags"))
 
 
-def source_address(infos: Iterable[AddressInfo], family: int) -> IPAddress | None:
+def source_address(infos: Iterable[AddressInfo], family: int,
+                   exclude: Iterable[IPAddress] = ()) -> IPAddress | None:
     """Pick the VRRP source address from an interface's ``infos`` (kernel order).
 
     IPv4, RFC 5798 §5.1.1.1 / RFC 3768 §5.2.1: "the primary IPv4 address of the interface the
     packet is being sent from", i.e. the first address that is not secondary.  IPv6, RFC 5798
     §5.1.2.1: "the IPv6 link-local address of the interface", here the first usable one.
+    Addresses in ``exclude`` are never picked: the VIPs, which are not the interface's own and
+    may be there only for a while (or left by a crash, RFC 5798 §5.2.9 makes the first IPv6
+    VIP a link-local one).
     """
+    skip = frozenset(exclude)
     for info in infos:
         ip = info.interface.ip
+        if ip in skip:
+            continue
         if family == 4 and isinstance(ip, IPv4Address) and not info.flags & IFA_F_SECONDARY:
             return ip
         if family == 6 and isinstance(ip, IPv6Address) and ip.is_link_local and info.usable:
@@ -136,12 +143,13 @@ def source_address(infos: Iterable[AddressInfo], family: int) -> IPAddress | Non
     return None
 
 
-def why_unusable(name: str, family: int) -> str | None:
+def why_unusable(name: str, family: int, exclude: Iterable[IPAddress] = ()) -> str | None:
     """Why VRRP for IP version ``family`` cannot run on ``name`` now; None when it can.
 
     It can when the interface exists, is up with carrier, and has a source address for
-    adverts (:func:`source_address`).  An IPv6 link-local address is unusable while duplicate
-    address detection runs (tentative, RFC 4862 §5.4), a second or two after the link comes up.
+    adverts other than the VIPs in ``exclude`` (:func:`source_address`).  An IPv6 link-local
+    address is unusable while duplicate address detection runs (tentative, RFC 4862 §5.4), a
+    second or two after the link comes up.
     """
     try:
         up = flags(name)
@@ -152,7 +160,7 @@ def why_unusable(name: str, family: int) -> str | None:
         return f"{name} is administratively down (`ip link set {name} up`)"
     if not up & IFF_RUNNING:
         return f"{name} has no carrier (cable, switch port or peer link down)"
-    if source_address(infos, family) is not None:
+    if source_address(infos, family, exclude) is not None:
         return None
     if family == 4:
         return f"{name} has no IPv4 address to send VRRP adverts from"
@@ -163,12 +171,8 @@ def why_unusable(name: str, family: int) -> str | None:
     if link_locals:
         return (f"{name}'s IPv6 link-local address is tentative (duplicate address detection "
                 "is running)")
-    return f"{name} has no IPv6 link-local address to send VRRP adverts from"
-
-
-def ipv6_link_local(name: str) -> IPv6Address | None:
-    """The usable IPv6 link-local address of ``name`` (see :func:`source_address`)."""
-    return cast(IPv6Address | None, source_address(addresses(name, 6), 6))
+    return (f"{name} has no IPv6 link-local address of its own to send VRRP adverts from "
+            "(RFC 5798 §5.1.2.1; a link-local VIP does not count)")
 
 
 class LinkEvent(NamedTuple):

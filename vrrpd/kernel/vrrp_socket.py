@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -37,6 +38,14 @@ IP_PKTINFO = 8  # <linux/in.h>; missing from Python's socket module
 RECV_BUFFER = 2048  # a VRRP message is at most 8 + 255 * 16 + 8 bytes only in theory;
 #                     real ones (a handful of VIPs) are far below an Ethernet MTU
 _CMSG_SPACE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
+NO_SOURCE = {  # what is missing, and what to do about it
+    4: "{ifname} has no primary IPv4 address of its own to send VRRP adverts from (RFC 5798 "
+       "§5.1.1.1; a VIP does not count): add one",
+    6: "{ifname} has no usable IPv6 link-local address of its own to send VRRP adverts from "
+       "(RFC 5798 §5.1.2.1; a link-local VIP does not count): `ip -6 addr show dev {ifname}` "
+       "must list a fe80:: address that is not tentative; check "
+       "net.ipv6.conf.{ifname}.disable_ipv6 = 0 and addr_gen_mode",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +62,18 @@ class ReceivedPacket:
 
 
 class VrrpSocket:
-    """A non-blocking raw VRRP socket on ``ifname`` for IP version ``family`` (4 or 6)."""
+    """A non-blocking raw VRRP socket on ``ifname`` for IP version ``family`` (4 or 6).
 
-    def __init__(self, ifname: str, family: int) -> None:
+    ``exclude``: addresses never used as the source (the non-owners' VIPs on this interface,
+    see :func:`vrrpd.kernel.link.source_address`); the attribute may be replaced later.
+    """
+
+    def __init__(self, ifname: str, family: int, exclude: Iterable[IPAddress] = ()) -> None:
         if family not in VRRP_GROUP:
             raise ValueError(f"family must be 4 or 6, not {family!r}")
         self.ifname = ifname
         self.family = family
+        self.exclude = frozenset(exclude)
         self.ifindex = link.ifindex(ifname)
         self.own_source_dropped = 0  # packets from one of our own addresses, see receive()
         self._own: frozenset[IPAddress] = frozenset()
@@ -100,14 +114,14 @@ class VrrpSocket:
     def refresh_addresses(self) -> None:
         """Re-read the interface's addresses: the send source and the own-address filter.
 
-        Raises OSError when the interface has no primary IPv4 / usable link-local address.
+        Raises OSError when the interface has no primary IPv4 / usable link-local address
+        of its own (a VIP does not count).
         """
         infos = link.addresses(self.ifname, self.family)
         self._own = frozenset(info.interface.ip for info in infos)
-        primary = link.source_address(infos, self.family)
+        primary = link.source_address(infos, self.family, self.exclude)
         if primary is None:
-            kind = "primary IPv4" if self.family == 4 else "usable IPv6 link-local"
-            raise OSError(f"{self.ifname} has no {kind} address to send VRRP adverts from")
+            raise OSError(NO_SOURCE[self.family].format(ifname=self.ifname))
         self._primary = primary
 
     @property

@@ -8,9 +8,11 @@ flag (O) set, the target address set to the IPv6 address of the virtual router, 
 link-layer address set to the virtual router MAC address."  §6.4.1 repeats this on startup as
 owner.
 
-vrrpd floats VIPs on the interface's own MAC (like keepalived without ``use_vmac``), so the
-link-layer address announced here is the interface MAC.  The Router flag stays clear: the VIPs
-front HAProxy, they are not a default router.
+The MAC announced is the one the VIPs answer from: the virtual router MAC with
+``virtual_mac: true``, else the interface's own (like keepalived without ``use_vmac``).  The
+Router flag is set as the RFC says; ``na_router_flag: false`` clears it for VIPs that are no
+router (hosts record the flag as the neighbour's IsRouter, RFC 4861 §7.2.5; it does not by
+itself make them route through the VIP: only Router Advertisements do that).
 
 The bytes built here are whole Ethernet frames for an AF_PACKET socket
 (:mod:`vrrpd.kernel.announcer`).
@@ -32,7 +34,8 @@ ALL_NODES_MAC = b"\x33\x33\x00\x00\x00\x01"  # RFC 2464 §7: 33:33 + low 32 bits
 
 ARP_REQUEST = 1
 ICMPV6_NEIGHBOR_ADVERTISEMENT = 136
-NA_FLAG_OVERRIDE = 0x20000000  # RFC 4861 §4.4: R=0x80000000, S=0x40000000, O=0x20000000
+NA_FLAG_ROUTER = 0x80000000  # RFC 4861 §4.4: R, S=0x40000000 (never set here), O
+NA_FLAG_OVERRIDE = 0x20000000
 ND_OPT_TARGET_LINKADDR = 2
 ND_HOP_LIMIT = 255  # RFC 4861 §7.1.2: receivers drop NAs whose hop limit is not 255
 
@@ -60,16 +63,18 @@ def gratuitous_arp(mac: bytes, vip: IPv4Address) -> bytes:
     return frame.ljust(ETH_MIN_FRAME, b"\x00")
 
 
-def unsolicited_na(mac: bytes, src: IPv6Address, vip: IPv6Address) -> bytes:
+def unsolicited_na(mac: bytes, src: IPv6Address, vip: IPv6Address, *,
+                   router: bool = True) -> bytes:
     """An unsolicited Neighbor Advertisement for ``vip`` at ``mac``, sent to all nodes.
 
     RFC 4861 §7.2.6: unsolicited NAs go to ff02::1 with the Solicited flag clear and the
-    Override flag set (RFC 5798 §6.4.2), carrying a Target Link-Layer Address option
-    (§4.6.1).  RFC 4861 §4.4 gives the message layout; §7.1.2 requires hop limit 255.  ``src``
-    is the interface's link-local address; the ICMPv6 checksum covers the RFC 8200 §8.1
-    pseudo-header.
+    Override flag set; RFC 5798 §6.4.2: "with the Router Flag (R) set to 1" (``router``).
+    It carries a Target Link-Layer Address option (RFC 4861 §4.6.1).  RFC 4861 §4.4 gives
+    the message layout; §7.1.2 requires hop limit 255.  ``src`` is the interface's own
+    link-local address; the ICMPv6 checksum covers the RFC 8200 §8.1 pseudo-header.
     """
-    icmp = _NA.pack(ICMPV6_NEIGHBOR_ADVERTISEMENT, 0, 0, NA_FLAG_OVERRIDE, vip.packed,
+    flags = NA_FLAG_OVERRIDE | (NA_FLAG_ROUTER if router else 0)
+    icmp = _NA.pack(ICMPV6_NEIGHBOR_ADVERTISEMENT, 0, 0, flags, vip.packed,
                     ND_OPT_TARGET_LINKADDR, 1, mac)
     csum = inet_checksum(pseudo_header(src, ALL_NODES, len(icmp), IPPROTO_ICMPV6) + icmp)
     icmp = icmp[:2] + struct.pack("!H", csum) + icmp[4:]

@@ -3,8 +3,8 @@
 Events go in through ``VirtualRouter.handle(event, now)``; actions come back.  The driver
 executes the *critical* actions (:class:`SendAdvert`, :class:`AddVips`, :class:`RemoveVips`,
 :class:`Announce`) first and in order; :class:`Transition`, :class:`Dropped`,
-:class:`ForeignAdvert` and :class:`Notice` are for subscribers (logs, notify hooks, metrics,
-config sync) and never delay a takeover.
+:class:`ForeignAdvert`, :class:`Mismatch` and :class:`Notice` are for subscribers (logs,
+notify hooks, metrics, config sync) and never delay a takeover.
 """
 
 from __future__ import annotations
@@ -140,6 +140,19 @@ class ForeignAdvert:
 
 
 @dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A processed advert that disagrees with our configuration (RFC 5798 §7.1 "SHOULD log").
+
+    ``what`` names the disagreement (one counter each); ``detail`` is for the log, which the
+    driver rate-limits per ``what`` and source.
+    """
+
+    what: str
+    source: IPAddress
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something the operator should read in the log that is not a state change."""
 
@@ -147,4 +160,4 @@ class Notice:
 
 
 Action = (SendAdvert | AddVips | RemoveVips | Announce | Transition | Dropped | ForeignAdvert
-          | Notice)
+          | Mismatch | Notice)

@@ -70,7 +70,8 @@ class DropReason(StrEnum):
     INTERVAL = "interval"  # RFC 3768 §7.1: v2 Adver Int must match ours
     CHECKSUM_FORM = "checksum_form"  # v3 IPv4 form excluded by the instance's v3_checksum
     ADDRESS_LIST = "address_list"  # RFC 3768 §7.1: v2 list mismatch from a non-owner
-    CONFLICT = "conflict"  # another router uses our VRID with other VIPs
+    CONFLICT = "conflict"  # a router that is not a listed peer uses our VRID with other VIPs
+    OWNER = "owner"  # we are the address owner and another router claims priority 255
     UNKNOWN_PEER = "unknown_peer"  # strict_peers: the source is not a listed peer
 
 

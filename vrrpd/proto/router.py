@@ -13,6 +13,10 @@ Beyond RFC 5798 (as clarified by RFC 9568) this adds what an HA pair needs:
   *keeps* its VIPs until the new master's first advert arrives, so the peer serves before this
   node stops serving.  A DEMOTED router advertises priority 1, so it never unseats a live master.
 * Sync groups: a sibling's MASTER/BACKUP transition is fed in as :class:`GroupState`.
+* The address owner (priority 255) holds the VIPs as its own, real addresses (RFC 5798 §1,
+  "IPvX Address Owner"): it never gives them up for another router's advert (one claiming
+  priority 255 too is discarded, reported and counted), and stopping or FAULT sends priority 0
+  but leaves the addresses where they are.
 * A master that steps down for a better master sends one last advert (its own priority)
   first.  RFC 5798 §6.4.3 steps down silently, but then the winner may never learn that there
   were two masters: after a partition heals, whichever advert crosses first decides, and if
@@ -44,6 +48,7 @@ from vrrpd.proto.events import (
     FaultChanged,
     ForeignAdvert,
     GroupState,
+    Mismatch,
     Notice,
     PriorityChanged,
     RemoveVips,
@@ -61,7 +66,6 @@ IPAddress = IPv4Address | IPv6Address
 OWNER_PRIORITY = 255  # RFC 5798 §5.2.4: the IP address owner
 PROMOTED_PRIORITY = 254  # highest priority a non-owner may advertise
 DEMOTED_PRIORITY = 1  # lowest priority that still serves (0 means "resigning")
-KNOWN_PEERS_MAX = 16  # routers remembered as heard with our address list (least recent go)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,6 @@ class VirtualRouter:
         self.effective_priority = params.priority
         self.master_adver_int = params.advert_interval_cs  # Master_Adver_Interval (cs)
         self.master_address: IPAddress | None = None
-        self.known_peers: dict[IPAddress, None] = {}  # heard with our list, least recent first
         self.group_hold = False  # a sync-group sibling went BACKUP: do not preempt
         self._master_down_at: float | None = None  # Master_Down_Timer
         self._adver_at: float | None = None  # Adver_Timer
@@ -111,7 +114,7 @@ class VirtualRouter:
         """
         if self.admin is AdminMode.DEMOTED:
             return DEMOTED_PRIORITY
-        if self.params.priority == OWNER_PRIORITY:
+        if self.owner:
             return OWNER_PRIORITY
         if self.admin is AdminMode.PROMOTED:
             return PROMOTED_PRIORITY
@@ -124,7 +127,7 @@ class VirtualRouter:
             return True
         if self.admin is not AdminMode.NORMAL or self.group_hold:
             return False
-        return self.params.preempt or self.params.priority == OWNER_PRIORITY
+        return self.params.preempt or self.owner
 
     @property
     def may_be_master(self) -> bool:
@@ -192,10 +195,10 @@ class VirtualRouter:
                 self._due(self._master_down_at, now) or self._due(self._preempt_at, now)):
             actions += self._master_down(now)
         if self.state is State.MASTER and self._due(self._adver_at, now):
-            assert self._adver_at is not None
-            interval = self.params.advert_interval_cs / 100
-            # Keep a steady cadence; after a stall, restart from now rather than burst.
-            self._adver_at = max(self._adver_at + interval, now + interval / 2)
+            # RFC 5798 §6.4.3: "Send an ADVERTISEMENT; Reset the Adver_Timer to
+            # Advertisement_Interval" - from now, the moment the advert is sent, so a late fire
+            # delays the following adverts instead of bunching them up to catch up.
+            self._adver_at = now + self.params.advert_interval_cs / 100
             actions.append(SendAdvert(0 if self.handing_over else self.priority))
         return actions
 
@@ -221,6 +224,16 @@ class VirtualRouter:
         return [AddVips(), Announce(), SendAdvert(self.priority), Transition(old, State.MASTER,
                                                                               reason)]
 
+    @property
+    def owner(self) -> bool:
+        """The IPvX Address Owner (RFC 5798 §1): priority 255, the VIPs are its own."""
+        return self.params.priority == OWNER_PRIORITY
+
+    def _release(self) -> list[Action]:
+        """Stop accepting for the VIPs on leaving MASTER (RFC 5798 §6.4.3), unless they are
+        this host's own addresses (the owner): those stay, whatever the state."""
+        return [] if self.owner else [RemoveVips()]
+
     def _become_backup(self, now: float, reason: str, *, resign: bool = False) -> list[Action]:
         """Enter BACKUP and arm Master_Down_Timer (RFC 5798 §6.4.1, §6.4.3)."""
         old = self.state
@@ -228,7 +241,7 @@ class VirtualRouter:
         if old is State.MASTER:
             if resign:
                 actions.append(SendAdvert(0))
-            actions.append(RemoveVips())
+            actions += self._release()
         self.state = State.BACKUP
         self._adver_at = self._handover_at = self._preempt_at = None
         self._master_down_at = now + self.master_down_interval()
@@ -237,7 +250,7 @@ class VirtualRouter:
 
     def _enter_fault(self, reason: str) -> list[Action]:
         old = self.state
-        actions: list[Action] = [SendAdvert(0), RemoveVips()] if old is State.MASTER else []
+        actions: list[Action] = [SendAdvert(0), *self._release()] if old is State.MASTER else []
         self.state = State.FAULT
         self._master_down_at = self._adver_at = self._preempt_at = self._handover_at = None
         actions.append(Transition(old, State.FAULT, reason))
@@ -261,7 +274,7 @@ class VirtualRouter:
     def _shutdown(self) -> list[Action]:
         """RFC 5798 §6.4.3: a master sends one priority-0 advert, then releases its VIPs."""
         old = self.state
-        actions: list[Action] = [SendAdvert(0), RemoveVips()] if old is State.MASTER else []
+        actions: list[Action] = [SendAdvert(0), *self._release()] if old is State.MASTER else []
         self.state = State.INITIALIZE
         self._master_down_at = self._adver_at = self._preempt_at = self._handover_at = None
         if old is not State.INITIALIZE:
@@ -272,15 +285,16 @@ class VirtualRouter:
         refused = self._refuse(adv, source)
         if refused is not None:
             return [refused]
-        foreign: list[Action] = ([ForeignAdvert(source, adv.priority)]
+        actions: list[Action] = ([ForeignAdvert(source, adv.priority)]
                                  if self.is_foreign(source) else [])
+        actions += self._compare_addresses(adv, source)
         if self.state is State.BACKUP:
-            return foreign + self._backup_rx(adv, source, now)
+            return actions + self._backup_rx(adv, source, now)
         if self.state is State.MASTER:
-            return foreign + self._master_rx(adv, source, now)
+            return actions + self._master_rx(adv, source, now)
         if adv.priority:
             self.master_address = source
-        return foreign
+        return actions
 
     def _refuse(self, adv: Advertisement, source: IPAddress) -> Dropped | None:
         """RFC 5798 §7.1 / RFC 3768 §7.1 checks that need this instance's configuration."""
@@ -295,28 +309,41 @@ class VirtualRouter:
             return Dropped(DropReason.INTERVAL, source,
                            f"advert interval {adv.max_adver_int / 100:g}s, "
                            f"ours {p.advert_interval_cs / 100:g}s (RFC 3768 §7.1)")
+        if self.owner and adv.priority == OWNER_PRIORITY:
+            return Dropped(DropReason.OWNER, source,
+                           f"also claims to own the addresses of VRID {p.vrid} (priority 255); "
+                           "this router is their owner and keeps them (RFC 5798 §1, §5.2.4): "
+                           "give the other router a priority below 255")
         if set(adv.addresses) == set(p.addresses):
-            self._know(source)
             return None
-        theirs = ", ".join(map(str, adv.addresses))
         if p.version == 2 and adv.priority != OWNER_PRIORITY:
             return Dropped(DropReason.ADDRESS_LIST, source,
-                           f"address list [{theirs}] differs from ours (RFC 3768 §7.1)")
-        if source not in self.known_peers and source not in p.peers:
+                           f"address list [{_addresses(adv.addresses)}] differs from ours "
+                           f"[{_addresses(p.addresses)}] and the sender is not the address "
+                           "owner (RFC 3768 §7.1)")
+        if p.peers and self.is_foreign(source):
             return Dropped(DropReason.CONFLICT, source,
-                           f"advertises VRID {p.vrid} with [{theirs}], ours are "
-                           f"[{', '.join(map(str, p.addresses))}]: two virtual routers share "
-                           "this VRID on the LAN; give one of them another vrid")
-        # RFC 5798 §7.1: a known peer whose list differs is logged, and still heard.
+                           f"advertises VRID {p.vrid} with [{_addresses(adv.addresses)}], ours "
+                           f"are [{_addresses(p.addresses)}], and is not one of our peers: two "
+                           "virtual routers share this VRID on the LAN; give one of them "
+                           "another vrid")
         return None
 
-    def _know(self, source: IPAddress) -> None:
-        """Remember ``source`` as heard with our address list; the table stays bounded, so
-        spoofed sources cannot grow it (listed ``peers`` are known without it)."""
-        self.known_peers.pop(source, None)
-        self.known_peers[source] = None
-        if len(self.known_peers) > KNOWN_PEERS_MAX:
-            del self.known_peers[next(iter(self.known_peers))]
+    def _compare_addresses(self, adv: Advertisement, source: IPAddress) -> list[Action]:
+        """RFC 5798 §7.1: an address list that differs from ours "SHOULD log the event", and
+        the advert is processed (RFC 3768 §7.1: the owner's is, in VRRPv2), so two routers
+        whose lists differ - one extra VIP on one side, a half-applied change - still elect
+        one master.  (With ``peers`` listed, a stranger's other list is refused earlier, as a
+        VRID conflict.)"""
+        p = self.params
+        if set(adv.addresses) == set(p.addresses):
+            return []
+        return [Mismatch(
+            "address_list", source,
+            f"advertises VRID {p.vrid} with [{_addresses(adv.addresses)}], ours are "
+            f"[{_addresses(p.addresses)}]; processed anyway (RFC 5798 §7.1). Make the VIP "
+            "lists equal on both nodes, or, if that router is not our peer, two virtual "
+            f"routers share VRID {p.vrid} on this LAN: give one of them another vrid")]
 
     def _backup_rx(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
         """RFC 5798 §6.4.2, receiving an ADVERTISEMENT in Backup."""
@@ -472,3 +499,7 @@ class VirtualRouter:
             if self._preempting is not None or self._preempt_at is not None:
                 self.group_hold = True
         return []
+
+
+def _addresses(addresses: tuple[IPAddress, ...]) -> str:
+    return ", ".join(map(str, addresses))
