@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,13 +26,11 @@ from typing import Any
 
 import psutil
 import pytest
-from scapy.layers.inet import IP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
-from scapy.packet import Packet, Raw
+from scapy.packet import Raw
 
 from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.inject import Injector
 from lab.netns import Node, Topology
 from vrrpd.proto.packet import DecodeError, decode
 
@@ -46,35 +43,6 @@ INSTANCES = [
 ]
 FLOOD = 5000
 RSS_GROWTH_LIMIT = 4 * 1024 * 1024  # bytes
-
-
-class Injector:
-    """An AF_PACKET socket on lb3's eth0: sends whole Ethernet frames built with scapy."""
-
-    def __init__(self, node: Node) -> None:
-        with node.ns.entered():
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            self.sock.bind((node.ifname, 0))
-            self.mac = self.sock.getsockname()[4]
-        self.src4 = str(node.ipv4.ip)
-        self.src6 = node.link_local() or ""
-
-    def ip(self, family: int, ttl: int = 255) -> Packet:
-        """Ethernet + IP header of a VRRP packet to 224.0.0.18 / ff02::12 from lb3."""
-        if family == 4:
-            return (Ether(src=self.mac, dst="01:00:5e:00:00:12")
-                    / IP(src=self.src4, dst="224.0.0.18", ttl=ttl, proto=112))
-        return (Ether(src=self.mac, dst="33:33:00:00:00:12")
-                / IPv6(src=self.src6, dst="ff02::12", hlim=ttl, nh=112))
-
-    def send(self, frames: list[bytes], pace: int = 200) -> None:
-        for i, frame in enumerate(frames):
-            self.sock.send(frame)
-            if i % pace == pace - 1:
-                time.sleep(0.01)  # stay within the daemons' socket buffers
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @dataclass

@@ -175,7 +175,7 @@ class InstanceDriver:
                 and adv.priority and not self._took_over_lately()):
             self._reclaim(source)
         if (v3_ipv4 and self.cfg.v3_checksum is ChecksumMode.AUTO
-                and not any(isinstance(a, Dropped) for a in actions)
+                and not any(isinstance(a, Dropped | ForeignAdvert) for a in actions)
                 and adv.checksum_form is not self.send_form):
             self.log.info("peer %s uses the %s checksum form; sending it too (v3_checksum: auto)",
                           source, adv.checksum_form)
