@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import pytest
 from track_helpers import running, track_config
 
 from vrrpd.config.model import TrackType
+from vrrpd.sync.confirm import MasterCLIConfirm, ProcState
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 
@@ -48,10 +50,15 @@ class HAProxy:
     dir: Path
     pidfile: Path
     socket: Path
+    master_cli: MasterCLIConfirm
 
     @property
     def master(self) -> psutil.Process:
         return psutil.Process(int(self.pidfile.read_text()))
+
+    def show_proc(self) -> ProcState | None:
+        """The master CLI's ``show proc``; None until the master runs its loop."""
+        return asyncio.run(self.master_cli.before())
 
     def worker(self) -> psutil.Process:
         return self.master.children()[0]
@@ -75,10 +82,17 @@ def haproxy(tmp_path: Path) -> Iterator[HAProxy]:
     ports = {name: free_port() for name in ("port", "closed1", "closed2")}
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(CONFIG.format(dir=tmp_path, **ports))
-    h = HAProxy(tmp_path, tmp_path / "haproxy.pid", tmp_path / "admin.sock")
+    h = HAProxy(tmp_path, tmp_path / "haproxy.pid", tmp_path / "admin.sock",
+                MasterCLIConfirm(tmp_path / "master.sock"))
     try:
-        subprocess.run(["haproxy", "-W", "-D", "-f", str(cfg)], check=True, timeout=10)
-        wait_until(lambda: h.pidfile.exists() and h.socket.exists() and h.master.children())
+        subprocess.run(["haproxy", "-W", "-D", "-S", str(h.master_cli.socket), "-f", str(cfg)],
+                       check=True, timeout=10)
+        # Ready = the master answers on its CLI, which it serves from the loop where it also
+        # handles SIGUSR2: a reload signalled before that is lost (the master is not yet
+        # listening for it; the pidfile, the stats socket and the forked worker all exist
+        # earlier, and the pidfile is empty for a moment after it appears).
+        wait_until(lambda: (state := h.show_proc()) is not None and bool(state.workers)
+                   and h.socket.exists(), timeout=10)
         yield h
     finally:
         # By this run's config path, not the pidfile: the master may have died, been replaced
@@ -140,9 +154,13 @@ def test_reload_replacing_the_worker_is_not_a_failure(haproxy: HAProxy) -> None:
     async def scenario() -> None:
         async with running(config(haproxy, interval=0.2)) as (tracker, rec):
             await rec.wait_for(lambda s: s.ok)
+            before = await haproxy.master_cli.before()
             haproxy.master.send_signal(signal.SIGUSR2)  # master-worker reload
-            await asyncio.to_thread(old_worker.wait, 5)
-            await asyncio.sleep(0.5)
+            await haproxy.master_cli.confirm(before)  # a new worker runs
+            async with asyncio.timeout(5):  # the old one leaves (its zombie counts as gone)
+                while _alive(old_worker.pid):
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)  # two tracker intervals
             assert [s.ok for _, s in rec.statuses] == [True]
             assert f"worker pid {old_worker.pid}" not in tracker.detail
 
@@ -201,14 +219,13 @@ def test_bad_stats_socket_fails_without_stalling_the_loop(
         writer.write(reply or b"")
         writer.close()
 
-    async def scenario() -> tuple[str, int]:
-        ticks = 0
+    async def scenario() -> tuple[str, float]:
+        ticks: list[float] = []
 
         async def ticker() -> None:
-            nonlocal ticks
             while True:
+                ticks.append(time.monotonic())
                 await asyncio.sleep(0.01)
-                ticks += 1
 
         server = await asyncio.start_unix_server(answer, fake)
         tick_task = asyncio.create_task(ticker())
@@ -220,9 +237,11 @@ def test_bad_stats_socket_fails_without_stalling_the_loop(
             tick_task.cancel()
             server.close()
         assert not status.ok
-        return status.detail, ticks
+        ticks.append(time.monotonic())
+        return status.detail, max(b - a for a, b in itertools.pairwise(ticks))
 
-    got, ticks = asyncio.run(scenario())
+    got, stall = asyncio.run(scenario())
     assert got == detail.format(sock=fake)
-    if reply is None:
-        assert ticks >= 20  # 0.3 s of 10 ms ticks, minus scheduling slack
+    # A blocking read would stop the ticker for the whole 0.3 s timeout; scheduling on a busy
+    # machine delays a 10 ms tick by far less than half of that.
+    assert stall < 0.15

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,19 @@ def test_bad_pidfiles(tmp_path: Path, content: str | None, detail: str) -> None:
         path.write_text(content)
     with pytest.raises(ResolveError, match=detail):
         read_pidfile(path)
+
+
+def test_a_pidfile_being_rewritten_is_read_again(tmp_path: Path) -> None:
+    """HAProxy's master truncates and rewrites its pidfile on every reload; a reader landing
+    in between waits for the pid instead of failing the tracker."""
+    path = tmp_path / "haproxy.pid"
+    path.write_text("")
+    writer = threading.Timer(0.03, path.write_text, ("4242\n",))
+    writer.start()
+    try:
+        assert read_pidfile(path) == 4242
+    finally:
+        writer.join()
 
 
 def failing_detail(**options: object) -> str:

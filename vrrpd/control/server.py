@@ -78,7 +78,8 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+            async with asyncio.timeout(READ_TIMEOUT):  # not wait_for: vrrpd.sync.transport
+                line = await reader.readline()
         except TimeoutError:
             writer.write(_reply(False, error="no request within 5 s"))
             return

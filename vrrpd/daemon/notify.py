@@ -69,7 +69,8 @@ class HookRunner:
                       what, exc.strerror)
             return
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: vrrpd.sync.transport
+                out, _ = await proc.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -171,7 +171,8 @@ async def run_command(cmd: str, timeout: float = COMMAND_TIMEOUT) -> tuple[int, 
     proc = await asyncio.create_subprocess_shell(
         cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: see vrrpd.sync.transport
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -91,7 +91,8 @@ async def cli(path: Path, command: str, timeout: float = 2.0) -> str:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    return await asyncio.wait_for(exchange(), timeout)
+    async with asyncio.timeout(timeout):  # not wait_for: see vrrpd.sync.transport
+        return await exchange()
 
 
 class MasterCLIConfirm:

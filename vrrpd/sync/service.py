@@ -139,8 +139,12 @@ class SyncService:
 
     async def _watch_files(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for turns a cancel that lands
+            # as the timeout expires into TimeoutError, and this loop then never ended (stop()
+            # hung; tests/test_sync_transport.py hung 1 run in ~15).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), POLL)
+                async with asyncio.timeout(POLL):
+                    await self._kick.wait()
             now = asyncio.get_running_loop().time()
             kicked = self._kick.is_set() or (self._retry_at is not None and now >= self._retry_at)
             self._kick.clear()

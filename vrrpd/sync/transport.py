@@ -17,6 +17,10 @@ mid-transfer leaves nothing behind.  Connection flow::
       |<--- {"ok": true} --------------------|
       |---- request {"op": ...} + tail ----->|
       |<--- response {...} ------------------|
+
+Every wait is bounded with ``asyncio.timeout``, never ``asyncio.wait_for``: on Python 3.11
+``wait_for`` can turn a cancellation that coincides with its timeout into ``TimeoutError``,
+and a cancelled caller then carries on (``SyncService.stop`` hung that way).
 """
 
 from __future__ import annotations
@@ -112,15 +116,16 @@ class SyncServer:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._server.wait_closed()
 
     async def _authenticate(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> str:
         ssl_object = writer.get_extra_info("ssl_object")
         challenge = os.urandom(32)
         await _send(writer, {"challenge": challenge.hex()})
-        answer, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME),
-                                           HANDSHAKE_TIMEOUT)
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            answer, _ = await read_frame(reader, MAX_CONTROL_FRAME)
         try:
             cert = base64.b64decode(answer["cert"], validate=True)
             proof = base64.b64decode(answer["proof"], validate=True)
@@ -140,8 +145,8 @@ class SyncServer:
                 await _send(writer, {"ok": False, "error": f"authentication refused: {exc}"})
                 return
             await _send(writer, {"ok": True})
-            header, tail = await asyncio.wait_for(read_frame(reader, self.max_frame),
-                                                  REQUEST_TIMEOUT)
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                header, tail = await read_frame(reader, self.max_frame)
             try:
                 result = await self.handler(header, tail, fp)
             except Exception as exc:  # a handler bug must not kill the server
@@ -160,9 +165,9 @@ async def open_session(identity: Identity, pins: frozenset[str], host: str, port
                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect, pin the server and prove our identity; the caller closes the writer."""
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=identity.client_context()),
-            HANDSHAKE_TIMEOUT)
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(host, port,
+                                                           ssl=identity.client_context())
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         raise TransportError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from None
     try:
@@ -171,8 +176,8 @@ async def open_session(identity: Identity, pins: frozenset[str], host: str, port
             server_fp = peer_fingerprint(ssl_object, pins)
         except PinError as exc:
             raise TransportError(f"{host}:{port}: {exc}") from None
-        hello, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME),
-                                          HANDSHAKE_TIMEOUT)
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            hello, _ = await read_frame(reader, MAX_CONTROL_FRAME)
         try:
             challenge = bytes.fromhex(hello["challenge"])
         except (KeyError, TypeError, ValueError):
@@ -181,8 +186,8 @@ async def open_session(identity: Identity, pins: frozenset[str], host: str, port
                                                     channel_binding(ssl_object)))
         await _send(writer, {"cert": base64.b64encode(identity.der).decode(),
                              "proof": base64.b64encode(proof).decode()})
-        welcome, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME),
-                                            HANDSHAKE_TIMEOUT)
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            welcome, _ = await read_frame(reader, MAX_CONTROL_FRAME)
         if not welcome.get("ok"):
             raise TransportError(f"{host}:{port}: {welcome.get('error', 'refused')}")
     except BaseException as exc:
@@ -202,7 +207,8 @@ async def call(identity: Identity, pins: frozenset[str], host: str, port: int,
     reader, writer = await open_session(identity, pins, host, port)
     try:
         await _send(writer, header, tail)
-        response, _ = await asyncio.wait_for(read_frame(reader, MAX_CONTROL_FRAME), timeout)
+        async with asyncio.timeout(timeout):
+            response, _ = await read_frame(reader, MAX_CONTROL_FRAME)
         return response
     except TimeoutError:
         raise TransportError(f"{host}:{port}: timed out") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,16 +44,33 @@ class Watched:
         return cls(proc.pid, role, proc.create_time(), essential)
 
 
+PIDFILE_REWRITE_GRACE = 0.1  # seconds a missing or empty pidfile is re-read before failing
+PIDFILE_RETRY = 0.01
+
+
 def read_pidfile(path: Path) -> int:
-    """The pid in ``path``; a missing, empty or garbage pidfile raises :class:`ResolveError`."""
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")[:64].strip()
-    except FileNotFoundError:
-        raise ResolveError(f"pidfile {path} does not exist") from None
-    except OSError as exc:
-        raise ResolveError(f"pidfile {path}: {exc.strerror}") from None
-    if not text:
-        raise ResolveError(f"pidfile {path} is empty")
+    """The pid in ``path``; a missing, empty or garbage pidfile raises :class:`ResolveError`.
+
+    A daemon rewrites its pidfile when it restarts or reloads (HAProxy's master on every
+    reload, truncating first), and a reader can land in that instant, exactly when the old
+    worker's exit makes the tracker look again.  So a missing or empty file is re-read for
+    :data:`PIDFILE_REWRITE_GRACE` before it counts.  Blocking: call it from a thread.
+    """
+    deadline = time.monotonic() + PIDFILE_REWRITE_GRACE
+    while True:
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")[:64].strip()
+        except FileNotFoundError:
+            text, problem = "", f"pidfile {path} does not exist"
+        except OSError as exc:
+            raise ResolveError(f"pidfile {path}: {exc.strerror}") from None
+        else:
+            problem = f"pidfile {path} is empty"
+        if text:
+            break
+        if time.monotonic() >= deadline:
+            raise ResolveError(problem)
+        time.sleep(PIDFILE_RETRY)
     first = text.split()[0]
     if not first.isdigit() or int(first) <= 0:
         raise ResolveError(f"pidfile {path} does not hold a pid: {first[:20]!r}")
