@@ -46,7 +46,8 @@ class Frame:
     ``at`` is the kernel receive time (seconds, wall clock); ``src`` the IP source (for a
     gratuitous ARP its sender address); ``vrid``/``priority`` are set for VRRP only;
     ``target`` is the announced address of a GARP / NA; ``mac`` the Ethernet source
-    (``aa:bb:...``): which node sent it.
+    (``aa:bb:...``): which node sent it; ``dst`` the IP destination of VRRP and NA frames
+    (multicast, or a unicast peer).
     """
 
     at: float
@@ -56,6 +57,7 @@ class Frame:
     priority: int = 0
     target: str = ""
     mac: str = ""
+    dst: str = ""
 
 
 def parse(ethertype: int, data: bytes, at: float, mac: str = "") -> Frame | None:
@@ -64,13 +66,14 @@ def parse(ethertype: int, data: bytes, at: float, mac: str = "") -> Frame | None
         ihl = (data[0] & 0x0F) * 4
         if len(data) >= ihl + 3:
             return Frame(at, "vrrp", str(IPv4Address(data[12:16])), data[ihl + 1],
-                         data[ihl + 2], mac=mac)
+                         data[ihl + 2], mac=mac, dst=str(IPv4Address(data[16:20])))
     elif ethertype == ETH_P_IPV6 and len(data) >= 43:
-        src = str(IPv6Address(data[8:24]))
+        src, dst = str(IPv6Address(data[8:24])), str(IPv6Address(data[24:40]))
         if data[6] == IPPROTO_VRRP:
-            return Frame(at, "vrrp", src, data[41], data[42], mac=mac)
+            return Frame(at, "vrrp", src, data[41], data[42], mac=mac, dst=dst)
         if data[6] == ICMPV6 and data[40] == ND_NEIGHBOR_ADVERT and len(data) >= 64:
-            return Frame(at, "na", src, target=str(IPv6Address(data[48:64])), mac=mac)
+            return Frame(at, "na", src, target=str(IPv6Address(data[48:64])), mac=mac,
+                         dst=dst)
     elif ethertype == ETH_P_ARP and len(data) >= 28 and data[14:18] == data[24:28]:
         sender = str(IPv4Address(data[14:18]))
         return Frame(at, "garp", sender, target=sender, mac=mac)

@@ -12,93 +12,15 @@ import contextlib
 import json
 import logging
 import socket
-from ipaddress import ip_address, ip_interface
+from ipaddress import ip_interface
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
+from daemon_helpers import VIP, Node, ctl, until, write_config
 
-from vrrpd.config.loader import load_config
-from vrrpd.daemon.runtime import Daemon, Kernel
-from vrrpd.kernel.fakes import (
-    FakeAddressManager,
-    FakeAnnouncer,
-    FakeLink,
-    FakeLinkWatcher,
-    FakeVrrpSocket,
-)
-from vrrpd.kernel.vrrp_socket import VRRP_GROUP
+from vrrpd.kernel.fakes import FakeLink
 from vrrpd.proto.events import State
 from vrrpd.proto.packet import decode
-
-VIP = "192.0.2.100/24"
-
-
-def write_config(tmp: Path, node: str, priority: int, top: dict[str, Any] | None = None,
-                 **extra: Any) -> Path:
-    instance = {"name": "web", "interface": "lo", "vrid": 51, "priority": priority,
-                "advert_interval": 0.05, "vips": [VIP], **extra}
-    doc = {"node": node, "control_socket": str(tmp / f"{node}.sock"),
-           "state_dir": str(tmp / node), "instances": [instance], **(top or {})}
-    path = tmp / f"{node}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-class Node:
-    def __init__(self, link: FakeLink, tmp: Path, name: str, address: str, priority: int,
-                 log: list[tuple[str, str]]) -> None:
-        self.path = write_config(tmp, name, priority)
-        self.addresses = FakeAddressManager()
-        self.link = link
-        self.address = ip_address(address)
-        self.name = name
-        self.log = log
-        self.daemon: Daemon | None = None
-        add, remove = self.addresses.add, self.addresses.remove
-
-        async def logged_add(ifname: str, vips: Any) -> None:
-            await add(ifname, vips)
-            log.append((name, "add"))
-
-        async def logged_remove(ifname: str, vips: Any) -> None:
-            log.append((name, "remove"))
-            await remove(ifname, vips)
-
-        self.addresses.add = logged_add  # type: ignore[method-assign]
-        self.addresses.remove = logged_remove  # type: ignore[method-assign]
-
-    async def start(self) -> Daemon:
-        kernel = Kernel(open_socket=lambda ifname, family, exclude: FakeVrrpSocket(
-                            self.link, self.address),
-                        group=VRRP_GROUP.__getitem__, addresses=self.addresses,
-                        announcer=FakeAnnouncer,
-                        link_watcher=lambda names: FakeLinkWatcher(dict.fromkeys(names, True)))
-        self.daemon = Daemon(load_config(self.path, host=False), kernel)
-        await self.daemon.start()
-        return self.daemon
-
-    def holds(self) -> bool:
-        return ip_interface(VIP) in self.addresses.addresses["lo"]
-
-    def state(self) -> State:
-        assert self.daemon is not None
-        return self.daemon.drivers["web"].state
-
-
-async def until(predicate: Any, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-
-async def ctl(node: Node, cmd: str, **args: Any) -> dict[str, Any]:
-    reader, writer = await asyncio.open_unix_connection(str(node.daemon.config.control_socket))
-    writer.write(json.dumps({"v": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-    reply = json.loads(await reader.readline())
-    writer.close()
-    return reply
 
 
 @pytest.mark.parametrize("scenario", ["elect", "shutdown", "demote", "reload", "control",
@@ -119,7 +41,8 @@ def test_daemon_pair(tmp_path: Path, scenario: str) -> None:
                     and lb1.holds())
         assert not lb2.holds()
         try:
-            await SCENARIOS[scenario](lb1, lb2, link, log)
+            async with asyncio.timeout(30):  # a hang fails here, with the daemons still stopped
+                await SCENARIOS[scenario](lb1, lb2, link, log)
         finally:
             for n in (lb1, lb2):
                 if n.daemon is not None and n.daemon.control is not None:

@@ -23,6 +23,7 @@ requires_root = pytest.mark.skipif(
 )
 
 LAB_DIR = Path(__file__).parent
+LAB_TIMEOUT = 180  # seconds per lab test (pytest-timeout); the longest takes about a minute
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if LAB_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.lab)
             item.add_marker(requires_root)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(LAB_TIMEOUT))
 
 
 @pytest.fixture

@@ -68,11 +68,12 @@ def test_sigkill_master_peer_takes_over_and_restart_reconciles(pair: ChaosPair) 
     assert r.lost_vip_for <= pair.mdi("lb2") + SLACK  # lb1's stale VIP counts as held
 
 
-def test_cpu_starvation_does_not_crash_or_flap_much(pair: ChaosPair) -> None:
-    """Both cores busy for 8 s: both daemons survive, at most a handful of transitions, and
-    one master and VIP holder at the end."""
+def test_cpu_starvation_causes_no_transition(pair: ChaosPair) -> None:
+    """Both cores busy for 8 s: both daemons survive with no transition at all (README,
+    "Chaos": 0 false transitions), the VIP never on neither or both, one master at the end."""
     r = starve(pair, seconds=8.0)
     print(r)
     assert r.alive == {"lb1": True, "lb2": True}
-    assert sum(r.transitions.values()) <= 4
+    assert r.transitions == {"lb1": 0, "lb2": 0}
+    assert r.lost_vip_for == 0 and r.dual_vip_for == 0
     pair.wait_settled(timeout=pair.mdi("lb1") + 2)

@@ -16,6 +16,7 @@ import pytest
 
 from lab.daemons import AddressProbe, Vrrpd, wait_for
 from lab.netns import Topology
+from lab.sniff import Sniffer
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 VIP4 = "192.0.2.100/24"
@@ -147,3 +148,28 @@ def test_ipv4_and_ipv6_instances_side_by_side(pair_factory: Any) -> None:
              "lb2 to hold both VIPs")
     assert pair.lb2.state("web6") == "MASTER"
     assert pair.lb2.instance("web6")["dropped"] == {}
+
+
+def test_unicast_peers_end_to_end(pair_factory: Any) -> None:
+    """``unicast_peers``: every advert goes to the peer's address, never to 224.0.0.18
+    (RFC 5798 §5.1.1.2 allows unicast where multicast cannot be used), the pair elects lb1,
+    and lb1's SIGTERM (a unicast priority-0 advert) hands over within Skew_Time."""
+    peer = {150: "192.0.2.12", 100: "192.0.2.11"}
+    pair = pair_factory(lambda prio: [instance("web", 51, prio, 0.1, [VIP4],
+                                               unicast_peers=[peer[prio]])])
+    with Sniffer(pair.lab.nodes["lb2"], outgoing=True) as sniff:
+        _elect(pair, VIP4)
+        wait_for(lambda: pair.lb2.instance("web")["counters"].get("adverts_received", 0) >= 5,
+                 3, "lb2 to hear five of lb1's unicast adverts", poll=0.01)
+        start = time.monotonic()
+        pair.lb1.send_signal(signal.SIGTERM)
+        wait_for(lambda: pair.probe["lb2"].has(VIP4), 2, "lb2 to hold the VIP")
+        took = time.monotonic() - start
+        time.sleep(0.3)
+    adverts = sniff.frames("vrrp")
+    by_source = {src: {f.dst for f in adverts if f.src == src} for src in peer.values()}
+    print(f"unicast: destinations by source {by_source}; takeover after {took * 1000:.0f} ms")
+    assert by_source == {"192.0.2.11": {"192.0.2.12"}, "192.0.2.12": {"192.0.2.11"}}
+    assert [f.priority for f in adverts if f.src == "192.0.2.11"][-1] == 0
+    assert took <= skew_time(3, 100, 10) + SLACK
+    assert pair.lb2.instance("web")["dropped"] == {}

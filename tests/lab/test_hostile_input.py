@@ -302,10 +302,15 @@ def _flood_frames(inj: Injector, count: int, seed: int) -> list[bytes]:
     return frames
 
 
+def _advert_counts(status: dict[str, Any], counter: str) -> dict[str, int]:
+    return {i["name"]: i["counters"].get(counter, 0) for i in status["instances"]}
+
+
 def test_flood_of_malformed_packets(lab: Lab) -> None:
     """5000 malformed / random protocol-112 packets at the running pair: no crash, no
     transition, no VIP move; every packet that reached a daemon's socket is counted as a
-    drop (sum of drop counters == packets in); rate-limited logging; flat memory."""
+    drop (sum of drop counters == packets in); rate-limited logging; flat memory; and lb2
+    receives every advert lb1 sent meanwhile (the flood crowds out none of them)."""
     lab.injector.send(_flood_frames(lab.injector, 500, seed=1))  # warm-up: caches, logging
     time.sleep(0.5)
     before = Snapshot(lab)
@@ -335,6 +340,17 @@ def test_flood_of_malformed_packets(lab: Lab) -> None:
         # One line per reason per 10 s rate-limit window.
         windows = 1 + int((time.monotonic() - started) // 10) + 1
         assert len(log_lines) <= len(drops) * windows
+    # lb1's status is read just before lb2's at both ends, so at most one advert per instance
+    # can be in flight between the two readings.
+    sent = _advert_counts(lab.daemons["lb1"].ctl("status"), "adverts_sent")
+    received = _advert_counts(lab.daemons["lb2"].ctl("status"), "adverts_received")
+    sent_before = _advert_counts(before.status["lb1"], "adverts_sent")
+    received_before = _advert_counts(before.status["lb2"], "adverts_received")
+    for name in sent:
+        delta_sent = sent[name] - sent_before[name]
+        delta_received = received[name] - received_before[name]
+        print(f"FLOOD {name}: lb1 sent {delta_sent} adverts, lb2 received {delta_received}")
+        assert delta_sent > 0 and abs(delta_sent - delta_received) <= 1, name
     before.assert_nothing_moved()
 
 

@@ -24,6 +24,8 @@ from lab.daemons import Vrrpd, terminate, wait_for
 from lab.netns import Namespace, Topology
 
 PRIORITY = 150
+# Gratuitous ARP / NA: two bursts of COUNT frames per VIP, REPEAT_DELAY apart (README, announce)
+ANNOUNCE = {"count": 3, "interval": 0.01, "repeat_delay": 0.5}
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,11 @@ def _capture_master_life(lab: Topology, case: Case, tmp_path: Path) -> Run:
     daemon = Vrrpd(lb1, tmp_path, [{"name": "web", "interface": "eth0", "vrid": 51,
                                     "priority": PRIORITY, "version": case.version,
                                     "advert_interval": case.interval,
-                                    "vips": list(case.vips), **case.extra}])
+                                    "vips": list(case.vips), "announce": ANNOUNCE,
+                                    **case.extra}])
     try:
         daemon.start().wait_state("web", "MASTER")
-        time.sleep(4 * case.interval)
+        time.sleep(max(4 * case.interval, ANNOUNCE["repeat_delay"] + 0.3))
         assert daemon.stop() == 0
     finally:
         daemon.stop()
@@ -214,3 +217,23 @@ def test_announcement_per_vip(run: Run) -> None:
             assert option["icmpv6.opt.linkaddr"] == run.mac
             announced.add(icmp["icmpv6.nd.na.target_address"])
     assert announced == {str(ip_interface(v).ip) for v in run.case.vips}
+
+
+def _announced(frame: dict[str, Any], family: int) -> str:
+    if family == 4:
+        return str(frame["arp"]["arp.src.proto_ipv4"])
+    return str(frame["icmpv6"]["icmpv6.nd.na.target_address"])
+
+
+def test_second_announcement_burst(run: Run) -> None:
+    """RFC 5798 §6.4.1 asks for the announcement on becoming master; vrrpd sends a burst of
+    ``announce.count`` per VIP ``announce.interval`` apart, and a second one
+    ``announce.repeat_delay`` later while still master (hosts that missed the first)."""
+    count, delay = ANNOUNCE["count"], ANNOUNCE["repeat_delay"]
+    for vip in {str(ip_interface(v).ip) for v in run.case.vips}:
+        times = sorted(float(f["frame"]["frame.time_epoch"]) for f in run.announcements
+                       if _announced(f, run.case.family) == vip)
+        assert len(times) == 2 * count, (vip, times)
+        first, second = times[:count], times[count:]
+        assert first[-1] - first[0] < 0.2 and second[-1] - second[0] < 0.2
+        assert delay - 0.05 <= second[0] - first[0] <= delay + 0.25, (vip, times)

@@ -58,11 +58,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
-def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+def setup_logging(fmt: str = "text", level: int = logging.INFO
+                  ) -> logging.handlers.QueueListener:
     """Log to stderr (journald picks it up under systemd), from a thread of its own.
 
     The event loop only puts records on a queue: a slow or full stderr pipe must never hold up
-    an advert or a takeover.  The writer thread is flushed and stopped at exit.
+    an advert or a takeover.  The writer thread is flushed and stopped at exit (or by
+    ``stop()`` on the listener returned).
     """
     writer = logging.StreamHandler()
     if fmt == "json":
@@ -78,6 +80,7 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [enqueue]
     root.setLevel(level)
+    return listener
 
 
 def _quiet_libraries(record: logging.LogRecord) -> bool:

@@ -37,6 +37,7 @@ from vrrpd.proto.router import OWNER_PRIORITY
 log = logging.getLogger("vrrpd")
 
 HOOK_SHUTDOWN_WAIT = 5.0  # seconds the last notify hooks get at shutdown
+SHUTDOWN_DRAIN_WAIT = 10.0  # seconds the last adverts and VIP removals get at shutdown
 
 
 class AddressManagerPort(AddressPort):
@@ -171,7 +172,12 @@ class Daemon:
             await self._links.close()
         for driver in self.drivers.values():
             driver.post(Shutdown())
-        await asyncio.gather(*(d.drain() for d in self.drivers.values()))
+        try:
+            await asyncio.wait_for(asyncio.gather(*(d.drain() for d in self.drivers.values())),
+                                   SHUTDOWN_DRAIN_WAIT)
+        except TimeoutError:
+            log.error("shutdown: VIP removal did not finish within %gs; check `ip addr` for "
+                      "VIPs left behind (the next start removes them)", SHUTDOWN_DRAIN_WAIT)
         for driver in self.drivers.values():
             await driver.close()
         await asyncio.sleep(0)  # let the last transitions reach their hooks
@@ -205,7 +211,11 @@ class Daemon:
 
     async def _follow_links(self) -> None:
         async for event in self._links.events():
-            self._link_changed(event.ifname, event.up)
+            try:
+                self._link_changed(event.ifname, event.up)
+            except Exception:  # one bad event must not end link watching
+                log.exception("[%s] handling link %s failed", event.ifname,
+                              "up" if event.up else "down")
 
     def _link_changed(self, ifname: str, up: bool) -> None:
         names = [n for n, d in self.drivers.items() if d.cfg.interface == ifname]

@@ -6,6 +6,7 @@ Each fake has the public interface of the real class it replaces:
 * :class:`FakeAddressManager` -- :class:`vrrpd.kernel.addresses.AddressManager`
 * :class:`FakeAnnouncer` -- :class:`vrrpd.kernel.announcer.Announcer`
 * :class:`FakeLinkWatcher` -- :class:`vrrpd.kernel.link.LinkWatcher`
+* :class:`FakeNeighbourCache` -- :class:`vrrpd.kernel.neighbours.NeighbourCache`
 
 :class:`FakeLink` is the shared segment: fake sockets attached to it exchange payloads, with a
 configurable loss rate (seeded, so a run is reproducible) and TTL.  Fake sockets have a real
@@ -139,6 +140,9 @@ class FakeAnnouncer:
         self.bursts.append((tuple(vips), count, interval))
         self.na_options = (na_source, na_router)
 
+    def refresh_addresses(self) -> None:
+        """Nothing to re-read: there is no interface."""
+
     def close(self) -> None:
         """Nothing to close."""
 
@@ -164,3 +168,22 @@ class FakeLinkWatcher:
     async def events(self) -> AsyncIterator[LinkEvent]:
         while True:
             yield await self._changes.get()
+
+
+class FakeNeighbourCache:
+    """Unresolved neighbour entries per interface, set by the test; flushes are recorded."""
+
+    def __init__(self) -> None:
+        self.unresolved: defaultdict[str, list[str]] = defaultdict(list)
+        self.flushed: list[str] = []  # interface names, in call order
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def flush_unresolved(self, ifname: str) -> list[str]:
+        self.flushed.append(ifname)
+        stale, self.unresolved[ifname] = self.unresolved[ifname], []
+        return stale

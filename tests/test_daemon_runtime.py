@@ -1,0 +1,226 @@
+"""Daemon behaviours the test audit of issue 13 found unguarded, on kernel fakes.
+
+Each runs whole daemons (:mod:`daemon_helpers`) in one event loop on an in-memory link: a
+reload that has to restart an instance, the operator's maintenance mode surviving a restart,
+``preempt_delay`` at run time, the control socket's mode and group, and the neighbour flush
+when carrier returns.  The off-loop log writer is checked on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import grp
+import io
+import logging
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from daemon_helpers import Node, ctl, until, write_config
+
+from vrrpd.daemon.logs import setup_logging
+from vrrpd.kernel.fakes import FakeLink
+from vrrpd.proto.events import State
+from vrrpd.proto.packet import Advertisement, decode
+from vrrpd.proto.timers import master_down_interval
+
+INTERVAL_CS = 5  # daemon_helpers' advert_interval 0.05 s
+
+
+async def _pair(tmp_path: Path, **lb1_extra: object) -> tuple[Node, Node]:
+    link = FakeLink()
+    lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150, **lb1_extra)
+    lb2 = Node(link, tmp_path, "lb2", "192.0.2.12", 100)
+    await lb1.start()
+    await lb2.start()
+    await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP
+                and lb1.holds())
+    return lb1, lb2
+
+
+async def _stop(*nodes: Node) -> None:
+    for node in nodes:
+        if node.daemon is not None:
+            await node.daemon.stop()
+
+
+@pytest.mark.parametrize("change", [{"vrid": 52}, {"interface": "lo", "vrid": 53,
+                                                    "priority": 120}])
+def test_reload_that_restarts_an_instance(tmp_path: Path, change: dict[str, object]) -> None:
+    """A new VRID cannot be changed in place: the instance restarts (its old VRID sends
+    priority 0 and releases the VIP, the new one starts as a backup and wins the election)
+    and the answer says ``restarted``."""
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        try:
+            old_driver = lb1.daemon.drivers["web"]
+            sent_before = len(lb1.link.sent)
+            for node, prio in ((lb1, 150), (lb2, 100)):
+                write_config(tmp_path, node.name, change.get("priority", prio) if node is lb1
+                             else prio, **{k: v for k, v in change.items() if k != "priority"})
+                reply = await ctl(node, "reload")
+                assert reply["ok"], reply
+                assert reply["result"]["restarted"] == ["web"]
+            new_driver = lb1.daemon.drivers["web"]
+            assert new_driver is not old_driver and new_driver.cfg.vrid == change["vrid"]
+            def sent() -> list[Advertisement]:
+                return [decode(p, src, dst) for src, dst, p in lb1.link.sent[sent_before:]
+                        if src == lb1.address]
+
+            await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP
+                        and lb1.holds() and sent()[-1].vrid == change["vrid"])
+            old = [a for a in sent() if a.vrid == 51]
+            assert old and old[-1].priority == 0  # the old VRID resigned (RFC 5798 §6.4.3)
+            assert all(a.vrid == change["vrid"] for a in sent()[sent().index(old[-1]) + 1:])
+            assert lb1.daemon.endpoints[("lo", 4)].drivers.keys() == {change["vrid"]}
+        finally:
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())
+
+
+def test_maintenance_survives_a_restart(tmp_path: Path) -> None:
+    """``maintenance on`` is persisted: a restarted lb1 (priority 150) stays BACKUP behind
+    lb2 (100) for many Master_Down_Intervals until ``maintenance off``."""
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        try:
+            assert (await ctl(lb1, "maintenance", state="on"))["ok"]
+            await until(lambda: lb2.holds() and not lb1.holds())
+            await lb1.daemon.stop()
+            await lb1.start()
+            mdi = master_down_interval(3, 150, INTERVAL_CS)
+            await asyncio.sleep(5 * mdi)
+            status = (await ctl(lb1, "status"))["result"]["instances"][0]
+            assert (status["state"], status["admin"]) == ("BACKUP", "maintenance")
+            assert lb2.state() is State.MASTER and not lb1.holds()
+            assert (await ctl(lb1, "maintenance", state="off"))["ok"]
+            await until(lambda: lb1.state() is State.MASTER and lb1.holds())
+        finally:
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())
+
+
+def test_preempt_delay_at_run_time(tmp_path: Path) -> None:
+    """RFC 5798 §6.4.2 Preempt_Mode with keepalived-style ``preempt_delay``: a higher-priority
+    router that joins a running master waits ``preempt_delay`` seconds before preempting,
+    and no longer than that plus an advert interval or two."""
+    delay = 0.4
+
+    async def main() -> float:
+        link = FakeLink()
+        lb2 = Node(link, tmp_path, "lb2", "192.0.2.12", 100)
+        lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150, preempt_delay=delay)
+        await lb2.start()
+        try:
+            await until(lambda: lb2.state() is State.MASTER)
+            await lb1.start()
+            heard = lb1.daemon.drivers["web"]
+            await until(lambda: heard.counters["adverts_received"] > 0)
+            started = time.monotonic()
+            await until(lambda: lb1.state() is State.MASTER, timeout=delay + 2)
+            took = time.monotonic() - started
+            assert "preempt" in heard.history[-1].reason
+            await until(lambda: lb2.state() is State.BACKUP and lb1.holds()
+                        and not lb2.holds())
+            return took
+        finally:
+            await _stop(lb1, lb2)
+
+    took = asyncio.run(main())
+    assert delay - 0.06 <= took <= delay + 0.25, took
+
+
+def _other_group() -> grp.struct_group:
+    groups = [g for g in grp.getgrall() if g.gr_gid != os.getgid()]
+    if not groups:
+        pytest.skip("needs a group other than the test's own")
+    return groups[0]
+
+
+def test_control_socket_mode_and_group(tmp_path: Path) -> None:
+    """The control socket is 0600 by default; ``control_socket_group`` makes it 0660 for
+    that group (README, Configuration)."""
+    group = _other_group()
+
+    async def main() -> tuple[os.stat_result, os.stat_result]:
+        link = FakeLink()
+        lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150)
+        lb2 = Node(link, tmp_path, "lb2", "192.0.2.12", 100,
+                   top={"control_socket_group": group.gr_name})
+        await lb1.start()
+        await lb2.start()
+        try:
+            return (os.stat(lb1.daemon.config.control_socket),
+                    os.stat(lb2.daemon.config.control_socket))
+        finally:
+            await _stop(lb1, lb2)
+
+    private, shared = asyncio.run(main())
+    assert stat.S_ISSOCK(private.st_mode) and stat.S_IMODE(private.st_mode) == 0o600
+    assert stat.S_IMODE(shared.st_mode) == 0o660 and shared.st_gid == group.gr_gid
+
+
+def test_carrier_back_flushes_unresolved_neighbours(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Link down: FAULT.  Link up: the daemon clears the interface's unresolved neighbour
+    entries at once (the fix for the slow rejoin, README "Measured"), then leaves FAULT."""
+    caplog.set_level(logging.INFO, logger="vrrpd")
+
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        try:
+            assert lb1.links is not None
+            lb1.links.set("lo", False)
+            await until(lambda: lb1.state() is State.FAULT and lb2.holds())
+            assert lb1.neighbours.flushed == []
+            lb1.neighbours.unresolved["lo"] = ["192.0.2.30"]
+            lb1.links.set("lo", True)
+            await until(lambda: lb1.neighbours.flushed == ["lo"])
+            await until(lambda: lb1.state() is State.MASTER and lb1.holds())
+        finally:
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())
+    assert "cleared unresolved neighbour entries 192.0.2.30" in caplog.text
+
+
+class _StuckStream(io.StringIO):
+    """stderr whose writes block until released, like a pipe nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(10)
+        return super().write(text)
+
+
+def test_log_writes_never_wait_for_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event loop only queues log records; a stuck stderr holds up the writer thread,
+    never the caller (``vrrpd.daemon.logs.setup_logging``)."""
+    stream = _StuckStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    listener = setup_logging()
+    try:
+        started = time.monotonic()
+        for n in range(100):
+            logging.getLogger("vrrpd.test").warning("line %d", n)
+        took = time.monotonic() - started
+        written_while_stuck = stream.getvalue()
+    finally:
+        stream.release.set()
+        listener.stop()  # writes what is queued, then ends the thread
+        atexit.unregister(listener.stop)
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert took < 0.5 and written_while_stuck == ""
+    assert stream.getvalue().count("line ") == 100
