@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from daemon_helpers import VIP, Node, ctl, until, write_config
 
+from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.fakes import FakeLink
 from vrrpd.proto.events import State
 from vrrpd.proto.packet import decode
