@@ -55,17 +55,19 @@ def terminate(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
 
 
 class AddressProbe:
-    """A netlink socket in ``node``'s namespace: which addresses does its interface hold?"""
+    """A netlink socket in ``node``'s namespace: which addresses does the node hold?
+
+    Every interface counts, not just ``node.ifname``: with a virtual MAC (vrrpd's
+    ``virtual_mac``, keepalived's ``use_vmac``) the VIPs live on a macvlan link.
+    """
 
     def __init__(self, node: Node) -> None:
         self.node = node
         with node.ns.entered():
             self.ipr = IPRoute()
-            self.index = self.ipr.link_lookup(ifname=node.ifname)[0]
 
     def addresses(self) -> set[str]:
-        return {f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}"
-                for m in self.ipr.get_addr(index=self.index)}
+        return {f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}" for m in self.ipr.get_addr()}
 
     def has(self, vip: str) -> bool:
         return str(ip_interface(vip)) in self.addresses()

@@ -1,7 +1,8 @@
 """What vrrpd puts on the wire, checked by an independent dissector (tshark 4.0).
 
 One vrrpd on lb1 becomes master alone, advertises for a few intervals and is stopped with
-SIGTERM.  tshark captures on lb1's switch port (in the switch namespace, so it sees exactly
+SIGTERM, with the interface's MAC and with ``virtual_mac: true`` (RFC 5798 §7.3).  tshark
+captures on lb1's switch port (in the switch namespace, so it sees exactly
 what lb1 transmits) and dissects the capture; each test asserts the RFC rules below on
 tshark's reading, not on vrrpd's own codec.
 """
@@ -43,6 +44,12 @@ class Case:
     def family(self) -> int:
         return ip_interface(self.vips[0]).version
 
+    @property
+    def virtual_mac(self) -> str | None:
+        """RFC 5798 §7.3: 00-00-5E-00-01-{VRID} (IPv4) / 00-00-5E-00-02-{VRID} (IPv6)."""
+        return f"00:00:5e:00:0{1 if self.family == 4 else 2}:33" if self.extra.get(
+            "virtual_mac") else None  # VRID 51 = 0x33
+
 
 CASES = [
     Case("v2", 2, 1.0, ("192.0.2.100/24", "192.0.2.101/24")),
@@ -52,6 +59,11 @@ CASES = [
     Case("v3-ipv4-pseudo-header", 3, 0.1, ("192.0.2.100/24", "192.0.2.101/24"),
          {"v3_checksum": "pseudo-header"}),
     Case("v3-ipv6", 3, 0.1, ("fe80::100/64", "2001:db8::100/64", "2001:db8::101/64")),
+    Case("v2-vmac", 2, 1.0, ("192.0.2.100/24", "192.0.2.101/24"), {"virtual_mac": True}),
+    Case("v3-ipv4-vmac", 3, 0.1, ("192.0.2.100/24", "192.0.2.101/24"),
+         {"virtual_mac": True, "v3_checksum": "pseudo-header"}),
+    Case("v3-ipv6-vmac", 3, 0.1, ("fe80::100/64", "2001:db8::100/64", "2001:db8::101/64"),
+         {"virtual_mac": True}),
 ]
 
 
@@ -124,10 +136,12 @@ def _capture_master_life(lab: Topology, case: Case, tmp_path: Path) -> Run:
         capture.stop()
         print(f"---- vrrpd log ----\n{daemon.log()[-3000:]}")
     frames = capture.packets(*case.tshark_prefs)
-    link = json.loads(lb1.ns.run(["ip", "-j", "link", "show", "eth0"]).stdout)[0]
+    links = json.loads(lb1.ns.run(["ip", "-j", "link", "show"]).stdout)
+    assert [k["ifname"] for k in links] == ["lo", "eth0"]  # the virtual MAC link is gone
+    link = links[1]
     source = str(lb1.ipv4.ip) if case.family == 4 else str(lb1.link_local())
     announce_proto = "arp" if case.family == 4 else "icmpv6"
-    return Run(case, link["address"], source,
+    return Run(case, case.virtual_mac or link["address"], source,
               adverts=[f for f in frames if "vrrp" in f],
               announcements=[f for f in frames if announce_proto in f
                              and (case.family == 4 or f["icmpv6"]["icmpv6.type"] == "136")])
@@ -140,7 +154,9 @@ def _ip(frame: dict[str, Any], family: int) -> dict[str, Any]:
 
 def test_adverts_ip_header(run: Run) -> None:
     """RFC 5798 §5.1.1 / §5.1.2 (RFC 3768 §5.1): sent to 224.0.0.18 / ff02::12, protocol 112,
-    TTL / hop limit 255, from the primary IPv4 address / the link-local address."""
+    TTL / hop limit 255, from the primary IPv4 address / the interface's link-local address
+    (never a VIP, even the link-local VIP); §7.3: from the virtual router MAC when
+    ``virtual_mac`` is on, else the interface's."""
     assert run.adverts, "no VRRP advert captured"
     for frame in run.adverts:
         if run.case.family == 4:
@@ -197,7 +213,9 @@ def test_announcement_per_vip(run: Run) -> None:
     """RFC 5798 §6.4.1 / §6.4.2 on becoming master: a gratuitous ARP for each IPv4 VIP
     (sender and target address the VIP, sender MAC ours), an unsolicited Neighbor
     Advertisement for each IPv6 VIP (RFC 4861 §7.2.6: to ff02::1, Override set, Solicited
-    clear, hop limit 255, target the VIP, our MAC as target link-layer address)."""
+    clear, hop limit 255, target the VIP, our MAC as target link-layer address; RFC 5798
+    §6.4.2: Router flag set, from the interface's link-local address).  "Our MAC" is the
+    virtual router MAC with ``virtual_mac`` (§7.3, §8.1.2)."""
     announced: set[str] = set()
     for frame in run.announcements:
         assert frame["eth"]["eth.src"] == run.mac
@@ -212,7 +230,9 @@ def test_announcement_per_vip(run: Run) -> None:
             assert (ip["ipv6.dst"], ip["ipv6.hlim"]) == ("ff02::1", "255")
             flags = int(icmp["icmpv6.nd.na.flag_tree"]["icmpv6.nd.na.flag.o"])
             solicited = int(icmp["icmpv6.nd.na.flag_tree"]["icmpv6.nd.na.flag.s"])
-            assert (flags, solicited) == (1, 0)
+            router = int(icmp["icmpv6.nd.na.flag_tree"]["icmpv6.nd.na.flag.r"])
+            assert (flags, solicited, router) == (1, 0, 1)
+            assert ip["ipv6.src"] == run.source
             option = icmp["icmpv6.opt"]
             assert option["icmpv6.opt.linkaddr"] == run.mac
             announced.add(icmp["icmpv6.nd.na.target_address"])

@@ -24,7 +24,22 @@ import pwd
 import stat
 from pathlib import Path
 
-from vrrpd.config.schema import absolute_path
+from vrrpd.config.schema import Check, absolute_path
+
+
+def virtual_mac(interface: str, family: int, vrid: int) -> Check:
+    """``virtual_mac: true`` where the interface cannot host the instance's macvlan link, or
+    its name is taken by a link vrrpd did not create (:func:`vrrpd.kernel.vmac.problem`).  An
+    interface that does not exist yet is not refused: its instance waits in FAULT."""
+    def check(wanted: bool) -> bool:
+        if wanted:
+            from vrrpd.kernel.vmac import problem
+
+            why = problem(interface, family, vrid)
+            if why is not None:
+                raise ValueError(why)
+        return wanted
+    return check
 
 
 def user(name: str) -> str:

@@ -143,6 +143,9 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         notify=s.take("notify", OPTIONAL_STR, None, _hook(host)),
         announce=announce,
         na_router_flag=s.take("na_router_flag", bool, True),
+        virtual_mac=s.take("virtual_mac", bool, False,
+                           on_host.virtual_mac(interface, vips[0].version, vrid)
+                           if host else None),
     )
     s.done()
     return config

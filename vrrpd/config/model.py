@@ -67,6 +67,7 @@ class InstanceConfig:
     notify: str | None = None
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
+    virtual_mac: bool = False  # RFC 5798 §7.3 virtual router MAC on a macvlan link
 
     @property
     def family(self) -> int:

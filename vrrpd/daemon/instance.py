@@ -66,6 +66,21 @@ class AnnouncePort(Protocol):
                          na_source: Any = None, na_router: bool = True) -> None: ...
 
 
+class VirtualMacPort(Protocol):
+    """:class:`vrrpd.kernel.vmac.VirtualMac` as a driver uses it."""
+
+    name: str
+    mac: bytes
+
+    async def up(self) -> None: ...
+
+    async def down(self) -> None: ...
+
+    def send(self, payload: bytes, dst: IPAddress) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class TransitionRecord:
     """One entry of the transition history."""
@@ -87,11 +102,12 @@ class InstanceDriver:
     """Runs one :class:`VirtualRouter` on the event loop."""
 
     def __init__(self, cfg: InstanceConfig, endpoint: Endpoint, addresses: AddressPort,
-                 announcer: AnnouncePort) -> None:
+                 announcer: AnnouncePort, vmac: VirtualMacPort | None = None) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.addresses = addresses
         self.announcer = announcer
+        self.vmac = vmac  # virtual_mac: the macvlan link that carries the VIPs while MASTER
         self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
                                version=cfg.version)
         self.drops_log = RateLimitedLog(self.log)
@@ -116,6 +132,11 @@ class InstanceDriver:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    @property
+    def vip_interface(self) -> str:
+        """Where the VIPs live: the virtual MAC link, or the instance's interface."""
+        return self.vmac.name if self.vmac is not None else self.cfg.interface
 
     @property
     def state(self) -> State:
@@ -277,12 +298,16 @@ class InstanceDriver:
             case SendAdvert(priority):
                 self._send_advert(priority)
             case AddVips():
-                await self.addresses.add(cfg.interface, cfg.vips)
+                if self.vmac is not None:
+                    await self.vmac.up()
+                await self.addresses.add(self.vip_interface, cfg.vips)
                 self.vips_held = True
             case RemoveVips():
                 self._stop_announcing()
-                await self.addresses.remove(cfg.interface, cfg.vips)
+                await self.addresses.remove(self.vip_interface, cfg.vips)
                 self.vips_held = False
+                if self.vmac is not None:
+                    await self.vmac.down()
             case Announce():
                 self._stop_announcing()
                 self._announce = self._loop.create_task(self._announce_bursts())
@@ -296,9 +321,12 @@ class InstanceDriver:
         adv = Advertisement(cfg.version, cfg.vrid, priority, cfg.advert_interval_cs,
                             self.router.params.addresses)
         src = self.endpoint.primary_address
+        # Multicast adverts leave from the virtual MAC; unicast ones from the interface (see
+        # vrrpd.kernel.vmac).
+        transmit = self.vmac if self.vmac is not None and not cfg.unicast_peers else self.endpoint
         for dst in cfg.unicast_peers or (self.endpoint.group,):
             try:
-                self.endpoint.send(encode(adv, src, dst, self.send_form), dst)
+                transmit.send(encode(adv, src, dst, self.send_form), dst)
             except OSError as exc:
                 self.counters["send_errors"] += 1
                 self.drops_log.warning("send", "cannot send advert to %s: %s (is %s up?)", dst,
@@ -341,10 +369,10 @@ class InstanceDriver:
             self.router.effective_priority = cfg.priority  # trackers re-apply their weights
         if self.vips_held and (change.added_vips or change.removed_vips):
             if change.added_vips:
-                await self.addresses.add(cfg.interface, change.added_vips)
+                await self.addresses.add(self.vip_interface, change.added_vips)
                 await self._burst(change.added_vips)
             if change.removed_vips:
-                await self.addresses.remove(cfg.interface, change.removed_vips)
+                await self.addresses.remove(self.vip_interface, change.removed_vips)
             self.log.info("reload: VIPs added %s, removed %s",
                           [str(v) for v in change.added_vips],
                           [str(v) for v in change.removed_vips])
@@ -362,6 +390,8 @@ class InstanceDriver:
         self._stop_announcing()
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)
+        if self.vmac is not None:
+            await self.vmac.close()
 
     # ---- status --------------------------------------------------------------------------
 
@@ -387,6 +417,8 @@ class InstanceDriver:
             "strict_peers": cfg.strict_peers,
             "vips": [str(v) for v in cfg.vips],
             "vips_held": self.vips_held,
+            "virtual_mac": ({"link": self.vmac.name, "mac": self.vmac.mac.hex(":")}
+                            if self.vmac is not None else None),
             "advert_interval": cfg.advert_interval_cs / 100,
             "master_advert_interval": r.master_adver_int / 100,
             "checksum_form": self.send_form.value if cfg.version == 3 else None,

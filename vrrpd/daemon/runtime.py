@@ -57,6 +57,7 @@ class Kernel:
     addresses: AddressManagerPort
     announcer: Callable[[str], AnnouncePort]
     link_watcher: Callable[[Iterable[str]], Any] | None = None
+    virtual_macs: Any = None  # vrrpd.kernel.vmac.VirtualMacs (virtual_mac: true)
     neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
 
 
@@ -65,11 +66,13 @@ def real_kernel() -> Kernel:
     from vrrpd.kernel.announcer import Announcer
     from vrrpd.kernel.link import LinkWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
+    from vrrpd.kernel.vmac import VirtualMacs
     from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
 
+    addresses = AddressManager()
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
-                  addresses=AddressManager(), announcer=Announcer, link_watcher=LinkWatcher,
-                  neighbours=NeighbourCache())
+                  addresses=addresses, virtual_macs=VirtualMacs(addresses),
+                  announcer=Announcer, link_watcher=LinkWatcher, neighbours=NeighbourCache())
 
 
 class Daemon:
@@ -105,9 +108,14 @@ class Daemon:
         if self.kernel.neighbours is not None:
             await self.kernel.neighbours.open()
         for cfg in self.config.instances:
-            self._add_driver(cfg)
+            await self._add_driver(cfg)
+        if self.kernel.virtual_macs is not None:
+            wanted = [d.vmac.name for d in self.drivers.values() if d.vmac is not None]
+            for name in await self.kernel.virtual_macs.remove_stale(wanted):
+                log.warning("removed virtual MAC link %s: an earlier run made it for an "
+                            "instance that is no longer configured", name)
         self._build_groups()
-        await self._reconcile(self.config.instances)
+        await self._reconcile(list(self.drivers.values()))
         self._restore_admin()
         await self._watch_links()
         self.tracking = InstanceTracking(self.config, self.drivers, self.post_fault,
@@ -260,12 +268,24 @@ class Daemon:
             self.endpoints[key] = VrrpEndpoint(ifname, family, sock, self.kernel.group(family))
         return self.endpoints[key]
 
-    def _add_driver(self, cfg: InstanceConfig) -> InstanceDriver:
+    async def _add_driver(self, cfg: InstanceConfig) -> InstanceDriver:
         endpoint = self._endpoint(cfg.interface, cfg.family)
         if cfg.interface not in self.announcers:
             self.announcers[cfg.interface] = self.kernel.announcer(cfg.interface)
-        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses,
-                                self.announcers[cfg.interface])
+        announcer, vmac = self.announcers[cfg.interface], None
+        if cfg.virtual_mac:
+            if self.kernel.virtual_macs is None:
+                raise RuntimeError("virtual_mac: this kernel adapter has no virtual MAC links")
+            vmac = self.kernel.virtual_macs.create(cfg.interface, cfg.family, cfg.vrid,
+                                                   lambda: endpoint.primary_address)
+            try:
+                await vmac.open()
+            except OSError as exc:
+                await vmac.close()
+                raise OSError(exc.errno, f"instance {cfg.name}: virtual_mac: {exc.strerror or exc}"
+                              ) from None
+            announcer = vmac.announcer
+        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac)
         driver.listeners.append(self._on_transition)
         if cfg.notify:
             self.hooks[cfg.name] = HookRunner(cfg.notify, "INSTANCE", cfg.name)
@@ -280,11 +300,11 @@ class Daemon:
             if g.notify:
                 self.hooks[f"group:{g.name}"] = HookRunner(g.notify, "GROUP", g.name)
 
-    async def _reconcile(self, instances: tuple[InstanceConfig, ...]) -> None:
+    async def _reconcile(self, drivers: list[InstanceDriver]) -> None:
         """Remove VIPs a crashed earlier run left behind; we start as non-master."""
         by_interface: dict[str, list[InstanceConfig]] = {}
-        for cfg in instances:
-            by_interface.setdefault(cfg.interface, []).append(cfg)
+        for driver in drivers:
+            by_interface.setdefault(driver.vip_interface, []).append(driver.cfg)
         for ifname, cfgs in by_interface.items():
             present = await self.kernel.addresses.present(ifname)
             stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.vips
@@ -375,8 +395,8 @@ class Daemon:
             endpoint.sock.exclude = self.config.not_sources(ifname, family)
         for name in diff.updated:
             await self.drivers[name].reconfigure(diff.changed[name])
-        started = [self._add_driver(new_by[n]) for n in diff.added + diff.restarted]
-        await self._reconcile(tuple(d.cfg for d in started))
+        started = [await self._add_driver(new_by[n]) for n in diff.added + diff.restarted]
+        await self._reconcile(started)
         self._build_groups()
         if self.tracking is not None:
             await self.tracking.reload(new)

@@ -15,15 +15,23 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETADDR, RTM_NEWADDR, RTMGRP_LINK
+from pyroute2.netlink.rtnl import (
+    RTM_DELLINK,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTMGRP_LINK,
+)
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 IPAddress = IPv4Address | IPv6Address
@@ -87,6 +95,24 @@ def flags(name: str) -> int:
     return int(struct.unpack_from("H", ifreq, 16)[0])
 
 
+def _dump(request: ifaddrmsg | ifinfmsg, kind: int) -> Iterator[Any]:
+    """The messages of type ``kind`` that one netlink dump ``request`` returns."""
+    request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+    request["header"]["sequence_number"] = 1
+    request.encode()
+    marshal = MarshalRtnl()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.sendall(request.data)
+        while True:
+            for msg in marshal.parse(sock.recv(65536)):
+                if msg["header"]["type"] == NLMSG_DONE:
+                    return
+                if msg["header"]["type"] == NLMSG_ERROR:
+                    raise OSError(-msg["header"]["error"].code, "netlink dump failed")
+                if msg["header"]["type"] == kind:
+                    yield msg
+
+
 def addresses(name: str, family: int | None = None) -> list[AddressInfo]:
     """The addresses on ``name`` in kernel order (IPv4 primaries before secondaries).
 
@@ -96,22 +122,39 @@ def addresses(name: str, family: int | None = None) -> list[AddressInfo]:
     request = ifaddrmsg()
     request["family"] = {4: socket.AF_INET, 6: socket.AF_INET6, None: socket.AF_UNSPEC}[family]
     request["header"]["type"] = RTM_GETADDR
-    request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-    request["header"]["sequence_number"] = 1
-    request.encode()
-    marshal = MarshalRtnl()
-    found: list[AddressInfo] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
-        sock.sendall(request.data)
-        while True:
-            for msg in marshal.parse(sock.recv(65536)):
-                kind = msg["header"]["type"]
-                if kind == NLMSG_DONE:
-                    return found
-                if kind == NLMSG_ERROR:
-                    raise OSError(-msg["header"]["error"].code, "RTM_GETADDR dump failed")
-                if kind == RTM_NEWADDR and msg["index"] == index:
-                    found.append(address_info(msg))
+    return [address_info(msg) for msg in _dump(request, RTM_NEWADDR) if msg["index"] == index]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """One interface as RTM_GETLINK reports it (what :mod:`vrrpd.kernel.vmac` checks)."""
+
+    name: str
+    index: int
+    arphrd: int  # ARPHRD_* hardware type, 1 = Ethernet
+    flags: int
+    kind: str | None  # IFLA_INFO_KIND: "macvlan", "veth", ...; None for plain devices
+    parent: int  # IFLA_LINK: the lower device's index (0 if none)
+    mac: bytes
+    alias: str  # IFLA_IFALIAS
+
+
+def links() -> list[LinkInfo]:
+    """Every interface of this network namespace (one RTM_GETLINK dump)."""
+    request = ifinfmsg()
+    request["family"] = socket.AF_UNSPEC
+    request["header"]["type"] = RTM_GETLINK
+    found = []
+    for msg in _dump(request, RTM_NEWLINK):
+        info = msg.get_attr("IFLA_LINKINFO")
+        address = msg.get_attr("IFLA_ADDRESS") or ""
+        found.append(LinkInfo(
+            name=msg.get_attr("IFLA_IFNAME"), index=msg["index"], arphrd=msg["ifi_type"],
+            flags=msg["flags"], kind=info.get_attr("IFLA_INFO_KIND") if info else None,
+            parent=msg.get_attr("IFLA_LINK") or 0,
+            mac=bytes.fromhex(address.replace(":", "")) if len(address) == 17 else b"",
+            alias=msg.get_attr("IFLA_IFALIAS") or ""))
+    return found
 
 
 def address_info(msg: ifaddrmsg) -> AddressInfo:

@@ -45,6 +45,14 @@ _IPV6 = struct.Struct("!IHBB16s16s")
 _NA = struct.Struct("!BBHI16sBB6s")
 
 
+def virtual_router_mac(family: int, vrid: int) -> bytes:
+    """RFC 5798 §7.3: "00-00-5E-00-01-{VRID}" for IPv4 (RFC 3768 §7.3 alike), "00-00-5E-00-02-
+    {VRID}" for IPv6 - the IANA block, the family, then the VRID in hex."""
+    if not 1 <= vrid <= 255 or family not in (4, 6):
+        raise ValueError(f"no virtual router MAC for IPv{family} VRID {vrid}")
+    return bytes((0x00, 0x00, 0x5E, 0x00, 1 if family == 4 else 2, vrid))
+
+
 def _ethernet(dst: bytes, src: bytes, ethertype: int) -> bytes:
     if len(src) != 6:
         raise ValueError(f"MAC address must be 6 bytes, got {len(src)}")
