@@ -46,7 +46,6 @@ PACS_BACKEND = REPO / "scripts" / "pacs-backend"
 PACS = {"pacs1": ("192.0.2.30/24", "2001:db8::30/64"),
         "pacs2": ("192.0.2.31/24", "2001:db8::31/64")}
 LB_ADDRESSES = {v4.split("/")[0]: name for name, (v4, _v6, _prio) in LBS.items()}
-DICOM_PORTS = (104, 105, 204, 8104)
 RUN_ENV = "VRLAB_RUN"  # the directory HAProxy's runtime files go to, per node
 MASTER_SOCKET = "master.sock"  # the master CLI (-S), as /etc/default/haproxy sets it on an LB
 # Reference line -> lab line: the only changes made to etc/haproxy/haproxy.cfg.

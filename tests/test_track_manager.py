@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,8 @@ def test_set_reports_reloads_and_stops(tmp_path: Path) -> None:
         prio.write_text("-20\n")  # a new value publishes even without an ok/failing flip
         _, changed = await rec.wait_for(lambda s: s.value == -20)
         assert not changed.ok
-        status = trackers.status_dict()["prio"]
-        assert (status["type"], status["ok"], status["value"]) == ("file", False, -20)
-        json.dumps(trackers.status_dict())
+        status = trackers.statuses()["prio"]
+        assert (status.ok, status.value) == (False, -20)
 
         kept = trackers.statuses()["prio"]
         other = tmp_path / "other"

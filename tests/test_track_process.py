@@ -177,7 +177,7 @@ def test_missing_pidfile_then_recovery(tmp_path: Path, sleeper: subprocess.Popen
             pidfile.write_text(f"{sleeper.pid}\n")
             _, up = await rec.wait_for(lambda s: s.ok)
             assert up.detail == f"process pid {sleeper.pid}"
-            assert tracker.status_dict()["ok"] is True
+            assert tracker.status.ok is True
 
     asyncio.run(scenario())
 

@@ -40,7 +40,7 @@ def _states(daemon: Any, names: list[str]) -> dict[str, str]:
 
 
 def _handover_timeout(daemon: Any, names: list[str]) -> float:
-    return max(daemon.drivers[n].router.master_down_interval() for n in names) * 2 + 1
+    return float(max(daemon.drivers[n].router.master_down_interval() for n in names) * 2 + 1)
 
 
 async def _hand_over(daemon: Any, args: dict[str, Any], mode: AdminMode) -> dict[str, Any]:
@@ -62,7 +62,7 @@ async def _hand_over(daemon: Any, args: dict[str, Any], mode: AdminMode) -> dict
 @command("status", "state, priorities, VIPs, trackers, counters of every instance",
          "[INSTANCE]")
 async def status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
-    doc = daemon.status()
+    doc: dict[str, Any] = daemon.status()
     if args.get("instance"):
         names = _names(daemon, args)
         doc["instances"] = [i for i in doc["instances"] if i["name"] in names]
@@ -110,7 +110,8 @@ async def maintenance(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 @command("reload", "re-read the configuration; unchanged instances keep their state")
 async def reload(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
-    return await daemon.reload()
+    result: dict[str, Any] = await daemon.reload()
+    return result
 
 
 @command("events", "transition and tracker history; --follow streams new events",

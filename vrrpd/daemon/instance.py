@@ -65,6 +65,10 @@ class AnnouncePort(Protocol):
     async def send_burst(self, vips: Any, count: int, interval: float, *,
                          na_source: Any = None, na_router: bool = True) -> None: ...
 
+    def refresh_addresses(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class VirtualMacPort(Protocol):
     """:class:`vrrpd.kernel.vmac.VirtualMac` as a driver uses it."""

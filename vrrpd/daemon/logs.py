@@ -17,7 +17,7 @@ from typing import Any
 from vrrpd.ratelimit import RepeatFilter
 
 
-class InstanceLog(logging.LoggerAdapter):
+class InstanceLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes messages with the instance context and attaches it to the record."""
 
     def __init__(self, logger: logging.Logger, *, instance: str, interface: str, vrid: int,
@@ -34,7 +34,8 @@ class InstanceLog(logging.LoggerAdapter):
 class RateLimitedLog:
     """At most one line per ``key`` every ``period`` seconds (see :class:`RepeatFilter`)."""
 
-    def __init__(self, log: logging.Logger | logging.LoggerAdapter, period: float = 10.0) -> None:
+    def __init__(self, log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+                 period: float = 10.0) -> None:
         self._log = log
         self._filter = RepeatFilter(period)
 

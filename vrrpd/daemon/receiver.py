@@ -29,8 +29,10 @@ class Driver(Protocol):
 class RawSocket(Protocol):
     """:class:`vrrpd.kernel.vrrp_socket.VrrpSocket` as seen from here."""
 
-    primary_address: IPAddress
     exclude: frozenset[IPAddress]  # never a source address (VIPs)
+
+    @property
+    def primary_address(self) -> IPAddress: ...
 
     def fileno(self) -> int: ...
 

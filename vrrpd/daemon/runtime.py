@@ -14,7 +14,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from vrrpd import __version__
 from vrrpd.config.diff import diff_configs
@@ -40,7 +40,7 @@ HOOK_SHUTDOWN_WAIT = 5.0  # seconds the last notify hooks get at shutdown
 SHUTDOWN_DRAIN_WAIT = 10.0  # seconds the last adverts and VIP removals get at shutdown
 
 
-class AddressManagerPort(AddressPort):
+class AddressManagerPort(AddressPort, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -275,7 +275,7 @@ class LinkWatcher(RtnlClient):
             if event is not None:
                 self.states[event.ifname] = event.up
 
-    def _event(self, msg: dict) -> LinkEvent | None:
+    def _event(self, msg: Any) -> LinkEvent | None:
         name = msg.get("ifname")
         if name is None or (self._names is not None and name not in self._names):
             return None

@@ -39,7 +39,6 @@ class Tracker(ABC):
         self._repeats = RepeatFilter()
         self.status = TrackStatus(config.name, ok=False, detail="no result yet", since=time.time())
         self.last_result: CheckResult | None = None
-        self.last_check_at: float | None = None  # time.time() of the last result or event
         self.step: str | None = None  # what the running check waits on, for the timeout detail
 
     @property
@@ -76,7 +75,6 @@ class Tracker(ABC):
     def record(self, result: CheckResult) -> None:
         """Feed one result through rise/fall and publish if the status changed."""
         self.last_result = result
-        self.last_check_at = time.time()
         changed = self._rise_fall.feed(result.ok)
         if changed or (result.ok == self.status.ok and result.value != self.status.value):
             self._publish(result)
@@ -87,28 +85,10 @@ class Tracker(ABC):
         """A certain failure (process exited, link down): fail without waiting for ``fall``."""
         result = CheckResult(False, detail)
         self.last_result = result
-        self.last_check_at = time.time()
         if self._rise_fall.fail_now():
             self._publish(result)
         else:
             self._log_repeat(logging.WARNING, f"still failing ({detail})")
-
-    def status_dict(self) -> dict[str, object]:
-        """JSON-able status for the control socket."""
-        last = self.last_result
-        return {
-            "type": str(self.kind),
-            "ok": self.status.ok,
-            "detail": self.status.detail,
-            "since": self.status.since,
-            "value": self.status.value,
-            "last_check": None
-            if last is None
-            else {"ok": last.ok, "detail": last.detail, "at": self.last_check_at},
-            "rise": self.config.rise,
-            "fall": self.config.fall,
-            "pending": self._rise_fall.pending,
-        }
 
     def _publish(self, result: CheckResult) -> None:
         self.status = TrackStatus(self.name, result.ok, result.detail, time.time(), result.value)

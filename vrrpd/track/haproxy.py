@@ -156,11 +156,11 @@ def backend_problems(rows: Iterable[dict[str, str]], backends: Iterable[str]) ->
             statuses.append(row.get("status", ""))
     problems = []
     for name in backends:
-        statuses = servers.get(name)
-        if statuses is None:
+        found = servers.get(name)
+        if found is None:
             problems.append(f"backend {name}: not found in 'show stat'")
-        elif not statuses:
+        elif not found:
             problems.append(f"backend {name}: has no servers")
-        elif all(s.startswith(("DOWN", "MAINT")) for s in statuses):
-            problems.append(f"backend {name}: all {len(statuses)} servers DOWN")
+        elif all(s.startswith(("DOWN", "MAINT")) for s in found):
+            problems.append(f"backend {name}: all {len(found)} servers DOWN")
     return problems

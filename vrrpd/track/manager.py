@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 
@@ -57,7 +58,7 @@ class TrackerSet:
         for name, tracker in self._trackers.items():
             if name not in self._tasks:
                 task = asyncio.create_task(tracker.run(), name=f"track:{name}")
-                task.add_done_callback(lambda t, tracker=tracker: self._ended(tracker, t))
+                task.add_done_callback(functools.partial(self._ended, tracker))
                 self._tasks[name] = task
 
     async def stop(self) -> None:
@@ -81,10 +82,6 @@ class TrackerSet:
 
     def statuses(self) -> dict[str, TrackStatus]:
         return {name: t.status for name, t in self._trackers.items()}
-
-    def status_dict(self) -> dict[str, dict[str, object]]:
-        """JSON-able ``{name: {...}}`` for the control socket."""
-        return {name: t.status_dict() for name, t in self._trackers.items()}
 
     async def _stop(self, names: list[str]) -> None:
         tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
