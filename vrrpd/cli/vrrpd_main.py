@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from vrrpd.cli.sync_cli import keygen_main
 
         return keygen_main(argv[1:])
+    if argv[:1] == ["import-keepalived"]:  # a converter: no config, no daemon
+        from vrrpd.cli.import_keepalived import main as import_main
+
+        return import_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.no_host_checks and not args.check_config:
