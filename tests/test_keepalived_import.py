@@ -10,6 +10,8 @@ tests/lab/test_keepalived_swap.py runs the converted PACS config against keepali
 from __future__ import annotations
 
 import glob
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,15 @@ def test_every_vrrp_sample_converts(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert status == (1 if left_out else 0)
     want = sum(1 for s in lines if s.split()[:1] == ["vrrp_instance"])
     assert len(doc["instances"]) == want
+    check_config(tmp_path / "out.yaml")
+
+
+def check_config(path: Path) -> None:
+    """`vrrpd --check-config --no-host-checks` (the samples' eth0..eth3 are not this host's)."""
+    done = subprocess.run([sys.executable, "-m", "vrrpd", "--check-config", "--no-host-checks",
+                           "-c", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert f"{path}: OK" in done.stdout
 
 
 @needs_samples
@@ -173,6 +184,7 @@ def test_pacs_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str], node: str
     assert left_out == ["enable_script_security", "notification_email",
                         "smtp_server 192.0.2.25", "smtp_alert"]
     assert status == 1
+    check_config(tmp_path / "out.yaml")
 
 
 # ---- syntax -----------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Exit status: 0 everything mapped; 1 the YAML was written but something was left out (listed
 on stderr with file:line and why); 2 the keepalived.conf cannot be read or converted
-(file:line: reason) and nothing was written.  The result is checked with vrrpd's own loader
-(as `--check-config --no-host-checks`: the converter may run on another machine) before it is written.
+(file:line: reason) and nothing was written.  Before it is written, the result is checked
+with vrrpd's own loader as ``--check-config --no-host-checks`` does (the converter may run
+on another machine).
 """
 
 from __future__ import annotations
