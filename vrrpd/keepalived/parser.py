@@ -135,12 +135,12 @@ class _Reader:
         i = 0
         while i < len(physical):
             where = Where(path, i + 1)
-            line = physical[i]
+            raw = physical[i]
             i += 1
-            while line.rstrip().endswith("\\") and i < len(physical):  # continuation
-                line = line.rstrip()[:-1] + " " + physical[i]
+            while raw.rstrip().endswith("\\") and i < len(physical):  # continuation
+                raw = raw.rstrip()[:-1] + " " + physical[i]
                 i += 1
-            line = self._conditional(line.strip())
+            line = self._conditional(raw.strip())
             if line is None:
                 continue
             if re.match(r"\$\w+\s*=", line):
