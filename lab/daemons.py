@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import ip_interface
 from pathlib import Path
 from typing import Any
@@ -96,11 +96,12 @@ class Vrrpd:
     def write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.doc, sort_keys=False))
 
-    def start(self, wait: bool = True) -> Vrrpd:
+    def start(self, wait: bool = True, wrapper: Sequence[str] = ()) -> Vrrpd:
+        """Start the daemon (``wrapper``: a command that execs it, e.g. ``setpriv ...``)."""
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = self.node.ns.popen(
-                [sys.executable, "-m", "vrrpd", "-c", str(self.config_path),
+                [*wrapper, sys.executable, "-m", "vrrpd", "-c", str(self.config_path),
                  "--log-level", "debug"], stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait:
             wait_for(self._answers, 10, f"vrrpd on {self.node.name} to answer", poll=0.02)

@@ -85,7 +85,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK ({len(config.instances)} instance(s)){scope}")
         return 0
     setup_logging(config.log_format, getattr(logging, args.log_level.upper()))
+    from vrrpd.daemon import privileges
     from vrrpd.daemon.runtime import Daemon
+
+    log = logging.getLogger("vrrpd")
+    try:  # hooks, script trackers and sync commands start without the daemon's capabilities
+        privileges.drop_ambient_capabilities()
+    except OSError as exc:
+        log.critical("cannot start: %s", exc)
+        return 1
+    log.info("running as %s", privileges.describe())
+    refusal = config.sync and privileges.sync_refusal(config.sync.files)
+    if refusal:
+        log.critical("cannot start: %s", refusal)
+        return 1
 
     async def run() -> None:
         await Daemon(config).run()
@@ -93,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(run())
     except OSError as exc:
-        logging.getLogger("vrrpd").critical("cannot start: %s", exc)
+        log.critical("cannot start: %s", exc)
         return 1
     return 0
 

@@ -10,6 +10,7 @@ import atexit
 import json
 import logging
 import logging.handlers
+import os
 import queue
 from collections.abc import MutableMapping
 from typing import Any
@@ -59,19 +60,60 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+# syslog(3) priorities (sd-daemon(3): "<4>" at the start of a line is a warning).
+SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                   logging.CRITICAL: 2}
+
+
+class JournalPrefix(logging.Formatter):
+    """Prefixes every line of ``inner``'s text with ``<N>``, the record's syslog priority.
+
+    journald reads the prefix from a service's stdout/stderr stream (sd-daemon(3)), so
+    ``journalctl -p warning -u vrrpd`` shows warnings and errors only.  Every line of a
+    traceback carries it, since journald makes each line an entry of its own.
+    """
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = max((lvl for lvl in SYSLOG_PRIORITY if lvl <= record.levelno), default=0)
+        prefix = f"<{SYSLOG_PRIORITY.get(level, 7)}>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
+def stderr_is_journal() -> bool:
+    """True when stderr is journald's stream: ``$JOURNAL_STREAM`` names its device:inode."""
+    expected = os.environ.get("JOURNAL_STREAM")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(2)
+    except OSError:
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO
                   ) -> logging.handlers.QueueListener:
     """Log to stderr (journald picks it up under systemd), from a thread of its own.
 
     The event loop only puts records on a queue: a slow or full stderr pipe must never hold up
     an advert or a takeover.  The writer thread is flushed and stopped at exit (or by
-    ``stop()`` on the listener returned).
+    ``stop()`` on the listener returned).  Into the journal, lines carry their priority and no
+    time stamp (the journal has its own).
     """
     writer = logging.StreamHandler()
+    journal = stderr_is_journal()
+    formatter: logging.Formatter
     if fmt == "json":
-        writer.setFormatter(JsonFormatter())
+        formatter = JsonFormatter()
+    elif journal:
+        formatter = logging.Formatter("%(levelname)s %(message)s")
     else:
-        writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    writer.setFormatter(JournalPrefix(formatter) if journal else formatter)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     enqueue = logging.handlers.QueueHandler(records)
     enqueue.addFilter(_quiet_libraries)
