@@ -5,7 +5,8 @@ becomes an unused uid, since the package's ``vrrpd`` account does not exist here
 capability, bounding and no-new-privileges settings are read from the unit), next to a normal
 peer.  Each capability the unit grants is used and checked here:
 
-* CAP_NET_ADMIN: the VIP appears on the interface (netlink);
+* CAP_NET_ADMIN: the VIP appears on the interface (netlink); a ``virtual_mac`` instance makes
+  its macvlan link, brings it up and puts its VIP there;
 * CAP_NET_RAW: the peer hears its adverts (raw protocol 112) and its gratuitous ARPs (AF_PACKET);
 * CAP_SETUID/CAP_SETGID: a script tracker runs as ``nobody``;
 * CAP_KILL: an overrunning script tracker (as ``nobody``) is killed, none pile up;
@@ -19,6 +20,7 @@ pidfd without CAP_SYS_PTRACE and sees it die at once; notify hooks run without c
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import random
@@ -40,6 +42,8 @@ from vrrpd.daemon.privileges import CAPABILITIES
 
 UNIT = REPO / "etc" / "systemd" / "vrrpd.service"
 VIP = "192.0.2.100/24"
+VMAC_VIP = "192.0.2.101/24"
+VIRTUAL_MAC = "00:00:5e:00:01:34"  # RFC 5798 section 7.3, VRID 52
 OVERRUN = "sleep 31.4159"  # a script tracker that never finishes in time
 
 
@@ -143,10 +147,11 @@ def test_the_daemon_works_with_exactly_the_units_credentials(two_nodes: Topology
     }
     web = {"name": "web", "interface": "eth0", "vrid": 51, "advert_interval": 0.1,
            "vips": [VIP]}
+    vmac = {**web, "name": "vmac", "vrid": 52, "vips": [VMAC_VIP], "virtual_mac": True}
     d1 = Vrrpd(lb1, home, [{**web, "priority": 150, "notify": str(hook),
-                            "track": list(tracks)}],
+                            "track": list(tracks)}, {**vmac, "priority": 150}],
                tracks=tracks, control_socket_group=group.gr_name)
-    d2 = Vrrpd(lb2, home, [{**web, "priority": 100}])
+    d2 = Vrrpd(lb2, home, [{**web, "priority": 100}, {**vmac, "priority": 100}])
     os.chown(d1.dir, uid, uid)
     for path in d1.dir.iterdir():
         os.chown(path, uid, uid)
@@ -163,6 +168,14 @@ def test_the_daemon_works_with_exactly_the_units_credentials(two_nodes: Topology
             wait_for(lambda: [f for f in sniff.frames("vrrp")
                               if f.src == "192.0.2.11" and f.priority == 140],
                      5, "lb1's adverts at 150 - 10 (raw socket, CAP_NET_RAW)")
+            d1.wait_state("vmac", "MASTER")
+            wait_for(lambda: [f for f in sniff.frames("garp") if f.mac == VIRTUAL_MAC
+                              and f.target == VMAC_VIP.split("/")[0]],
+                     5, "the gratuitous ARP from the virtual MAC")
+        link = d1.instance("vmac")["virtual_mac"]["link"]
+        shown = json.loads(lb1.ns.run(["ip", "-j", "addr", "show", link]).stdout)[0]
+        assert shown["address"] == VIRTUAL_MAC and "UP" in shown["flags"]
+        assert [a for a in shown["addr_info"] if a["local"] == VMAC_VIP.split("/")[0]]
 
         status = proc_status(d1.proc.pid)  # type: ignore[union-attr]
         assert status["Uid"].split()[:2] == [str(uid), str(uid)]
