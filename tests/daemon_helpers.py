@@ -15,8 +15,8 @@ from vrrpd.daemon.runtime import Daemon, Kernel
 from vrrpd.kernel.fakes import (
     FakeAddressManager,
     FakeAnnouncer,
+    FakeInterfaceWatcher,
     FakeLink,
-    FakeLinkWatcher,
     FakeNeighbourCache,
     FakeVrrpSocket,
 )
@@ -51,7 +51,7 @@ class Node:
         self.name = name
         self.log = log if log is not None else []
         self.daemon: Daemon | None = None
-        self.links: FakeLinkWatcher | None = None
+        self.links = FakeInterfaceWatcher()  # every interface usable until a test says
         self.announcers: dict[str, FakeAnnouncer] = {}
         self.neighbours = FakeNeighbourCache()
         add, remove = self.addresses.add, self.addresses.remove
@@ -67,10 +67,6 @@ class Node:
         self.addresses.add = logged_add  # type: ignore[method-assign]
         self.addresses.remove = logged_remove  # type: ignore[method-assign]
 
-    def _link_watcher(self, names: Any) -> FakeLinkWatcher:
-        self.links = FakeLinkWatcher(dict.fromkeys(names, True))
-        return self.links
-
     def _announcer(self, ifname: str) -> FakeAnnouncer:
         self.announcers[ifname] = FakeAnnouncer(ifname)
         return self.announcers[ifname]
@@ -79,7 +75,7 @@ class Node:
         kernel = Kernel(open_socket=lambda ifname, family, exclude: FakeVrrpSocket(
                             self.link, self.address),
                         group=VRRP_GROUP.__getitem__, addresses=self.addresses,
-                        announcer=self._announcer, link_watcher=self._link_watcher,
+                        announcer=self._announcer, interfaces=lambda: self.links,
                         neighbours=self.neighbours)
         self.daemon = Daemon(load_config(self.path, host=False), kernel)
         await self.daemon.start()

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from daemon_helpers import VIP, Node, ctl, until, write_config
 
+from vrrpd.cli.render import render_status
 from vrrpd.daemon.runtime import Daemon
-from vrrpd.kernel.fakes import FakeLink
+from vrrpd.kernel.fakes import FakeInterfaceWatcher, FakeLink
 from vrrpd.proto.events import State
 from vrrpd.proto.packet import decode
 
@@ -140,6 +141,36 @@ async def _metrics(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
     assert 'vrrpd_instance_state{instance="web",state="MASTER"} 1.0' in body
     assert 'vrrpd_instance_effective_priority{instance="web"} 150.0' in body
     assert "vrrpd_adverts_sent_total" in body
+
+
+def test_instance_waits_in_fault_until_its_interface_is_usable(tmp_path: Path) -> None:
+    """Started without a source address, the instance is in FAULT with the reason in its
+    status, joins when the interface becomes usable, and goes back to FAULT (releasing the VIP)
+    when it stops being usable: no restart."""
+    no_address = "lo has no IPv4 address to send VRRP adverts from"
+
+    async def main() -> None:
+        lb1 = Node(FakeLink(), tmp_path, "lb1", "192.0.2.11", 150)
+        interfaces = lb1.links = FakeInterfaceWatcher({("lo", 4): no_address})
+        daemon = await lb1.start()
+        try:
+            doc = (await ctl(lb1, "status"))["result"]["instances"][0]
+            assert (doc["state"], doc["faults"], doc["interface_problem"]) == (
+                "FAULT", ["link:lo"], no_address)
+            assert f"web: waiting for lo: {no_address}" in render_status(
+                (await ctl(lb1, "status"))["result"])
+            assert daemon.status()["endpoints"][0]["primary_address"] is None
+            interfaces.set("lo", 4, None)
+            await until(lambda: lb1.state() is State.MASTER and lb1.holds())
+            doc = (await ctl(lb1, "status"))["result"]["instances"][0]
+            assert (doc["faults"], doc["interface_problem"]) == ([], None)
+            assert doc["master"] == "192.0.2.11"  # the source address, now known
+            interfaces.set("lo", 4, "lo has no carrier (cable, switch port or peer link down)")
+            await until(lambda: lb1.state() is State.FAULT and not lb1.holds())
+        finally:
+            await daemon.stop()
+
+    asyncio.run(main())
 
 
 SCENARIOS = {"elect": _elect, "shutdown": _shutdown, "demote": _demote, "reload": _reload,

@@ -175,12 +175,11 @@ def test_carrier_back_flushes_unresolved_neighbours(tmp_path: Path,
     async def main() -> None:
         lb1, lb2 = await _pair(tmp_path)
         try:
-            assert lb1.links is not None
-            lb1.links.set("lo", False)
+            lb1.links.set("lo", 4, "lo has no carrier (cable, switch port or peer link down)")
             await until(lambda: lb1.state() is State.FAULT and lb2.holds())
             assert lb1.neighbours.flushed == []
             lb1.neighbours.unresolved["lo"] = ["192.0.2.30"]
-            lb1.links.set("lo", True)
+            lb1.links.set("lo", 4, None)
             await until(lambda: lb1.neighbours.flushed == ["lo"])
             await until(lambda: lb1.state() is State.MASTER and lb1.holds())
         finally:

@@ -8,11 +8,11 @@ from ipaddress import IPv4Address, ip_interface
 
 from vrrpd.kernel.fakes import (
     FakeAddressManager,
+    FakeInterfaceWatcher,
     FakeLink,
-    FakeLinkWatcher,
     FakeVrrpSocket,
 )
-from vrrpd.kernel.link import LinkEvent
+from vrrpd.kernel.link import Readiness
 from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket
 
 LB1, LB2, LB3 = (IPv4Address(f"192.0.2.{n}") for n in (11, 12, 13))
@@ -82,12 +82,14 @@ def test_fake_address_manager_records_and_is_idempotent() -> None:
     assert [call[0] for call in manager.calls] == ["add", "add", "remove"]
 
 
-def test_fake_link_watcher_reports_changes_only() -> None:
-    async def scenario() -> list[LinkEvent]:
-        watcher = FakeLinkWatcher({"eth0": True})
-        watcher.set("eth0", True)  # no change, no event
-        watcher.set("eth0", False)
+def test_fake_interface_watcher_reports_changes_of_watched_pairs_only() -> None:
+    async def scenario() -> list[Readiness]:
+        watcher = FakeInterfaceWatcher()
+        assert watcher.watch("eth0", 4, frozenset()) == Readiness("eth0", 4, None, None, 1)
+        watcher.set("eth0", 4, None)  # no change, no event
+        watcher.set("eth1", 4, "down")  # not watched
+        watcher.set("eth0", 4, "eth0 has no carrier")
         events = watcher.events()
         return [await anext(events)]
 
-    assert asyncio.run(scenario()) == [LinkEvent("eth0", False)]
+    assert asyncio.run(scenario()) == [Readiness("eth0", 4, "eth0 has no carrier", None, 1)]

@@ -19,7 +19,7 @@ from lab.netns import Node, Topology
 from vrrpd.kernel import link
 from vrrpd.kernel.addresses import AddressManager
 from vrrpd.kernel.announcer import Announcer
-from vrrpd.kernel.link import LinkEvent, LinkWatcher
+from vrrpd.kernel.link import InterfaceWatcher
 from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket, VrrpSocket
 from vrrpd.proto.packet import Advertisement, decode, encode
 
@@ -161,6 +161,7 @@ def test_announcer_frames_reach_the_other_node(two_nodes: Topology) -> None:
     sniffer = sniff(lb2)
     with lb1.ns.entered():
         announcer = Announcer("eth0")
+        announcer.refresh_addresses()  # the daemon does this once eth0 is usable
         mac = link.mac("eth0").hex(":")
     vips = [VIPS[4][0], VIPS[6][0]]
     try:
@@ -183,18 +184,33 @@ def test_announcer_frames_reach_the_other_node(two_nodes: Topology) -> None:
             "2001:db8::100", mac)
 
 
-def test_link_watcher_sees_the_cable_pulled_and_replugged(two_nodes: Topology) -> None:
-    """Pulling lb1's switch port takes lb1's eth0 carrier down, then up: two events."""
+def test_interface_watcher_follows_carrier_and_addresses(two_nodes: Topology) -> None:
+    """lb1's eth0: cable pulled, replugged, IPv4 address removed, added back: one IPv4 event
+    each, with the reason; IPv6 (watched too) stays usable without its IPv4 address."""
+    node = two_nodes.nodes["lb1"]
 
-    async def scenario() -> list[LinkEvent]:
-        async with LinkWatcher(["eth0"]) as watcher:
-            assert watcher.states == {"eth0": True}
+    async def scenario() -> list[str | None]:
+        async with InterfaceWatcher() as watcher:
+            assert watcher.watch("eth0", 4, frozenset()).source == IPv4Address("192.0.2.11")
+            assert watcher.watch("eth0", 6, frozenset()).problem is None
             events = watcher.events()
-            two_nodes.set_link("lb1", up=False)
-            down = await asyncio.wait_for(anext(events), 5)
-            two_nodes.set_link("lb1", up=True)
-            up = await asyncio.wait_for(anext(events), 5)
-            return [down, up]
+            seen = []
+            for change in (lambda: two_nodes.set_link("lb1", up=False),
+                           lambda: two_nodes.set_link("lb1", up=True),
+                           lambda: node.ns.run(["ip", "addr", "del", str(node.ipv4), "dev",
+                                                "eth0"]),
+                           lambda: node.ns.run(["ip", "addr", "add", str(node.ipv4), "dev",
+                                                "eth0"])):
+                change()
+                while True:  # carrier changes concern both families; wait for IPv4's
+                    state = await asyncio.wait_for(anext(events), 5)
+                    if state.family == 4:
+                        seen.append(state.problem)
+                        break
+            assert watcher.states[("eth0", 6)].problem is None
+            return seen
 
-    with two_nodes.nodes["lb1"].ns.entered():
-        assert asyncio.run(scenario()) == [LinkEvent("eth0", False), LinkEvent("eth0", True)]
+    with node.ns.entered():
+        seen = asyncio.run(scenario())
+    assert seen == ["eth0 has no carrier (cable, switch port or peer link down)", None,
+                    link.NO_SOURCE[4].format(ifname="eth0"), None]

@@ -50,6 +50,9 @@ def render_status(doc: dict[str, Any]) -> str:
                          f"{' - ' + t['detail'] if t.get('detail') else ''}")
         if i["faults"]:
             lines.append(f"  {i['name']}: FAULT because of {', '.join(i['faults'])}")
+        if i.get("interface_problem"):
+            lines.append(f"  {i['name']}: waiting for {i['interface']}: "
+                         f"{i['interface_problem']}")
         for t in i["transitions"][-3:]:
             when = time.strftime("%H:%M:%S", time.localtime(t["at"]))
             lines.append(f"  {i['name']}: {when} {t['old']} -> {t['new']}: {t['reason']}")

@@ -38,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def interface_warnings(config: Config) -> list[str]:
     """Instances that would start in FAULT now, and interface trackers that would fail."""
-    from vrrpd.kernel.link import exists, why_unusable
+    from vrrpd.kernel.link import exists, readiness
 
     warnings = []
     for i, cfg in enumerate(config.instances):
-        problem = why_unusable(cfg.interface, cfg.family,
-                               config.not_sources(cfg.interface, cfg.family))
+        problem = readiness(cfg.interface, cfg.family,
+                            config.not_sources(cfg.interface, cfg.family)).problem
         if problem:
             warnings.append(f"instances[{i}].interface: {problem}: instance {cfg.name} would "
                             "wait in FAULT until it is usable")

@@ -9,7 +9,7 @@ file the check accepts does not fail on them at start.
 
 Interfaces are deliberately not checked here: an interface that is missing, down or without
 its address only keeps its instances in FAULT until it is usable
-(:func:`vrrpd.kernel.link.why_unusable`, reported as warnings by ``--check-config``).
+(:func:`vrrpd.kernel.link.readiness`, reported as warnings by ``--check-config``).
 
 ``vrrpd --check-config --no-host-checks`` skips these, to check a file written for another
 machine (the peer's file, or CI).  Permissions are those of whoever runs the check: run it as

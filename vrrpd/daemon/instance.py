@@ -47,7 +47,7 @@ class Endpoint(Protocol):
     """The part of :class:`vrrpd.daemon.receiver.VrrpEndpoint` a driver uses."""
 
     @property
-    def primary_address(self) -> IPAddress: ...
+    def primary_address(self) -> IPAddress | None: ...
 
     @property
     def group(self) -> IPAddress: ...
@@ -157,6 +157,10 @@ class InstanceDriver:
             addresses=tuple(v.ip for v in cfg.vips),
             primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
             preempt_delay=cfg.preempt_delay, peers=cfg.peers)
+
+    def source_changed(self) -> None:
+        """The endpoint's source address changed (the interface became usable, or not)."""
+        self.router.params = self._params(self.cfg)
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -325,6 +329,9 @@ class InstanceDriver:
         adv = Advertisement(cfg.version, cfg.vrid, priority, cfg.advert_interval_cs,
                             self.router.params.addresses)
         src = self.endpoint.primary_address
+        if src is None:  # the interface became unusable: this instance is going to FAULT
+            self.counters["send_errors"] += 1
+            return
         # Multicast adverts leave from the virtual MAC; unicast ones from the interface (see
         # vrrpd.kernel.vmac).
         transmit = self.vmac if self.vmac is not None and not cfg.unicast_peers else self.endpoint
@@ -351,8 +358,9 @@ class InstanceDriver:
     async def _burst(self, vips: Any) -> None:
         """One burst for ``vips``; NAs come from our advert source, the link-local address."""
         cfg, source = self.cfg, self.endpoint.primary_address
+        na_source = source if source is not None and source.version == 6 else None
         await self.announcer.send_burst(vips, cfg.announce.count, cfg.announce.interval,
-                                        na_source=source if source.version == 6 else None,
+                                        na_source=na_source,
                                         na_router=cfg.na_router_flag)
         self.counters["announcements"] += 1
 

@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from vrrpd.kernel.listen import listening_socket
+
 STATES = ("INIT", "BACKUP", "MASTER", "FAULT")
 
 
@@ -96,7 +98,8 @@ class MetricsServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, self.host, self.port)
+        self._server = await asyncio.start_server(self._client,
+                                                  sock=listening_socket(self.host, self.port))
 
     async def stop(self) -> None:
         if self._server is not None:

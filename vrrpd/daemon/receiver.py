@@ -1,5 +1,9 @@
 """One VRRP endpoint per (interface, address family): receive, check, decode, demultiplex.
 
+The endpoint's socket is open only while the interface is usable for VRRP
+(:func:`vrrpd.kernel.link.readiness`): the daemon starts in any network state, and its
+instances wait in FAULT until :meth:`VrrpEndpoint.follow` is told the interface is usable.
+
 All virtual routers on an interface share one raw socket; this module reads it, applies the
 checks that need the IP header (TTL / hop limit = 255, RFC 5798 §7.1), decodes with the codec
 and hands each well-formed advert to the driver of its VRID.  Everything dropped here is
@@ -9,15 +13,19 @@ counted by reason and logged, rate-limited.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from vrrpd.daemon.logs import RateLimitedLog
+from vrrpd.kernel.link import Readiness
 from vrrpd.proto.packet import Advertisement, DecodeError, DropReason, IPAddress, decode
 
 log = logging.getLogger("vrrpd.receiver")
 
+NOT_LOOKED_AT = "not looked at yet"  # an endpoint's problem until the daemon first looks
 READ_BATCH = 256  # packets per wake-up, so a flood cannot starve the timers
 VRRP_TTL = 255  # RFC 5798 §5.1.1.3 / §5.1.2.3
 
@@ -30,6 +38,7 @@ class RawSocket(Protocol):
     """:class:`vrrpd.kernel.vrrp_socket.VrrpSocket` as seen from here."""
 
     exclude: frozenset[IPAddress]  # never a source address (VIPs)
+    ifindex: int
 
     @property
     def primary_address(self) -> IPAddress: ...
@@ -46,36 +55,70 @@ class RawSocket(Protocol):
 
 
 class VrrpEndpoint:
-    """Reads a raw VRRP socket and dispatches adverts by VRID."""
+    """Reads a raw VRRP socket and dispatches adverts by VRID.
 
-    def __init__(self, ifname: str, family: int, sock: RawSocket, group: IPAddress) -> None:
+    ``open_socket(ifname, family, exclude)`` makes the socket when the interface becomes
+    usable; ``exclude`` (set by the daemon: the VIPs) is never taken as the source address.
+    """
+
+    def __init__(self, ifname: str, family: int,
+                 open_socket: Callable[[str, int, frozenset[IPAddress]], RawSocket],
+                 group: IPAddress) -> None:
         self.ifname = ifname
         self.family = family
-        self.sock = sock
         self.group = group
+        self.exclude: frozenset[IPAddress] = frozenset()
+        self.sock: RawSocket | None = None
+        self.problem: str | None = NOT_LOOKED_AT  # why VRRP cannot run here, or None
         self.drivers: dict[int, Driver] = {}
         self.counters: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()
+        self._open_socket = open_socket
         self._log = RateLimitedLog(log)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._readable)
 
     @property
-    def primary_address(self) -> IPAddress:
-        return self.sock.primary_address
+    def primary_address(self) -> IPAddress | None:
+        """The source of our adverts; None while the interface is not usable."""
+        return self.sock.primary_address if self.sock is not None else None
 
     def send(self, payload: bytes, dst: IPAddress) -> None:
+        if self.sock is None:
+            raise OSError(errno.ENETDOWN, f"{self.ifname}: {self.problem}")
         self.sock.send(payload, dst)
 
-    def refresh(self) -> None:
-        """Re-read the interface's addresses (after a link or address change)."""
-        try:
-            self.sock.refresh_addresses()
-        except OSError as exc:
-            log.warning("[%s] cannot re-read addresses: %s", self.ifname, exc)
+    def follow(self, state: Readiness) -> None:
+        """Open, re-read or close the socket as the interface's state says.
+
+        Opening can still fail (the interface vanished meanwhile): :attr:`problem` then says
+        why, and the next change of the interface tries again.
+        """
+        self.problem = state.problem
+        if state.problem is not None or (self.sock is not None
+                                         and self.sock.ifindex != state.ifindex):
+            self._close_socket()  # unusable, or deleted and re-created with a new index
+        if state.problem is None:
+            try:
+                if self.sock is None:
+                    self.sock = self._open_socket(self.ifname, self.family, self.exclude)
+                    self._loop.add_reader(self.sock.fileno(), self._readable)
+                else:
+                    self.sock.exclude = self.exclude
+                    self.sock.refresh_addresses()
+            except OSError as exc:
+                self._close_socket()
+                self.problem = exc.strerror or str(exc)
+
+    def _close_socket(self) -> None:
+        if self.sock is not None:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
 
     def _readable(self) -> None:
         for _ in range(READ_BATCH):
+            if self.sock is None:
+                return
             try:
                 pkt = self.sock.receive()
             except OSError as exc:
@@ -113,10 +156,11 @@ class VrrpEndpoint:
         own = getattr(self.sock, "own_source_dropped", 0)
         if own:
             counters["own_source"] = own  # our own adverts looped back by another path
+        source = self.primary_address
         return {"interface": self.ifname, "family": self.family,
-                "primary_address": str(self.primary_address), "vrids": sorted(self.drivers),
+                "primary_address": str(source) if source else None, "problem": self.problem,
+                "vrids": sorted(self.drivers),
                 "counters": counters, "dropped": dict(self.drops)}
 
     def close(self) -> None:
-        self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        self._close_socket()

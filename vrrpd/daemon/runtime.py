@@ -1,9 +1,13 @@
 """The daemon: builds endpoints and drivers from the config, runs them, and shuts down cleanly.
 
-Startup (RFC 5798 §6.4.1 plus what a crash leaves behind): open the sockets, *reconcile*
-(remove VIPs that an earlier run left on the interfaces), restore the operator's persisted
-modes, then send every instance its Startup event.  Shutdown (SIGTERM): every master sends
-exactly one priority-0 advert and then removes its VIPs.
+Startup (RFC 5798 §6.4.1 plus what a crash leaves behind): *reconcile* (remove VIPs that an
+earlier run left on the interfaces), restore the operator's persisted modes, look at each
+interface, then send every instance its Startup event.  The daemon starts in any network state:
+an instance whose interface is missing, down, without its source address or still running DAD
+starts in FAULT (fault source ``link:IFNAME``, the reason in ``vrrpctl status``) and joins as
+soon as netlink reports the interface usable (:class:`vrrpd.kernel.link.InterfaceWatcher`).
+
+Shutdown (SIGTERM): every master sends exactly one priority-0 advert and then removes its VIPs.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,9 +31,10 @@ from vrrpd.daemon.groups import SyncGroup
 from vrrpd.daemon.instance import AddressPort, AnnouncePort, InstanceDriver, TransitionRecord
 from vrrpd.daemon.notify import HookRunner
 from vrrpd.daemon.persist import StateFile
-from vrrpd.daemon.receiver import RawSocket, VrrpEndpoint
+from vrrpd.daemon.receiver import NOT_LOOKED_AT, RawSocket, VrrpEndpoint
 from vrrpd.daemon.sdnotify import SystemdNotifier
 from vrrpd.daemon.tracking import InstanceTracking
+from vrrpd.kernel.link import Readiness
 from vrrpd.proto.events import AdminChanged, AdminMode, FaultChanged, Shutdown, Startup, State
 from vrrpd.proto.packet import IPAddress
 from vrrpd.proto.router import OWNER_PRIORITY
@@ -56,7 +61,7 @@ class Kernel:
     group: Callable[[int], IPAddress]
     addresses: AddressManagerPort
     announcer: Callable[[str], AnnouncePort]
-    link_watcher: Callable[[Iterable[str]], Any] | None = None
+    interfaces: Callable[[], Any]  # vrrpd.kernel.link.InterfaceWatcher
     virtual_macs: Any = None  # vrrpd.kernel.vmac.VirtualMacs (virtual_mac: true)
     neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
 
@@ -64,7 +69,7 @@ class Kernel:
 def real_kernel() -> Kernel:
     from vrrpd.kernel.addresses import AddressManager
     from vrrpd.kernel.announcer import Announcer
-    from vrrpd.kernel.link import LinkWatcher
+    from vrrpd.kernel.link import InterfaceWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
     from vrrpd.kernel.vmac import VirtualMacs
     from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
@@ -72,7 +77,7 @@ def real_kernel() -> Kernel:
     addresses = AddressManager()
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
                   addresses=addresses, virtual_macs=VirtualMacs(addresses),
-                  announcer=Announcer, link_watcher=LinkWatcher, neighbours=NeighbourCache())
+                  announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache())
 
 
 class Daemon:
@@ -95,8 +100,8 @@ class Daemon:
         self._stopped = False
         self._stopping = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
-        self._links: Any = None
-        self._link_task: asyncio.Task[None] | None = None
+        self._interfaces: Any = None  # the kernel's InterfaceWatcher
+        self._interface_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self.tracking: InstanceTracking | None = None
         self.sync: Any = None  # vrrpd.sync.service.SyncService when `sync:` is configured
@@ -107,6 +112,8 @@ class Daemon:
         await self.kernel.addresses.open()
         if self.kernel.neighbours is not None:
             await self.kernel.neighbours.open()
+        self._interfaces = self.kernel.interfaces()
+        await self._interfaces.open()
         for cfg in self.config.instances:
             await self._add_driver(cfg)
         if self.kernel.virtual_macs is not None:
@@ -117,7 +124,8 @@ class Daemon:
         self._build_groups()
         await self._reconcile(list(self.drivers.values()))
         self._restore_admin()
-        await self._watch_links()
+        self._look_at_interfaces()
+        self._interface_task = asyncio.create_task(self._follow_interfaces())
         self.tracking = InstanceTracking(self.config, self.drivers, self.post_fault,
                                          self.events.record)
         for name in self.drivers:
@@ -175,9 +183,10 @@ class Daemon:
             await self.sync.stop()
         if self.tracking is not None:
             await self.tracking.stop()
-        if self._link_task is not None:
-            self._link_task.cancel()
-            await self._links.close()
+        if self._interface_task is not None:
+            self._interface_task.cancel()
+        if self._interfaces is not None:
+            await self._interfaces.close()
         for driver in self.drivers.values():
             driver.post(Shutdown())
         try:
@@ -205,42 +214,51 @@ class Daemon:
             await self.kernel.neighbours.close()
         log.info("vrrpd stopped; all VIPs released")
 
-    async def _watch_links(self) -> None:
-        """An instance whose interface is down (admin or carrier) is in FAULT."""
-        if self.kernel.link_watcher is None:
-            return
-        ifnames = {cfg.interface for cfg in self.config.instances}
-        self._links = self.kernel.link_watcher(ifnames)
-        await self._links.open()
-        for ifname in ifnames:
-            if not self._links.states.get(ifname, False):
-                self._link_changed(ifname, False)
-        self._link_task = asyncio.create_task(self._follow_links())
-
-    async def _follow_links(self) -> None:
-        async for event in self._links.events():
+    async def _follow_interfaces(self) -> None:
+        async for state in self._interfaces.events():
             try:
-                self._link_changed(event.ifname, event.up)
-            except Exception:  # one bad event must not end link watching
-                log.exception("[%s] handling link %s failed", event.ifname,
-                              "up" if event.up else "down")
+                self._interface_changed(state)
+            except Exception:  # one bad event must not end interface watching
+                log.exception("[%s IPv%d] handling the interface's change failed",
+                              state.ifname, state.family)
 
-    def _link_changed(self, ifname: str, up: bool) -> None:
-        names = [n for n, d in self.drivers.items() if d.cfg.interface == ifname]
-        if up:
-            for (name, _family), endpoint in self.endpoints.items():
-                if name == ifname:
-                    endpoint.refresh()
+    def _look_at_interfaces(self) -> None:
+        """(Re)read every endpoint's interface, never taking the configured VIPs for its
+        source: new ones are watched from now on, and unusable ones fault their instances."""
+        for (ifname, family), endpoint in self.endpoints.items():
+            endpoint.exclude = self.config.not_sources(ifname, family)
+            self._interface_changed(self._interfaces.watch(ifname, family, endpoint.exclude))
+
+    def _interface_changed(self, state: Readiness) -> None:
+        """An interface became usable for VRRP, or stopped being: FAULT follows it.
+
+        The fault source is ``link:IFNAME`` for the instances of that interface and family.
+        """
+        endpoint = self.endpoints.get((state.ifname, state.family))
+        if endpoint is None:
+            return
+        was = endpoint.problem
+        endpoint.follow(state)
+        problem = endpoint.problem
+        names = [n for n, d in self.drivers.items() if d.endpoint is endpoint]
+        for name in names:
+            self.drivers[name].source_changed()
+        where, first = f"[{state.ifname} IPv{state.family}]", was == NOT_LOOKED_AT
+        if problem is None:
             with contextlib.suppress(OSError):  # a MAC or link-local may have changed
-                self.announcers[ifname].refresh_addresses()
+                self.announcers[state.ifname].refresh_addresses()
+        if problem is None and was is not None and not first:
             if self.kernel.neighbours is not None:
-                self._flush_task = asyncio.create_task(self._flush_neighbours(ifname))
-            log.info("[%s] link up: instances %s leave FAULT", ifname, ", ".join(names))
-        else:
-            log.warning("[%s] link down: instances %s go to FAULT until it comes back",
-                        ifname, ", ".join(names))
-        self.events.record("link", interface=ifname, up=up, instances=names)
-        self.post_fault(names, f"link:{ifname}", not up)
+                self._flush_task = asyncio.create_task(self._flush_neighbours(state.ifname))
+            log.info("%s usable again, adverts from %s: instances %s leave FAULT", where,
+                     endpoint.primary_address, ", ".join(names))
+        elif problem is not None and problem != was:
+            log.warning("%s %s: instances %s wait in FAULT until it is usable (no restart "
+                        "needed)", where, problem, ", ".join(names))
+        if first or (problem is None) != (was is None):
+            self.events.record("link", interface=state.ifname, family=state.family,
+                               problem=problem, instances=names)
+            self.post_fault(names, f"link:{state.ifname}", problem is not None)
 
     async def _flush_neighbours(self, ifname: str) -> None:
         """Carrier is back: unresolved neighbours re-resolve now, not at the next retry."""
@@ -263,9 +281,8 @@ class Daemon:
     def _endpoint(self, ifname: str, family: int) -> VrrpEndpoint:
         key = (ifname, family)
         if key not in self.endpoints:
-            exclude = self.config.not_sources(ifname, family)
-            sock = self.kernel.open_socket(ifname, family, exclude)
-            self.endpoints[key] = VrrpEndpoint(ifname, family, sock, self.kernel.group(family))
+            self.endpoints[key] = VrrpEndpoint(ifname, family, self.kernel.open_socket,
+                                               self.kernel.group(family))
         return self.endpoints[key]
 
     async def _add_driver(self, cfg: InstanceConfig) -> InstanceDriver:
@@ -291,6 +308,8 @@ class Daemon:
             self.hooks[cfg.name] = HookRunner(cfg.notify, "INSTANCE", cfg.name)
         endpoint.drivers[cfg.vrid] = driver
         self.drivers[cfg.name] = driver
+        if endpoint.problem not in (None, NOT_LOOKED_AT):  # added by a reload
+            driver.post(FaultChanged(f"link:{cfg.interface}", True))
         return driver
 
     def _build_groups(self) -> None:
@@ -306,7 +325,10 @@ class Daemon:
         for driver in drivers:
             by_interface.setdefault(driver.vip_interface, []).append(driver.cfg)
         for ifname, cfgs in by_interface.items():
-            present = await self.kernel.addresses.present(ifname)
+            try:
+                present = await self.kernel.addresses.present(ifname)
+            except OSError:  # no such interface (yet): nothing can be left on it
+                continue
             stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.vips
                      if v in present]
             for cfg in cfgs:
@@ -391,12 +413,11 @@ class Daemon:
         for name in diff.removed + diff.restarted:
             await self._remove_driver(name)
         self.config = new
-        for (ifname, family), endpoint in self.endpoints.items():
-            endpoint.sock.exclude = self.config.not_sources(ifname, family)
         for name in diff.updated:
             await self.drivers[name].reconfigure(diff.changed[name])
         started = [await self._add_driver(new_by[n]) for n in diff.added + diff.restarted]
         await self._reconcile(started)
+        self._look_at_interfaces()
         self._build_groups()
         if self.tracking is not None:
             await self.tracking.reload(new)
@@ -446,6 +467,7 @@ class Daemon:
 
     def _instance_status(self, driver: InstanceDriver) -> dict[str, Any]:
         doc = driver.status()
+        doc["interface_problem"] = self._endpoint(driver.cfg.interface, driver.cfg.family).problem
         if self.tracking is not None:
             doc["trackers"] = self.tracking.instance_status(driver.cfg)
         return doc

@@ -27,30 +27,40 @@ class Announcer:
     """Announces VIPs on ``ifname`` with that interface's MAC address (the interface's own, or
     the virtual router MAC when ``ifname`` is an instance's macvlan link).
 
-    The MAC is read when it is created (in the calling thread's network namespace, like the
-    socket); :meth:`refresh_addresses` re-reads it.  The IPv6 source of NAs is the caller's:
-    the same link-local address its adverts come from (:mod:`vrrpd.kernel.vrrp_socket`).
+    Creating it touches nothing: the interface may not exist yet.  :meth:`refresh_addresses`
+    (the daemon calls it whenever the interface becomes usable) binds the packet socket and
+    reads the MAC, in the calling thread's network namespace.  The IPv6 source of NAs is the
+    caller's: the same link-local address its adverts come from
+    (:mod:`vrrpd.kernel.vrrp_socket`).
     """
 
     def __init__(self, ifname: str) -> None:
         self.ifname = ifname
-        self.refresh_addresses()
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # send only
-        try:
-            self._sock.bind((ifname, 0))
-        except OSError as exc:
-            self._sock.close()
-            raise OSError(exc.errno, f"cannot bind a packet socket to {ifname}: "
-                                     f"{exc.strerror}") from None
-        self._sock.setblocking(False)
+        self.mac: bytes | None = None
+        self._sock: socket.socket | None = None
+        self._index: int | None = None
 
     def refresh_addresses(self) -> None:
-        """Re-read the interface MAC."""
+        """(Re)bind to the interface if it is new (or re-created), re-read its MAC."""
+        index = link.ifindex(self.ifname)
+        if index != self._index:
+            self.close()
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # send only
+            try:
+                sock.bind((self.ifname, 0))
+            except OSError as exc:
+                sock.close()
+                raise OSError(exc.errno, f"cannot bind a packet socket to {self.ifname}: "
+                                         f"{exc.strerror}") from None
+            sock.setblocking(False)
+            self._sock, self._index = sock, index
         self.mac = link.mac(self.ifname)
 
     def frames(self, vips: Iterable[IPInterface], na_source: IPv6Address | None = None,
                na_router: bool = True) -> list[bytes]:
         """One announcement frame per VIP; IPv6 ones need ``na_source`` (a link-local)."""
+        if self.mac is None:
+            raise OSError(f"{self.ifname} has not been usable yet: nothing to announce from")
         frames: list[bytes] = []
         for vip in vips:
             if isinstance(vip, IPv4Interface):
@@ -66,6 +76,7 @@ class Announcer:
                          na_source: IPv6Address | None = None, na_router: bool = True) -> None:
         """Send ``count`` rounds of announcements ``interval`` s apart, the first at once."""
         frames = self.frames(vips, na_source, na_router)
+        assert self._sock is not None  # bound together with self.mac
         for round_number in range(count):
             if round_number:
                 await asyncio.sleep(interval)
@@ -77,4 +88,6 @@ class Announcer:
                                 self.ifname)
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock, self._index = None, None

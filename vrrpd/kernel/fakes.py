@@ -5,7 +5,7 @@ Each fake has the public interface of the real class it replaces:
 * :class:`FakeVrrpSocket` -- :class:`vrrpd.kernel.vrrp_socket.VrrpSocket`
 * :class:`FakeAddressManager` -- :class:`vrrpd.kernel.addresses.AddressManager`
 * :class:`FakeAnnouncer` -- :class:`vrrpd.kernel.announcer.Announcer`
-* :class:`FakeLinkWatcher` -- :class:`vrrpd.kernel.link.LinkWatcher`
+* :class:`FakeInterfaceWatcher` -- :class:`vrrpd.kernel.link.InterfaceWatcher`
 * :class:`FakeNeighbourCache` -- :class:`vrrpd.kernel.neighbours.NeighbourCache`
 
 :class:`FakeLink` is the shared segment: fake sockets attached to it exchange payloads, with a
@@ -22,7 +22,7 @@ import socket
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable
 
-from vrrpd.kernel.link import IPInterface, LinkEvent
+from vrrpd.kernel.link import IPInterface, Readiness
 from vrrpd.kernel.vrrp_socket import VRRP_TTL, IPAddress, ReceivedPacket
 
 
@@ -62,6 +62,7 @@ class FakeVrrpSocket:
         self.family = address.version
         self.primary_address = address
         self.exclude: frozenset[IPAddress] = frozenset()  # the address is fixed anyway
+        self.ifindex = 1
         self.own_source_dropped = 0  # never anything to drop: the segment does not loop back
         self._segment = segment
         self._packets: deque[ReceivedPacket] = deque()
@@ -147,12 +148,16 @@ class FakeAnnouncer:
         """Nothing to close."""
 
 
-class FakeLinkWatcher:
-    """Link states set by the test with :meth:`set`; changes come out of :meth:`events`."""
+class FakeInterfaceWatcher:
+    """Interface states set by the test with :meth:`set`; changes come out of :meth:`events`.
 
-    def __init__(self, states: dict[str, bool] | None = None) -> None:
-        self.states: dict[str, bool] = dict(states or {})
-        self._changes: asyncio.Queue[LinkEvent] = asyncio.Queue()
+    Every interface is usable until the test says otherwise (``problems`` or :meth:`set`).
+    """
+
+    def __init__(self, problems: dict[tuple[str, int], str] | None = None) -> None:
+        self.problems: dict[tuple[str, int], str | None] = dict(problems or {})
+        self.states: dict[tuple[str, int], Readiness] = {}
+        self._changes: asyncio.Queue[Readiness] = asyncio.Queue()
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -160,12 +165,20 @@ class FakeLinkWatcher:
     async def close(self) -> None:
         """Nothing to close."""
 
-    def set(self, ifname: str, up: bool) -> None:
-        if self.states.get(ifname) != up:
-            self.states[ifname] = up
-            self._changes.put_nowait(LinkEvent(ifname, up))
+    def watch(self, ifname: str, family: int, exclude: frozenset[IPAddress]) -> Readiness:
+        state = self.states[(ifname, family)] = Readiness(
+            ifname, family, self.problems.get((ifname, family)), None, 1)
+        return state
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
+    def set(self, ifname: str, family: int, problem: str | None) -> None:
+        """The interface's new state: ``problem`` None is usable."""
+        self.problems[(ifname, family)] = problem
+        state = Readiness(ifname, family, problem, None, 1)
+        if (ifname, family) in self.states and self.states[(ifname, family)] != state:
+            self.states[(ifname, family)] = state
+            self._changes.put_nowait(state)
+
+    async def events(self) -> AsyncIterator[Readiness]:
         while True:
             yield await self._changes.get()
 

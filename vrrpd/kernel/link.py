@@ -5,9 +5,10 @@ netlink socket, so they can run at startup and inside the event loop alike (pyro
 synchronous ``IPRoute`` cannot run inside a running loop).  They act in the network namespace
 of the calling thread.
 
-:class:`LinkWatcher` listens to RTNLGRP_LINK notifications (RFC 3549 §3.1.1 RTM_NEWLINK /
-RTM_DELLINK) on the daemon's loop: no polling.  It feeds the ``interface`` tracker and lets an
-instance go to FAULT when its VRRP interface loses carrier.
+:class:`InterfaceWatcher` listens to link and address notifications (RFC 3549 §3.1.1
+RTM_NEWLINK / RTM_DELLINK, RTM_NEWADDR / RTM_DELADDR) on the daemon's loop, no polling, and says
+when VRRP can run on an interface (:func:`readiness`): an instance waits in FAULT while its
+interface is missing, down, without its source address or still running DAD.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any, NamedTuple, Self
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import (
-    RTM_DELLINK,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_NEWADDR,
     RTM_NEWLINK,
+    RTMGRP_IPV4_IFADDR,
+    RTMGRP_IPV6_IFADDR,
     RTMGRP_LINK,
 )
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
@@ -45,6 +47,14 @@ IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
+NO_SOURCE = {  # what is missing, and what to do about it
+    4: "{ifname} has no primary IPv4 address of its own to send VRRP adverts from (RFC 5798 "
+       "§5.1.1.1; a VIP does not count): add one",
+    6: "{ifname} has no usable IPv6 link-local address of its own to send VRRP adverts from "
+       "(RFC 5798 §5.1.2.1; a link-local VIP does not count): `ip -6 addr show dev {ifname}` "
+       "must list a fe80:: address that is not tentative; check "
+       "net.ipv6.conf.{ifname}.disable_ipv6 = 0 and addr_gen_mode",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +196,23 @@ def source_address(infos: Iterable[AddressInfo], family: int,
     return None
 
 
-def why_unusable(name: str, family: int, exclude: Iterable[IPAddress] = ()) -> str | None:
-    """Why VRRP for IP version ``family`` cannot run on ``name`` now; None when it can.
+class Readiness(NamedTuple):
+    """Whether VRRP for IP version ``family`` can run on ``ifname``.
+
+    ``problem`` is None when it can, else why not, for the operator; ``source`` is the address
+    adverts go out from (:func:`source_address`), ``ifindex`` the interface index (a deleted and
+    re-created interface gets a new one, and sockets bound to the old one must be reopened).
+    """
+
+    ifname: str
+    family: int
+    problem: str | None
+    source: IPAddress | None = None
+    ifindex: int | None = None
+
+
+def readiness(name: str, family: int, exclude: Iterable[IPAddress] = ()) -> Readiness:
+    """Can VRRP for ``family`` run on ``name`` now?
 
     It can when the interface exists, is up with carrier, and has a source address for
     adverts other than the VIPs in ``exclude`` (:func:`source_address`).  An IPv6 link-local
@@ -195,34 +220,27 @@ def why_unusable(name: str, family: int, exclude: Iterable[IPAddress] = ()) -> s
     second or two after the link comes up.
     """
     try:
-        up = flags(name)
-        infos = addresses(name, family)
+        index, iff, infos = ifindex(name), flags(name), addresses(name, family)
     except OSError:
-        return f"interface {name} does not exist"
-    if not up & IFF_UP:
-        return f"{name} is administratively down (`ip link set {name} up`)"
-    if not up & IFF_RUNNING:
-        return f"{name} has no carrier (cable, switch port or peer link down)"
-    if source_address(infos, family, exclude) is not None:
-        return None
-    if family == 4:
-        return f"{name} has no IPv4 address to send VRRP adverts from"
-    link_locals = [i for i in infos if i.interface.ip.is_link_local]
-    if any(i.flags & IFA_F_DADFAILED for i in link_locals):
-        return (f"{name}'s IPv6 link-local address failed duplicate address detection "
-                "(another host uses it)")
-    if link_locals:
-        return (f"{name}'s IPv6 link-local address is tentative (duplicate address detection "
-                "is running)")
-    return (f"{name} has no IPv6 link-local address of its own to send VRRP adverts from "
-            "(RFC 5798 §5.1.2.1; a link-local VIP does not count)")
-
-
-class LinkEvent(NamedTuple):
-    """``(ifname, up)``: ``up`` is administratively up *and* carrier present."""
-
-    ifname: str
-    up: bool
+        return Readiness(name, family, f"interface {name} does not exist")
+    source = source_address(infos, family, exclude)
+    link_locals = [i for i in infos if i.interface.ip.is_link_local and i.interface.ip
+                   not in exclude]
+    if not iff & IFF_UP:
+        problem: str | None = f"{name} is administratively down (`ip link set {name} up`)"
+    elif not iff & IFF_RUNNING:
+        problem = f"{name} has no carrier (cable, switch port or peer link down)"
+    elif source is not None:
+        problem = None
+    elif family == 6 and any(i.flags & IFA_F_DADFAILED for i in link_locals):
+        problem = (f"{name}'s IPv6 link-local address failed duplicate address detection "
+                   "(another host uses it)")
+    elif family == 6 and link_locals:
+        problem = (f"{name}'s IPv6 link-local address is tentative (duplicate address "
+                   "detection is running)")
+    else:
+        problem = NO_SOURCE[family].format(ifname=name)
+    return Readiness(name, family, problem, source if problem is None else None, index)
 
 
 class RtnlClient:
@@ -254,42 +272,53 @@ class RtnlClient:
         return self._ipr
 
 
-class LinkWatcher(RtnlClient):
-    """Reports interfaces going up or down from RTM_NEWLINK / RTM_DELLINK notifications.
+class InterfaceWatcher(RtnlClient):
+    """Follows :func:`readiness` of watched (interface, family) pairs from rtnetlink events.
 
-    ``open()`` subscribes to RTMGRP_LINK and then dumps the current states, so nothing that
-    happens in between is missed; :meth:`events` yields only changes of ``up``.  ``ifnames``
-    limits the watcher to those interfaces (default: all).
+    ``open()`` subscribes to link and IPv4/IPv6 address notifications; :meth:`watch` then reads
+    a pair's state, so nothing that happens in between is missed.  After each batch of
+    notifications about a watched interface :meth:`events` re-reads its pairs and yields the
+    ones that changed.  DAD completing is an RTM_NEWADDR that clears IFA_F_TENTATIVE, so a
+    waiting IPv6 instance joins as soon as its link-local address is usable.
     """
 
-    def __init__(self, ifnames: Iterable[str] | None = None) -> None:
+    GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+
+    def __init__(self) -> None:
         super().__init__()
-        self._names = frozenset(ifnames) if ifnames is not None else None
-        self.states: dict[str, bool] = {}
+        self.states: dict[tuple[str, int], Readiness] = {}
+        self._exclude: dict[tuple[str, int], frozenset[IPAddress]] = {}
 
     async def open(self) -> None:
         await super().open()
-        await self.rtnl.bind(groups=RTMGRP_LINK)
-        async for msg in await self.rtnl.link("dump"):
-            event = self._event(msg)
-            if event is not None:
-                self.states[event.ifname] = event.up
+        await self.rtnl.bind(groups=self.GROUPS)
 
-    def _event(self, msg: Any) -> LinkEvent | None:
-        name = msg.get("ifname")
-        if name is None or (self._names is not None and name not in self._names):
-            return None
-        flags = msg["flags"]
-        up = msg["header"]["type"] != RTM_DELLINK and bool(flags & IFF_UP and
-                                                          flags & IFF_RUNNING)
-        return LinkEvent(name, up)
+    def watch(self, ifname: str, family: int, exclude: frozenset[IPAddress]) -> Readiness:
+        """Follow ``ifname`` for ``family`` (never picking a source in ``exclude``, the VIPs)
+        from now on; its state now.  Watching a pair again updates ``exclude``."""
+        self._exclude[(ifname, family)] = exclude
+        state = self.states[(ifname, family)] = readiness(ifname, family, exclude)
+        return state
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
-        """Yield a :class:`LinkEvent` each time a watched interface changes state."""
+    def _concerns(self, msg: Any) -> set[str]:
+        """The watched interfaces a notification is about (addresses name only the index)."""
+        names = {name for name, _ in self.states}
+        if msg.get("ifname") in names:
+            return {msg.get("ifname")}
+        indexes = {state.ifindex: state.ifname for state in self.states.values()}
+        return {indexes[msg["index"]]} if msg.get("index") in indexes else set()
+
+    async def events(self) -> AsyncIterator[Readiness]:
+        """Yield the new :class:`Readiness` of a watched pair each time it changes."""
         rtnl = self.rtnl
         while True:
+            touched: set[str] = set()
             async for msg in rtnl.get():
-                event = self._event(msg)
-                if event is not None and self.states.get(event.ifname) != event.up:
-                    self.states[event.ifname] = event.up
-                    yield event
+                touched |= self._concerns(msg)
+            for key, old in list(self.states.items()):
+                if key[0] not in touched:
+                    continue
+                new = readiness(*key, self._exclude[key])
+                if new != old:
+                    self.states[key] = new
+                    yield new

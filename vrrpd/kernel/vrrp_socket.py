@@ -38,14 +38,6 @@ IP_PKTINFO = 8  # <linux/in.h>; missing from Python's socket module
 RECV_BUFFER = 2048  # a VRRP message is at most 8 + 255 * 16 + 8 bytes only in theory;
 #                     real ones (a handful of VIPs) are far below an Ethernet MTU
 _CMSG_SPACE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
-NO_SOURCE = {  # what is missing, and what to do about it
-    4: "{ifname} has no primary IPv4 address of its own to send VRRP adverts from (RFC 5798 "
-       "§5.1.1.1; a VIP does not count): add one",
-    6: "{ifname} has no usable IPv6 link-local address of its own to send VRRP adverts from "
-       "(RFC 5798 §5.1.2.1; a link-local VIP does not count): `ip -6 addr show dev {ifname}` "
-       "must list a fe80:: address that is not tentative; check "
-       "net.ipv6.conf.{ifname}.disable_ipv6 = 0 and addr_gen_mode",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +113,7 @@ class VrrpSocket:
         self._own = frozenset(info.interface.ip for info in infos)
         primary = link.source_address(infos, self.family, self.exclude)
         if primary is None:
-            raise OSError(NO_SOURCE[self.family].format(ifname=self.ifname))
+            raise OSError(link.NO_SOURCE[self.family].format(ifname=self.ifname))
         self._primary = primary
 
     @property

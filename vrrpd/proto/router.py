@@ -77,7 +77,9 @@ class RouterParams:
     priority: int
     advert_interval_cs: int  # Advertisement_Interval, centiseconds
     addresses: tuple[IPAddress, ...]  # the virtual addresses, as advertised
-    primary_address: IPAddress  # our source address, the RFC 5798 §6.4.3 tie-breaker
+    # Our source address, the RFC 5798 §6.4.3 tie-breaker; None while the interface has none
+    # (the driver keeps the router in FAULT then).
+    primary_address: IPAddress | None
     preempt: bool = True
     preempt_delay: float = 0.0  # seconds a backup waits before preempting a lower master
     peers: tuple[IPAddress, ...] = ()  # the legitimate other routers; () = not listed
@@ -377,7 +379,8 @@ class VirtualRouter:
             return self._become_backup(now, f"handed over to {self._who(source)}")
         if adv.priority > self.priority or (
                 adv.priority == self.priority
-                and source.packed > self.params.primary_address.packed):
+                and (self.params.primary_address is None
+                     or source.packed > self.params.primary_address.packed)):
             self._learn(adv, source)
             why = ("higher priority" if adv.priority > self.priority
                    else "same priority, higher address")

@@ -36,6 +36,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from vrrpd.kernel.listen import listening_socket
 from vrrpd.sync.tls import (
     Identity,
     PinError,
@@ -107,7 +108,8 @@ class SyncServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port,
+        self._server = await asyncio.start_server(self._serve,
+                                                  sock=listening_socket(self.host, self.port),
                                                   ssl=self.identity.server_context(),
                                                   ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
         self.port = self._server.sockets[0].getsockname()[1]

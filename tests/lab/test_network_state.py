@@ -1,0 +1,116 @@
+"""vrrpd starts in any network state and joins the pair when its interface becomes usable.
+
+Each node starts while its interface cannot carry VRRP yet: cable out, no IPv4 address, IPv6
+link-local still tentative (duplicate address detection enabled in the node's namespace).  The
+daemon must keep running with the instance in FAULT, ``vrrpctl status`` must say why, and the
+instance must join (here: preempt the lower-priority peer) as soon as netlink reports the
+interface usable: no restart, no operator.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.daemons import REPO, Vrrpd, wait_for
+from lab.netns import Topology
+
+INTERVAL = 0.1
+VIPS = {4: ["192.0.2.100/24"], 6: ["fe80::51/64", "2001:db8::100/64"]}
+
+
+def instance(priority: int, family: int = 4) -> list[dict[str, Any]]:
+    return [{"name": "web", "interface": "eth0", "vrid": 51, "priority": priority,
+             "advert_interval": INTERVAL, "vips": VIPS[family]}]
+
+
+@pytest.fixture
+def daemons(two_nodes: Topology, tmp_path: Path) -> Iterator[list[Vrrpd]]:
+    """Started daemons are stopped after the test (logs printed)."""
+    started: list[Vrrpd] = []
+    yield started
+    for d in started:
+        d.stop()
+        print(f"--- {d.node.name}\n{d.log()}")
+
+
+def start(daemons: list[Vrrpd], lab: Topology, tmp: Path, node: str, priority: int,
+          family: int = 4) -> Vrrpd:
+    d = Vrrpd(lab.nodes[node], tmp, instance(priority, family)).start()
+    daemons.append(d)
+    return d
+
+
+def status_text(d: Vrrpd) -> str:
+    done = subprocess.run([sys.executable, "-m", "vrrpd.cli.vrrpctl", "--socket",
+                           str(d.socket), "status"], capture_output=True, text=True,
+                          timeout=30, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def waits_in_fault(d: Vrrpd, reason: str) -> None:
+    """The daemon runs, its instance is in FAULT and status (JSON and text) says why."""
+    d.wait_state("web", "FAULT", timeout=5)
+    web = d.instance("web")
+    assert web["faults"] == ["link:eth0"] and reason in web["interface_problem"], web
+    assert f"web: waiting for eth0: {reason}" in status_text(d)
+    assert d.proc is not None and d.proc.poll() is None
+
+
+def joins(d: Vrrpd, peer: Vrrpd, timeout: float = 10) -> float:
+    """``d`` (the higher priority) takes over from ``peer``; the seconds it took."""
+    took = d.wait_state("web", "MASTER", timeout=timeout)
+    peer.wait_state("web", "BACKUP", timeout=5)
+    web = d.instance("web")
+    assert (web["faults"], web["interface_problem"], web["vips_held"]) == ([], None, True)
+    assert "usable again" in d.log() and d.proc is not None and d.proc.poll() is None
+    return took
+
+
+def test_started_with_the_cable_out_joins_when_plugged_in(two_nodes: Topology, tmp_path: Path,
+                                                          daemons: list[Vrrpd]) -> None:
+    lb2 = start(daemons, two_nodes, tmp_path, "lb2", 100)
+    lb2.wait_state("web", "MASTER")
+    two_nodes.set_link("lb1", up=False)
+    lb1 = start(daemons, two_nodes, tmp_path, "lb1", 150)
+    waits_in_fault(lb1, "eth0 has no carrier")
+    two_nodes.set_link("lb1", up=True)
+    joins(lb1, lb2)
+
+
+def test_started_without_its_ipv4_address_joins_when_it_is_added(
+        two_nodes: Topology, tmp_path: Path, daemons: list[Vrrpd]) -> None:
+    lb2 = start(daemons, two_nodes, tmp_path, "lb2", 100)
+    lb2.wait_state("web", "MASTER")
+    node = two_nodes.nodes["lb1"]
+    node.ns.run(["ip", "addr", "del", str(node.ipv4), "dev", "eth0"])
+    lb1 = start(daemons, two_nodes, tmp_path, "lb1", 150)
+    waits_in_fault(lb1, "eth0 has no primary IPv4 address of its own to send VRRP adverts")
+    node.ns.run(["ip", "addr", "add", str(node.ipv4), "dev", "eth0"])
+    joins(lb1, lb2)
+    assert lb2.instance("web")["master"] == "192.0.2.11"  # adverts from the new address
+
+
+def test_ipv6_started_as_its_link_comes_up_joins_once_dad_completes(
+        two_nodes: Topology, tmp_path: Path, daemons: list[Vrrpd]) -> None:
+    lb2 = start(daemons, two_nodes, tmp_path, "lb2", 100, family=6)
+    lb2.wait_state("web", "MASTER")
+    node = two_nodes.nodes["lb1"]
+    # DAD on, 3 probes: the new link-local address stays tentative for about 3 s.
+    node.ns.run(["ip", "link", "set", "eth0", "down"])
+    node.ns.sysctl("net.ipv6.conf.eth0.accept_dad", 1)
+    node.ns.sysctl("net.ipv6.conf.eth0.dad_transmits", 3)
+    node.ns.run(["ip", "link", "set", "eth0", "up"])
+    lb1 = start(daemons, two_nodes, tmp_path, "lb1", 150, family=6)
+    assert node.link_local() is None, "DAD finished before the daemon was up; test is moot"
+    waits_in_fault(lb1, "eth0's IPv6 link-local address is tentative (duplicate address "
+                        "detection is running)")
+    wait_for(lambda: node.link_local() is not None, 10, "DAD to complete", poll=0.01)
+    took = joins(lb1, lb2)
+    assert took < 10
