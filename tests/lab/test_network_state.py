@@ -24,8 +24,8 @@ INTERVAL = 0.1
 VIPS = {4: ["192.0.2.100/24"], 6: ["fe80::51/64", "2001:db8::100/64"]}
 
 
-def instance(priority: int, family: int = 4) -> list[dict[str, Any]]:
-    return [{"name": "web", "interface": "eth0", "vrid": 51, "priority": priority,
+def instance(priority: int, family: int = 4, ifname: str = "eth0") -> list[dict[str, Any]]:
+    return [{"name": "web", "interface": ifname, "vrid": 51, "priority": priority,
              "advert_interval": INTERVAL, "vips": VIPS[family]}]
 
 
@@ -40,8 +40,8 @@ def daemons(two_nodes: Topology, tmp_path: Path) -> Iterator[list[Vrrpd]]:
 
 
 def start(daemons: list[Vrrpd], lab: Topology, tmp: Path, node: str, priority: int,
-          family: int = 4) -> Vrrpd:
-    d = Vrrpd(lab.nodes[node], tmp, instance(priority, family)).start()
+          family: int = 4, ifname: str = "eth0") -> Vrrpd:
+    d = Vrrpd(lab.nodes[node], tmp, instance(priority, family, ifname)).start()
     daemons.append(d)
     return d
 
@@ -54,12 +54,12 @@ def status_text(d: Vrrpd) -> str:
     return done.stdout
 
 
-def waits_in_fault(d: Vrrpd, reason: str) -> None:
+def waits_in_fault(d: Vrrpd, reason: str, ifname: str = "eth0") -> None:
     """The daemon runs, its instance is in FAULT and status (JSON and text) says why."""
     d.wait_state("web", "FAULT", timeout=5)
     web = d.instance("web")
-    assert web["faults"] == ["link:eth0"] and reason in web["interface_problem"], web
-    assert f"web: waiting for eth0: {reason}" in status_text(d)
+    assert web["faults"] == [f"link:{ifname}"] and reason in web["interface_problem"], web
+    assert f"web: waiting for {ifname}: {reason}" in status_text(d)
     assert d.proc is not None and d.proc.poll() is None
 
 
@@ -114,3 +114,17 @@ def test_ipv6_started_as_its_link_comes_up_joins_once_dad_completes(
     wait_for(lambda: node.link_local() is not None, 10, "DAD to complete", poll=0.01)
     took = joins(lb1, lb2)
     assert took < 10
+
+
+def test_started_before_its_interface_exists_joins_when_it_appears(
+        two_nodes: Topology, tmp_path: Path, daemons: list[Vrrpd]) -> None:
+    """The configured interface (lan0) appears later, as a renamed or late-created NIC does."""
+    lb2 = start(daemons, two_nodes, tmp_path, "lb2", 100)
+    lb2.wait_state("web", "MASTER")
+    lb1 = start(daemons, two_nodes, tmp_path, "lb1", 150, ifname="lan0")
+    waits_in_fault(lb1, "interface lan0 does not exist", ifname="lan0")
+    ns = two_nodes.nodes["lb1"].ns
+    ns.run("ip link set eth0 down")
+    ns.run("ip link set eth0 name lan0")
+    ns.run("ip link set lan0 up")  # IPv4 addresses survive the rename
+    joins(lb1, lb2)
