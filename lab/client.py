@@ -48,6 +48,11 @@ class Sample:
     latency_ms: float
     backend: str | None = None
 
+    def line(self) -> str:
+        """The sample as one line of a prober's output (see the module docstring)."""
+        return (f"{self.sent:.6f} {int(self.ok)} {self.lb or '-'} {self.latency_ms:.2f} "
+                f"{self.backend or '-'}\n")
+
 
 @dataclass(frozen=True)
 class Outage:
@@ -98,8 +103,7 @@ async def run(url: str, interval: float, timeout: float, out: Path,
         async def one() -> None:
             sent = time.monotonic()
             ok, lb, backend = await probe(host, port, path, timeout, lbs)
-            took = (time.monotonic() - sent) * 1000
-            sink.write(f"{sent:.6f} {int(ok)} {lb or '-'} {took:.2f} {backend or '-'}\n")
+            sink.write(Sample(sent, ok, lb, (time.monotonic() - sent) * 1000, backend).line())
 
         tick = time.monotonic()
         while not stop.is_set():
@@ -114,8 +118,13 @@ async def run(url: str, interval: float, timeout: float, out: Path,
 
 
 def read_samples(path: Path) -> list[Sample]:
+    return parse_samples(path.read_text())
+
+
+def parse_samples(text: str) -> list[Sample]:
+    """A prober's output (``Sample.line`` lines), in the order the requests were sent."""
     samples = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         f = line.split()
         if len(f) == 5:
             samples.append(Sample(float(f[0]), f[1] == "1", None if f[2] == "-" else f[2],

@@ -12,9 +12,14 @@ enters the node's namespace, and records :class:`lab.client.Sample` objects, so
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
+import signal
+import sys
 import threading
 import time
+from typing import TextIO
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE
@@ -80,17 +85,20 @@ def find(host: str, port: int, timeout: float = 2.0) -> str | None:
 
 
 class DicomProber:
-    """C-ECHO to ``host:port`` every ``interval`` seconds from ``node``, from a thread."""
+    """C-ECHO to ``host:port`` every ``interval`` seconds from ``node`` (None: from here, as
+    ``python -m lab.dicom`` does in a Vagrant machine), from a thread; each finished echo is
+    also written to ``out`` as a :meth:`lab.client.Sample.line` when given."""
 
-    def __init__(self, node: Node, host: str, port: int = 104, interval: float = 0.2,
-                 timeout: float = 0.5) -> None:
+    def __init__(self, node: Node | None, host: str, port: int = 104, interval: float = 0.2,
+                 timeout: float = 0.5, out: TextIO | None = None) -> None:
         self.node = node
         self.host, self.port = host, port
         self.interval, self.timeout = interval, timeout
+        self.out = out
         self._samples: list[Sample] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"dicom-{node.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"dicom-{node.name if node else 'here'}", daemon=True)
 
     def start(self) -> DicomProber:
         self._thread.start()
@@ -99,7 +107,7 @@ class DicomProber:
     def _run(self) -> None:
         """Start one echo every ``interval``, each in its own thread (created in the node's
         namespace, so it inherits it): a hanging association never delays the next one."""
-        with self.node.ns.entered():
+        with self.node.ns.entered() if self.node else contextlib.nullcontext():
             tick = time.monotonic()
             while not self._stop.is_set():
                 threading.Thread(target=self._echo, daemon=True).start()
@@ -109,7 +117,10 @@ class DicomProber:
     def _echo(self) -> None:
         sent = time.monotonic()
         ok = echo(self.host, self.port, self.timeout)
-        self._samples.append(Sample(sent, ok, None, (time.monotonic() - sent) * 1000))
+        sample = Sample(sent, ok, None, (time.monotonic() - sent) * 1000)
+        self._samples.append(sample)
+        if self.out is not None:
+            self.out.write(sample.line())
 
     def samples(self) -> list[Sample]:
         """Finished echoes, in the order they were sent."""
@@ -118,3 +129,27 @@ class DicomProber:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lab.dicom HOST --out FILE``: C-ECHO every 0.2 s until SIGTERM."""
+    p = argparse.ArgumentParser(description="C-ECHO to HOST every --interval seconds, one "
+                                            "line per echo (lab.client's format) to --out")
+    p.add_argument("host")
+    p.add_argument("--port", type=int, default=104)
+    p.add_argument("--interval", type=float, default=0.2)
+    p.add_argument("--timeout", type=float, default=0.5)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with open(args.out, "w", buffering=1) as out:
+        prober = DicomProber(None, args.host, args.port, args.interval, args.timeout, out)
+        prober.start()
+        stop.wait()
+        prober.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
