@@ -42,7 +42,7 @@ class Keepalived:
 
     def __init__(self, node: Node, tmp: Path, *, vrid: int, priority: int, interval: float,
                  vips: list[str], version: int = 3, preempt: bool = True,
-                 name: str = "VI_1") -> None:
+                 name: str = "VI_1", use_vmac: bool = False) -> None:
         self.node = node
         self.name = name
         self.dir = tmp / f"{node.name}-keepalived"
@@ -52,7 +52,9 @@ class Keepalived:
         self.pid = self.dir / "keepalived.pid"
         self.vrrp_pid = self.dir / "vrrp.pid"
         self.proc: subprocess.Popen[bytes] | None = None
-        vip_lines = "\n".join(f"        {v} dev {node.ifname}" for v in vips)
+        # With use_vmac keepalived puts the VIPs on its own macvlan (vrrp.<vrid>).
+        vip_lines = "\n".join(f"        {v}" + ("" if use_vmac else f" dev {node.ifname}")
+                               for v in vips)
         self.conf.write_text(f"""\
 global_defs {{
     router_id {node.name}
@@ -69,6 +71,7 @@ vrrp_instance {name} {{
     advert_int {interval:g}
     version {version}
     {"" if preempt else "nopreempt"}
+    {"use_vmac" if use_vmac else ""}
     virtual_ipaddress {{
 {vip_lines}
     }}

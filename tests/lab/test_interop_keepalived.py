@@ -26,51 +26,22 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.interop import FLAVOURS, HIGH, LOW, SLACK, VRID, Flavour
 from lab.keepalived import Keepalived
 from lab.netns import Topology
 from vrrpd.proto.timers import master_down_interval, skew_time
-
-SLACK = 0.1  # the issue's allowance on top of the RFC timers
-HIGH, LOW = 150, 100
-VRID = 51
-
-
-@dataclass(frozen=True)
-class Flavour:
-    """One protocol variant: VRRP version, address family, interval and VIP list."""
-
-    name: str
-    version: int
-    interval: float
-    vips: tuple[str, ...]
-
-    @property
-    def interval_cs(self) -> int:
-        return round(self.interval * 100)
-
-    @property
-    def probe_vip(self) -> str:
-        return self.vips[-1]
-
-
-FLAVOURS = [
-    Flavour("v2-ipv4", 2, 1.0, ("192.0.2.100/24",)),
-    Flavour("v3-ipv4", 3, 0.1, ("192.0.2.100/24",)),
-    # RFC 5798 §5.2.9: the first IPv6 address is the link-local one.
-    Flavour("v3-ipv6", 3, 0.1, ("fe80::100/64", "2001:db8::100/64")),
-]
 
 
 class Peers:
     """vrrpd on lb1 and keepalived on lb2; ``vrrpd_master`` says who gets priority 150."""
 
-    def __init__(self, lab: Topology, tmp: Path, flavour: Flavour, vrrpd_master: bool) -> None:
+    def __init__(self, lab: Topology, tmp: Path, flavour: Flavour, vrrpd_master: bool,
+                 vmac: bool = False) -> None:
         self.lab = lab
         self.flavour = flavour
         self.vrrpd_master = vrrpd_master
@@ -78,10 +49,10 @@ class Peers:
         self.vrrpd = Vrrpd(lab.nodes["lb1"], tmp, [{
             "name": "web", "interface": "eth0", "vrid": VRID, "priority": vrrpd_prio,
             "version": flavour.version, "advert_interval": flavour.interval,
-            "vips": list(flavour.vips)}])
+            "vips": list(flavour.vips), "virtual_mac": vmac}])
         self.keepalived = Keepalived(lab.nodes["lb2"], tmp, vrid=VRID, priority=ka_prio,
                                      interval=flavour.interval, vips=list(flavour.vips),
-                                     version=flavour.version)
+                                     version=flavour.version, use_vmac=vmac)
         self.probe = {n: AddressProbe(lab.nodes[n]) for n in ("lb1", "lb2")}
         self.master_node, self.backup_node = ("lb1", "lb2") if vrrpd_master else ("lb2", "lb1")
 
@@ -136,8 +107,8 @@ class Peers:
 def peers_factory(two_nodes: Topology, tmp_path: Path) -> Iterator[type[Peers]]:
     made: list[Peers] = []
 
-    def make(flavour: Flavour, vrrpd_master: bool) -> Peers:
-        made.append(Peers(two_nodes, tmp_path, flavour, vrrpd_master))
+    def make(flavour: Flavour, vrrpd_master: bool, vmac: bool = False) -> Peers:
+        made.append(Peers(two_nodes, tmp_path, flavour, vrrpd_master, vmac))
         return made[-1]
 
     yield make  # type: ignore[misc]
@@ -174,18 +145,21 @@ def _check_complaints(peers: Peers, converged_at: int) -> None:
         assert len(before) <= bound
 
 
+@pytest.mark.parametrize("vmac", [False, True], ids=["", "vmac"])
 @pytest.mark.parametrize("fault", ["sigterm", "port-down"])
 @pytest.mark.parametrize("vrrpd_master", [False, True], ids=_role)
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
 def test_keepalived_peer(peers_factory: type[Peers], flavour: Flavour, vrrpd_master: bool,
-                         fault: str) -> None:
+                         fault: str, vmac: bool) -> None:
     """Election, takeover within the RFC 5798 §6.4.2 bound, preempt back, no complaints.
 
     SIGTERM: the master sends priority 0, so the backup takes over after Skew_Time
     ("If the Priority in the ADVERTISEMENT is zero, then: Set the Master_Down_Timer to
     Skew_Time").  Port down: no more adverts, so it takes over after Master_Down_Interval.
+    ``vmac``: both on the virtual router MAC (vrrpd ``virtual_mac``, keepalived
+    ``use_vmac``, RFC 5798 §7.3).
     """
-    peers = peers_factory(flavour, vrrpd_master)
+    peers = peers_factory(flavour, vrrpd_master, vmac)
     peers.elect()
     converged_at = len(peers.keepalived.log())
     backup = peers.backup_node
@@ -200,7 +174,8 @@ def test_keepalived_peer(peers_factory: type[Peers], flavour: Flavour, vrrpd_mas
              f"{backup} to hold the VIPs")
     took = time.monotonic() - start
     taker = "keepalived" if vrrpd_master else "vrrpd"
-    print(f"INTEROP {flavour.name} {_role(vrrpd_master)} {fault.upper()} -> {taker} took over "
+    print(f"INTEROP {flavour.name}{' vmac' if vmac else ''} {_role(vrrpd_master)} "
+          f"{fault.upper()} -> {taker} took over "
           f"in {took * 1000:.0f} ms (bound {bound * 1000:.0f} ms)")
     assert took <= bound
     # The old master let go: exactly one holder (SIGTERM releases, a dead port means FAULT).
