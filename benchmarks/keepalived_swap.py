@@ -1,0 +1,72 @@
+"""The rolling swap keepalived -> vrrpd of the PACS pair, measured (issue 15 part 3).
+
+Run as root from a clean clone (``scripts/setup-host`` once)::
+
+    .venv/bin/python benchmarks/keepalived_swap.py --runs 3
+
+Each run builds :class:`lab.migration.KeepalivedPacsLab` (keepalived 2.2.7 with
+etc/keepalived/lb1.conf / lb2.conf on both LBs, real HAProxy with the shipped haproxy.cfg, two
+PACS servers, a client sending HTTP HEAD to the VIP every 10 ms with 50 ms timeouts) and walks
+:func:`lab.migration.rolling_swap`: lb2 to vrrpd, fail over to it, lb1 to vrrpd, a roll-back of
+lb1 to keepalived and forward again, the hand-back with ``vrrpctl demote``.  Per step: the
+client's outage and failed requests (:func:`lab.client.measure`), the longest time both LBs
+held the VIP and the longest time nobody did (netlink, polled every millisecond).  Prints the
+median and maximum per step and writes every run to benchmarks/results/keepalived_swap.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lab.migration import KeepalivedPacsLab, Step, rolling_swap  # noqa: E402
+
+RESULT = REPO / "benchmarks" / "results" / "keepalived_swap.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args(argv)
+    runs: list[list[Step]] = []
+    for n in range(args.runs):
+        workdir = Path(tempfile.mkdtemp(prefix="vrrpd-swap-"))
+        try:
+            with KeepalivedPacsLab(workdir) as lab:
+                runs.append(rolling_swap(lab))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print(f"run {n + 1}/{args.runs}: " + "; ".join(
+            f"{s.outage_ms:.0f} ms/{s.failed}" for s in runs[-1]), flush=True)
+    print(f"\n{'step':<42} {'outage median/max':>18} {'failed max':>10} "
+          f"{'both held max':>13} {'none held max':>13}")
+    for i, first in enumerate(runs[0]):
+        same = [run[i] for run in runs]
+        outage = [s.outage_ms for s in same]
+        print(f"{first.name:<42} {statistics.median(outage):>8.1f} /{max(outage):>6.1f} ms "
+              f"{max(s.failed for s in same):>10} {max(s.both_ms for s in same):>10.1f} ms "
+              f"{max(s.none_ms for s in same):>10.1f} ms")
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps({
+        "machine": {"node": platform.node(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "runs": [[asdict(s) for s in run] for run in runs]}, indent=1) + "\n")
+    print(f"\nwritten {RESULT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
