@@ -151,6 +151,7 @@ def test_sample_conditional_config(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (inst["priority"], inst["version"], inst["advert_interval"]) == (priority, 3, 12)
     assert doc["tracks"]["check_VI_0"]["command"] == script
     assert doc["tracks"]["check_VI_0"]["timeout"] == 10
+    assert inst["virtual_mac"] is True  # use_vmac
 
 
 # ---- the PACS pair ----------------------------------------------------------------------
@@ -322,3 +323,14 @@ def test_conditional_config_without_a_matching_id_says_so(
     err = capsys.readouterr().err
     assert f"{conf}:6: vrrp_script check_VI_0 has no script (lines for config id high, " \
            "low were left out: this host's id is 'other'; pick one with -i ID)" in err
+
+
+def test_unicast_peers_keep_keepalived_semantics(tmp_path: Path) -> None:
+    """keepalived hears any source unless check_unicast_src: strict_peers says the same."""
+    text = INSTANCE.replace("  interface eth0\n", "  interface eth0\n  unicast_peer {\n"
+                            "    192.0.2.12\n  }\n")
+    inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
+    assert (inst["unicast_peers"], inst["strict_peers"]) == (["192.0.2.12"], False)
+    text = text.replace("  interface eth0\n", "  interface eth0\n  check_unicast_src\n")
+    inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
+    assert inst["strict_peers"] is True

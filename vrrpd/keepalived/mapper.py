@@ -28,8 +28,8 @@ from vrrpd.keepalived.parser import Parsed, ParseError, Statement, Where
 Doc = dict[str, Any]
 # the order of an instance's keys in the output, as in README "Configuration"
 _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_interval",
-                   "preempt", "preempt_delay", "vips", "unicast_peers", "v3_checksum", "track",
-                   "notify")
+                   "preempt", "preempt_delay", "vips", "unicast_peers", "strict_peers",
+                   "virtual_mac", "v3_checksum", "track", "notify")
 
 
 @dataclass(frozen=True)
@@ -407,6 +407,13 @@ class _Converter:
                 vips += [(e, self.vip(e)) for e in s.children]
             elif k == "unicast_peer":
                 d["unicast_peers"] = [self.peer(e) for e in s.children]
+            elif k == "check_unicast_src":
+                d["strict_peers"] = True
+            elif k == "use_vmac":
+                d["virtual_mac"] = True
+                if s.args:
+                    self.note(s, "vrrpd names the macvlan link itself and uses the RFC's MAC "
+                                 "00:00:5e:00:0{1,2}:VRID")
             elif k in ("track_interface", "track_script", "track_file", "track_process"):
                 track += self.track_refs(s)
             elif k == "authentication":
@@ -442,6 +449,12 @@ class _Converter:
         peers = d.get("unicast_peers")
         if peers:
             d["unicast_peers"] = [p for p in peers if p is not None]
+            if "strict_peers" not in d:
+                d["strict_peers"] = False
+                self.note(block, "keepalived hears adverts from any source unless "
+                                 "check_unicast_src: converted as strict_peers: false (vrrpd's "
+                                 "unicast default is true: only the listed peers are heard)",
+                          "unicast_peer")
         if track:
             d["track"] = track
         if announce:

@@ -87,7 +87,7 @@ GLOBAL_DEFS: dict[str, str] = {
                     "also installs firewall rules, which vrrpd never does"),
     "vrrp_skip_check_adv_addr": "vrrpd does not compare the advert's address list (RFC 5798 §7.1 "
                                 "MAY)",
-    "vrrp_check_unicast_src": "vrrpd accepts adverts from any source on the VRRP interface",
+    "vrrp_check_unicast_src": "set strict_peers: true on each instance",
     "vrrp_lower_prio_no_advert": "vrrpd's master answers a lower-priority advert as RFC 5798 "
                                  "§6.4.3 says",
     "vrrp_higher_prio_send_advert": "a master stepping down for a better master sends one last "
@@ -115,10 +115,9 @@ INSTANCE: dict[str, str] = {
     "smtp_alert": _SMTP,
     "track_bfd": _BFD,
     "lvs_sync_daemon_interface": _LVS,
-    "use_vmac": ("vrrpd has no virtual MAC (macvlan) mode yet: the VIPs answer with the "
-                 "interface's own MAC, so switches learn the move from the GARPs"),
-    "use_vmac_addr": "no virtual MAC mode",
-    "vmac_xmit_base": "no virtual MAC mode",
+    "use_vmac_addr": "virtual_mac covers the instance's interface only",
+    "vmac_xmit_base": ("with virtual_mac, multicast adverts leave through the macvlan link, "
+                       "unicast ones through the interface (vrrpd/kernel/vmac.py)"),
     "use_ipvlan": "no ipvlan interfaces",
     "native_ipv6": "the VIPs' family decides (as in keepalived 2.x, where this is deprecated)",
     "dont_track_primary": "the instance's interface is always tracked (FAULT when down)",
@@ -126,7 +125,6 @@ INSTANCE: dict[str, str] = {
     "unicast_src_ip": "adverts leave from the interface's primary address",
     "mcast_dst_ip": "adverts go to the RFC's groups 224.0.0.18 / ff02::12 (or unicast_peers)",
     "track_src_ip": "adverts leave from the interface's primary address",
-    "check_unicast_src": "vrrpd accepts adverts from any source on the VRRP interface",
     "unicast_fault_no_peer": "an instance without unicast_peers multicasts",
     "unicast_ttl": "unicast adverts are sent with TTL 255 (RFC 5798 §5.1.1.3)",
     "old_unicast_checksum": ("use v3_checksum: pseudo-header to send keepalived 2.2's "
