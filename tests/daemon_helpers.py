@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from vrrpd.config.loader import load_config
-from vrrpd.daemon.runtime import Daemon, Kernel
+from vrrpd.daemon.ports import Kernel
+from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.fakes import (
     FakeAddressManager,
     FakeAnnouncer,

@@ -14,19 +14,23 @@ import grp
 import io
 import logging
 import os
+import socket
 import stat
 import threading
 import time
+from ipaddress import ip_interface
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Node, ctl, until, write_config
+from daemon_helpers import VIP, Node, ctl, until, write_config
 
+from vrrpd.cli.render import render
 from vrrpd.daemon.logs import setup_logging
 from vrrpd.kernel.fakes import FakeLink
 from vrrpd.proto.events import State
 from vrrpd.proto.packet import Advertisement, decode
 from vrrpd.proto.timers import master_down_interval
+from vrrpd.sync.tls import keygen
 
 INTERVAL_CS = 5  # daemon_helpers' advert_interval 0.05 s
 
@@ -76,7 +80,7 @@ def test_reload_that_restarts_an_instance(tmp_path: Path, change: dict[str, obje
             old = [a for a in sent() if a.vrid == 51]
             assert old and old[-1].priority == 0  # the old VRID resigned (RFC 5798 §6.4.3)
             assert all(a.vrid == change["vrid"] for a in sent()[sent().index(old[-1]) + 1:])
-            assert lb1.daemon.endpoints[("lo", 4)].drivers.keys() == {change["vrid"]}
+            assert lb1.daemon.instances.endpoints[("lo", 4)].drivers.keys() == {change["vrid"]}
         finally:
             await _stop(lb1, lb2)
 
@@ -223,3 +227,122 @@ def test_log_writes_never_wait_for_stderr(monkeypatch: pytest.MonkeyPatch) -> No
         root.setLevel(level)
     assert took < 0.5 and written_while_stuck == ""
     assert stream.getvalue().count("line ") == 100
+
+
+# ---- reload: build everything, then commit (issue 13 part 2) ---------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _scrape(port: int) -> str:
+    async with asyncio.timeout(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        body = (await reader.read()).decode()
+    writer.close()
+    return body
+
+
+def test_a_reload_that_cannot_be_built_changes_nothing(tmp_path: Path) -> None:
+    """The new file is valid but its metrics port is taken: the reload is refused with the
+    reason, and nothing of it is applied (not the VIP or priority it also changes)."""
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        try:
+            port = taken.getsockname()[1]
+            old_config = lb1.daemon.config
+            write_config(tmp_path, "lb1", 160, top={"metrics": {"listen": f"127.0.0.1:{port}"}},
+                         vips=[VIP, "192.0.2.101/24"])
+            reply = await ctl(lb1, "reload")
+            assert not reply["ok"]
+            assert reply["error"].startswith("configuration refused, still running the "
+                                             "previous one:")
+            assert "address already in use" in reply["error"].lower()
+            assert lb1.daemon.config is old_config and lb1.daemon.metrics is None
+            driver = lb1.daemon.drivers["web"]
+            assert driver.cfg.priority == 150 and driver.router.priority == 150
+            await asyncio.sleep(0.1)
+            assert lb1.addresses.addresses["lo"] == {ip_interface(VIP)}
+            assert lb1.state() is State.MASTER
+        finally:
+            taken.close()
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())
+
+
+def test_reload_applies_notify_and_metrics_live(tmp_path: Path) -> None:
+    """A new ``notify:`` runs on the next transition; ``metrics:`` added, then moved to
+    another port, serves there at once; the answer lists both under ``applied``."""
+    record = tmp_path / "hook.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$*" >> {record}\n')
+    hook.chmod(0o755)
+
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        try:
+            first, second = _free_port(), _free_port()
+            write_config(tmp_path, "lb1", 150, top={"metrics": {"listen": f"127.0.0.1:{first}"}},
+                         notify=str(hook))
+            reply = await ctl(lb1, "reload")
+            assert reply["ok"], reply
+            assert reply["result"]["applied"] == ["notify", "metrics"]
+            assert reply["result"]["updated"] == ["web"]
+            assert 'vrrpd_instance_state{instance="web",state="MASTER"} 1.0' in await _scrape(
+                first)
+            assert (await ctl(lb1, "demote", instance="web"))["ok"]
+            await until(lambda: record.exists() and "BACKUP" in record.read_text())
+            assert record.read_text().startswith("INSTANCE web BACKUP ")
+            write_config(tmp_path, "lb1", 150,
+                         top={"metrics": {"listen": f"127.0.0.1:{second}"}}, notify=str(hook))
+            reply = await ctl(lb1, "reload")
+            assert reply["result"]["applied"] == ["metrics"]
+            assert "vrrpd_adverts_sent_total" in await _scrape(second)
+            with pytest.raises(ConnectionRefusedError):
+                await _scrape(first)
+        finally:
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())
+
+
+def test_reload_applies_config_sync_live_and_lists_what_needs_a_restart(
+        tmp_path: Path) -> None:
+    """``sync:`` added by a reload serves ``vrrpctl sync status`` at once, removed it is gone;
+    ``log_format`` is read only at start: the answer says so, and vrrpctl prints it."""
+    cert = tmp_path / "sync.pem"
+    keygen(cert, "lb1")
+    files = tmp_path / "haproxy.cfg"
+    files.write_text("global\n")
+    sync = {"listen": f"127.0.0.1:{_free_port()}", "peers": [f"127.0.0.1:{_free_port()}"],
+            "cert": str(cert), "peer_fingerprints": ["ab" * 32], "files": [str(files)],
+            "validate": "true {path}", "reload": "true", "instance": "web"}
+
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        try:
+            refused = await ctl(lb1, "sync-status")
+            assert not refused["ok"] and "not configured" in refused["error"]
+            write_config(tmp_path, "lb1", 150, top={"sync": sync})
+            reply = await ctl(lb1, "reload")
+            assert reply["ok"], reply
+            assert reply["result"]["applied"] == ["sync"]
+            status = await ctl(lb1, "sync-status")
+            assert status["ok"], status
+            write_config(tmp_path, "lb1", 150, top={"log_format": "json"})
+            reply = await ctl(lb1, "reload")
+            assert reply["result"]["applied"] == ["sync"]
+            assert reply["result"]["needs_restart"] == ["log_format"]
+            assert "needs restart: log_format" in render("reload", reply["result"])
+            assert "not configured" in (await ctl(lb1, "sync-status"))["error"]
+        finally:
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())

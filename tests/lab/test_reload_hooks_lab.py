@@ -81,7 +81,8 @@ def test_reload_is_hitless_and_a_bad_file_changes_nothing(two_nodes: Topology,
         wait_for(lambda: not probe.has(EXTRA), 2, "the removed VIP to go")
         time.sleep(0.1)
         samples, missing = sampler.stop()
-        assert samples > 100 and missing == 0, f"VIP missing in {missing}/{samples} samples"
+        # ~1 ms apart when idle; a busy machine samples less often, but always many times
+        assert samples > 20 and missing == 0, f"VIP missing in {missing}/{samples} samples"
         status = lb1.instance("web")
         assert status["state"] == "MASTER" and status["effective_priority"] == 160
         assert status["counters"]["transitions"] == transitions
@@ -116,9 +117,10 @@ def test_notify_hooks_run_in_order_and_never_delay_a_takeover(two_nodes: Topolog
         lb2.wait_state("web", "BACKUP")
         time.sleep(0.3)
         start = time.monotonic()
-        lb1.stop()
+        lb1.send_signal(signal.SIGTERM)  # timed to the takeover, not to lb1's exit
         wait_for(lambda: probe.has(VIP), 2, "lb2 to take over")
         assert time.monotonic() - start < 0.161 + 0.1
+        assert lb1.proc is not None and lb1.proc.wait(10) == 0
         lines = record.read_text().splitlines()
         assert lines == ["INSTANCE web BACKUP 150 INIT [192.0.2.100]",
                          "INSTANCE web MASTER 150 BACKUP [192.0.2.100]",

@@ -64,6 +64,20 @@ def render_status(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_reload(result: dict[str, Any]) -> str:
+    """``vrrpctl reload``: what changed, what was applied live, what needs a restart."""
+    lines = [f"{key}: {', '.join(result[key])}" for key in ("added", "removed", "restarted",
+                                                            "updated") if result.get(key)]
+    if result.get("applied"):
+        lines.append(f"applied live: {', '.join(result['applied'])}")
+    if not lines:
+        lines.append("reloaded: nothing changed")
+    if result.get("needs_restart"):
+        lines.append(f"needs restart: {', '.join(result['needs_restart'])} (read only at "
+                     "start: `systemctl restart vrrpd` applies it)")
+    return "\n".join(lines)
+
+
 def render(cmd: str, result: dict[str, Any]) -> str:
     if cmd == "status":
         return render_status(result)
@@ -75,6 +89,8 @@ def render(cmd: str, result: dict[str, Any]) -> str:
         return "\n".join(f"{c['usage']:<40} {c['summary']}" for c in result["commands"])
     if "states" in result:
         return "\n".join(f"{n}: {s}" for n, s in result["states"].items())
+    if cmd == "reload":
+        return render_reload(result)
     if cmd == "version":
         return f"vrrpd {result['version']} on {result['node']}"
     return json.dumps(result, indent=2)

@@ -8,9 +8,9 @@ from vrrpd.control.registry import CommandError, command
 
 
 def _service(daemon: Any) -> Any:
-    if daemon.sync is None:
+    if daemon.config_sync is None:
         raise CommandError("configuration sync is not configured (no `sync:` section)")
-    return daemon.sync
+    return daemon.config_sync
 
 
 @command("sync-status", "config sync: local and peer generation, manifest, in-sync/behind/"

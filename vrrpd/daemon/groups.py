@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from vrrpd.config.model import SyncGroupConfig
@@ -59,3 +59,22 @@ class SyncGroup:
         for sibling in self.members:
             if sibling is not member:
                 sibling.post(GroupState(self.cfg.name, state))
+
+
+class SyncGroups:
+    """Every sync group of one configuration."""
+
+    def __init__(self, configs: Iterable[SyncGroupConfig],
+                 members: Callable[[str], Member]) -> None:
+        self.groups = [SyncGroup(g, [members(n) for n in g.instances]) for g in configs]
+
+    def of(self, member: Member) -> list[SyncGroup]:
+        return [g for g in self.groups if member in g.members]
+
+    def on_transition(self, member: Member, old: State, new: State, reason: str) -> None:
+        for group in self.of(member):
+            group.on_transition(member, old, new, reason)
+
+    def refresh_faults(self) -> None:
+        for group in self.groups:
+            group.refresh_faults()

@@ -17,6 +17,8 @@ import logging
 import os
 import signal
 
+from vrrpd.config.model import Config
+
 log = logging.getLogger("vrrpd.notify")
 
 HOOK_TIMEOUT = 30.0
@@ -83,3 +85,60 @@ class HookRunner:
                       f": {text}" if text else "")
         else:
             log.info("%s: ok%s", what, f": {text}" if text else "")
+
+
+class NotifyHooks:
+    """The hook runners of one configuration: ``INSTANCE`` hooks by instance name, ``GROUP``
+    hooks by ``group:NAME``.  A group's hook runs when its last member reaches the state."""
+
+    def __init__(self, runners: dict[str, HookRunner]) -> None:
+        self.runners = runners
+
+    @staticmethod
+    def wanted(config: Config) -> dict[str, tuple[str, str, str]]:
+        """key -> (script, TYPE, name) for every hook ``config`` asks for."""
+        hooks = {cfg.name: (cfg.notify, "INSTANCE", cfg.name)
+                 for cfg in config.instances if cfg.notify}
+        hooks.update({f"group:{g.name}": (g.notify, "GROUP", g.name)
+                      for g in config.sync_groups if g.notify})
+        return hooks
+
+    @classmethod
+    def build(cls, config: Config, keep: NotifyHooks | None = None) -> NotifyHooks:
+        """The hooks of ``config``; runners of ``keep`` whose hook did not change carry on."""
+        kept = keep.runners if keep is not None else {}
+        runners = {}
+        for key, (script, kind, name) in cls.wanted(config).items():
+            old = kept.get(key)
+            same = old is not None and (old.script, old.kind, old.name) == (script, kind, name)
+            runners[key] = old if same and old is not None else HookRunner(script, kind, name)
+        return cls(runners)
+
+    def instance_changed(self, name: str, state: str, prev_state: str, priority: int,
+                         vips: list[str], reason: str, node: str) -> None:
+        runner = self.runners.get(name)
+        if runner is not None:
+            runner.submit(state, prev_state, priority, vips, reason, node)
+
+    def group_reached(self, group: str, state: str, prev_state: str, priority: int,
+                      vips: list[str], reason: str, node: str) -> None:
+        runner = self.runners.get(f"group:{group}")
+        if runner is not None:
+            runner.submit(state, prev_state, priority, vips, reason, node)
+
+    async def close_except(self, keep: NotifyHooks, wait: float) -> None:
+        """Close the runners ``keep`` does not use, after their queued hooks (up to ``wait``
+        seconds)."""
+        kept = {id(r) for r in keep.runners.values()}
+        await self._close([r for r in self.runners.values() if id(r) not in kept], wait)
+
+    async def close(self, wait: float) -> None:
+        await self._close(list(self.runners.values()), wait)
+
+    @staticmethod
+    async def _close(runners: list[HookRunner], wait: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await asyncio.gather(*(r.idle() for r in runners))
+        for runner in runners:
+            await runner.close()

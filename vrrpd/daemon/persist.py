@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vrrpd.proto.events import AdminChanged, AdminMode
+
 log = logging.getLogger("vrrpd.persist")
 
 
@@ -51,3 +53,25 @@ class StateFile:
         except OSError as exc:
             log.error("cannot save operator state to %s: %s; it will not survive a restart",
                       self.path, exc)
+
+
+class OperatorModes:
+    """The operator's modes per instance (demote, promote, maintenance), persisted in ``path``
+    so that a restart keeps them."""
+
+    def __init__(self, path: Path, drivers: dict[str, Any]) -> None:
+        self.file = StateFile(path)
+        self.drivers = drivers
+
+    def restore(self) -> None:
+        for name, mode in self.file.load().get("instances", {}).items():
+            if name in self.drivers and mode in AdminMode._value2member_map_:
+                log.warning("[%s] restoring operator mode '%s' from %s; `vrrpctl resume %s` "
+                            "returns to normal", name, mode, self.file.path, name)
+                self.drivers[name].post(AdminChanged(AdminMode(mode)))
+
+    def set(self, names: list[str], mode: AdminMode) -> None:
+        for name in names:
+            self.drivers[name].post(AdminChanged(mode))
+        self.file.save({"instances": {n: d.router.admin.value for n, d in self.drivers.items()
+                                      if d.router.admin is not AdminMode.NORMAL}})

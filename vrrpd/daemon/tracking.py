@@ -12,6 +12,7 @@ from typing import Any
 
 from vrrpd.config.model import Config, InstanceConfig, TrackConfig
 from vrrpd.proto.events import PriorityChanged
+from vrrpd.track.base import Tracker
 from vrrpd.track.manager import TrackerSet
 from vrrpd.track.status import TrackStatus, effective_priority
 
@@ -33,10 +34,16 @@ class InstanceTracking:
         used = {ref.name for cfg in config.instances for ref in cfg.track}
         return {n: t for n, t in config.tracks.items() if n in used}
 
-    async def reload(self, config: Config) -> None:
-        """Unchanged trackers keep running (and keep their status)."""
+    def prepare(self, config: Config) -> dict[str, Tracker]:
+        """The runners ``config`` adds or redefines, built but not started (ValueError)."""
+        return self.trackers.prepare(self._used(config))
+
+    async def commit(self, config: Config, built: dict[str, Tracker]) -> None:
+        """Switch to ``config``; unchanged trackers keep running (and keep their status)."""
         self.config = config
-        await self.trackers.reload(self._used(config))
+        await self.trackers.commit(self._used(config), built)
+        for name in self.drivers:
+            self.apply(name)
 
     def start(self) -> None:
         self.trackers.start()

@@ -65,20 +65,25 @@ class TrackerSet:
         """Cancel every tracker and wait for them to finish."""
         await self._stop(list(self._tasks))
 
-    async def reload(self, configs: dict[str, TrackConfig]) -> None:
-        """Replace the set: new and changed trackers (re)start, removed ones stop.
-
-        Every new runner is built before anything stops, so a bad option leaves the running set
-        untouched (the ValueError goes back to the caller).
-        """
-        changed = {
+    def prepare(self, configs: dict[str, TrackConfig]) -> dict[str, Tracker]:
+        """Build the runners a change to ``configs`` needs (new and redefined trackers),
+        touching nothing that runs; a bad option raises ValueError."""
+        return {
             name: make_tracker(c, self._on_change)
             for name, c in configs.items()
             if name not in self._trackers or self._trackers[name].config != c
         }
-        await self._stop([n for n in self._trackers if n not in configs or n in changed])
-        self._trackers = {name: changed.get(name) or self._trackers[name] for name in configs}
+
+    async def commit(self, configs: dict[str, TrackConfig], built: dict[str, Tracker]) -> None:
+        """Replace the set with ``configs``: the runners :meth:`prepare` built start, removed
+        and redefined ones stop, unchanged ones keep running with their status."""
+        await self._stop([n for n in self._trackers if n not in configs or n in built])
+        self._trackers = {name: built.get(name) or self._trackers[name] for name in configs}
         self.start()
+
+    async def reload(self, configs: dict[str, TrackConfig]) -> None:
+        """:meth:`prepare` then :meth:`commit`."""
+        await self.commit(configs, self.prepare(configs))
 
     def statuses(self) -> dict[str, TrackStatus]:
         return {name: t.status for name, t in self._trackers.items()}

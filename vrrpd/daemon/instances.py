@@ -1,0 +1,125 @@
+"""The running virtual routers: one raw-socket endpoint per (interface, family), one announcer
+per interface, one :class:`~vrrpd.daemon.instance.InstanceDriver` per configured instance.
+
+Building a driver (:meth:`Instances.build`) opens what it needs (a new endpoint, a virtual
+MAC link) but does not put it into service; :meth:`Instances.register` does.  That split lets
+a reload build every new instance first and give up without a trace if one cannot be built
+(:mod:`vrrpd.daemon.reload`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vrrpd.config.model import InstanceConfig
+from vrrpd.daemon.instance import AnnouncePort, InstanceDriver, TransitionListener
+from vrrpd.daemon.ports import Kernel
+from vrrpd.daemon.receiver import NOT_LOOKED_AT, VrrpEndpoint
+from vrrpd.proto.events import FaultChanged, Shutdown
+from vrrpd.proto.router import OWNER_PRIORITY
+
+log = logging.getLogger("vrrpd")
+
+
+class Instances:
+    """Endpoints, announcers and drivers of the running configuration, by name."""
+
+    def __init__(self, kernel: Kernel, on_transition: TransitionListener) -> None:
+        self.kernel = kernel
+        self.endpoints: dict[tuple[str, int], VrrpEndpoint] = {}
+        self.announcers: dict[str, AnnouncePort] = {}
+        self.drivers: dict[str, InstanceDriver] = {}
+        self._on_transition = on_transition
+
+    def endpoint(self, ifname: str, family: int) -> VrrpEndpoint:
+        """The endpoint of ``ifname`` and ``family``, opened on first use."""
+        key = (ifname, family)
+        if key not in self.endpoints:
+            self.endpoints[key] = VrrpEndpoint(ifname, family, self.kernel.open_socket,
+                                               self.kernel.group(family))
+        return self.endpoints[key]
+
+    async def build(self, cfg: InstanceConfig) -> InstanceDriver:
+        """A driver for ``cfg``, not yet in service; OSError when its kernel parts fail."""
+        endpoint = self.endpoint(cfg.interface, cfg.family)
+        if cfg.interface not in self.announcers:
+            self.announcers[cfg.interface] = self.kernel.announcer(cfg.interface)
+        announcer, vmac = self.announcers[cfg.interface], None
+        if cfg.virtual_mac:
+            if self.kernel.virtual_macs is None:
+                raise RuntimeError("virtual_mac: this kernel adapter has no virtual MAC links")
+            vmac = self.kernel.virtual_macs.create(cfg.interface, cfg.family, cfg.vrid,
+                                                   lambda: endpoint.primary_address)
+            try:
+                await vmac.open()
+            except OSError as exc:
+                await vmac.close()
+                raise OSError(exc.errno, f"instance {cfg.name}: virtual_mac: {exc.strerror or exc}"
+                              ) from None
+            announcer = vmac.announcer
+        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac)
+        driver.listeners.append(self._on_transition)
+        return driver
+
+    def register(self, driver: InstanceDriver) -> None:
+        """Put a built driver into service: its endpoint hands it the adverts of its VRID."""
+        endpoint = self.endpoint_of(driver)
+        endpoint.drivers[driver.cfg.vrid] = driver
+        self.drivers[driver.name] = driver
+        if endpoint.problem not in (None, NOT_LOOKED_AT):  # added by a reload
+            driver.post(FaultChanged(f"link:{driver.cfg.interface}", True))
+
+    def endpoint_of(self, driver: InstanceDriver) -> VrrpEndpoint:
+        return self.endpoints[(driver.cfg.interface, driver.cfg.family)]
+
+    async def discard(self, drivers: list[InstanceDriver]) -> None:
+        """Close drivers that were built but never registered, and endpoints left unused."""
+        for driver in drivers:
+            await driver.close()
+        for key, endpoint in list(self.endpoints.items()):
+            if not endpoint.drivers and not any(
+                    (d.cfg.interface, d.cfg.family) == key for d in self.drivers.values()):
+                endpoint.close()
+                del self.endpoints[key]
+
+    async def remove(self, name: str) -> None:
+        """RFC 5798 §6.4.3 Shutdown for one instance (priority 0 if master, VIPs released)."""
+        driver = self.drivers.pop(name)
+        driver.post(Shutdown())
+        await driver.drain()
+        await driver.close()
+        self.endpoint_of(driver).drivers.pop(driver.cfg.vrid, None)
+
+    async def reconcile(self, drivers: list[InstanceDriver]) -> None:
+        """Remove VIPs a crashed earlier run left behind; we start as non-master."""
+        by_interface: dict[str, list[InstanceConfig]] = {}
+        for driver in drivers:
+            by_interface.setdefault(driver.vip_interface, []).append(driver.cfg)
+        for ifname, cfgs in by_interface.items():
+            try:
+                present = await self.kernel.addresses.present(ifname)
+            except OSError:  # no such interface (yet): nothing can be left on it
+                continue
+            stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.vips
+                     if v in present]
+            for cfg in cfgs:
+                missing = [str(v) for v in cfg.vips if v not in present]
+                if cfg.priority == OWNER_PRIORITY and missing:
+                    log.warning("[%s] instance %s has priority 255, so its VIPs are this "
+                                "host's own addresses (RFC 5798 §1), but %s is not on %s: "
+                                "vrrpd adds it as master and, as the owner, never removes it. "
+                                "Configure it on the interface, or use a priority below 255",
+                                ifname, cfg.name, ", ".join(missing), ifname)
+            if stale:
+                log.warning("[%s] removing VIP(s) %s left by an earlier run (startup reconcile)",
+                            ifname, ", ".join(map(str, stale)))
+                await self.kernel.addresses.remove(ifname, stale)
+
+    async def close(self) -> None:
+        """Close every driver, endpoint and announcer (after the drivers have shut down)."""
+        for driver in self.drivers.values():
+            await driver.close()
+        for endpoint in self.endpoints.values():
+            endpoint.close()
+        for announcer in self.announcers.values():
+            announcer.close()

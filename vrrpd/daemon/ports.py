@@ -1,0 +1,50 @@
+"""The kernel-facing parts the daemon needs, as one bundle (:class:`Kernel`).
+
+:func:`real_kernel` builds them from :mod:`vrrpd.kernel`; tests swap in
+:mod:`vrrpd.kernel.fakes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vrrpd.daemon.instance import AddressPort, AnnouncePort
+from vrrpd.daemon.receiver import RawSocket
+from vrrpd.proto.packet import IPAddress
+
+
+class AddressManagerPort(AddressPort, Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def present(self, ifname: str) -> set[Any]: ...
+
+
+@dataclass
+class Kernel:
+    """The kernel-facing parts the daemon needs; tests swap in :mod:`vrrpd.kernel.fakes`."""
+
+    open_socket: Callable[[str, int, frozenset[IPAddress]], RawSocket]  # ifname, family, exclude
+    group: Callable[[int], IPAddress]
+    addresses: AddressManagerPort
+    announcer: Callable[[str], AnnouncePort]
+    interfaces: Callable[[], Any]  # vrrpd.kernel.link.InterfaceWatcher
+    virtual_macs: Any = None  # vrrpd.kernel.vmac.VirtualMacs (virtual_mac: true)
+    neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
+
+
+def real_kernel() -> Kernel:
+    from vrrpd.kernel.addresses import AddressManager
+    from vrrpd.kernel.announcer import Announcer
+    from vrrpd.kernel.link import InterfaceWatcher
+    from vrrpd.kernel.neighbours import NeighbourCache
+    from vrrpd.kernel.vmac import VirtualMacs
+    from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
+
+    addresses = AddressManager()
+    return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
+                  addresses=addresses, virtual_macs=VirtualMacs(addresses),
+                  announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache())

@@ -1,0 +1,58 @@
+"""The daemon's optional listeners: HAProxy config sync (``sync:``) and metrics
+(``metrics:``).  Built from a configuration without side effects (so a reload can build them
+before it changes anything), started and stopped by the daemon, swapped live by a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from vrrpd.config.model import Config
+
+log = logging.getLogger("vrrpd")
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_config_sync(config: Config, is_source: Callable[[], bool]) -> Service | None:
+    """``sync:``: the source is the MASTER of ``sync.instance``; bad keys raise OSError."""
+    if config.sync is None:
+        return None
+    from vrrpd.sync.service import SyncService
+
+    return SyncService(config.sync, config.state_dir, config.node, is_source)
+
+
+def build_metrics(config: Config, status: Callable[[], dict[str, Any]]) -> Service | None:
+    """``metrics:``: the Prometheus endpoint."""
+    if config.metrics is None:
+        return None
+    from vrrpd.daemon.metrics import MetricsServer
+
+    return MetricsServer(status, *config.metrics.listen)
+
+
+async def swap(what: str, old: Service | None, new: Service | None) -> None:
+    """Stop ``old`` and start ``new`` (a changed listen address, key, peer list...).  If
+    ``new`` cannot start, ``old`` is started again and the OSError goes to the caller."""
+    if old is not None:
+        await old.stop()
+    if new is None:
+        return
+    try:
+        await new.start()
+    except OSError:
+        await new.stop()
+        if old is not None:
+            try:
+                await old.start()
+            except OSError as exc:
+                log.error("%s: the previous configuration cannot start again either: %s",
+                          what, exc)
+        raise
