@@ -7,6 +7,8 @@ that removed and re-added it, even for a moment, would be seen.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.daemons import REPO, AddressProbe, Vrrpd, wait_for
 from lab.netns import Node, Topology
 from vrrpd.control.client import ControlError
+from vrrpd.sync.tls import keygen
 
 VIP = "192.0.2.100/24"
 EXTRA = "192.0.2.101/24"
@@ -128,4 +131,57 @@ def test_notify_hooks_run_in_order_and_never_delay_a_takeover(two_nodes: Topolog
         assert "exit status 3" in lb1.log()
     finally:
         probe.close()
+        lb2.stop()
+
+
+def _vrrpctl(daemon: Vrrpd, *args: str) -> str:
+    """``vrrpctl ARGS`` as an operator runs it; its text output."""
+    done = subprocess.run([sys.executable, "-m", "vrrpd.cli.vrrpctl", "--socket",
+                           str(daemon.socket), *args], capture_output=True, text=True,
+                          timeout=30, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_reload_applies_notify_metrics_and_sync_live(two_nodes: Topology,
+                                                     tmp_path: Path) -> None:
+    """issue 13 part 2: a reload that adds ``notify:``, ``metrics:`` and ``sync:`` applies
+    them at once (the hook runs on the next transition, the metrics endpoint and the sync
+    listener answer) and ``vrrpctl reload`` says so; a setting read only at start
+    (``log_format``) is printed under "needs restart"."""
+    node = two_nodes.nodes["lb1"]
+    record, hook = tmp_path / "hook.log", tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$*" >> {record}\n')
+    hook.chmod(0o755)
+    cert = tmp_path / "sync.pem"
+    keygen(cert, "lb1")
+    served = tmp_path / "haproxy.cfg"
+    served.write_text("global\n")
+    lb1 = Vrrpd(node, tmp_path, web(150)).start()
+    lb2 = Vrrpd(two_nodes.nodes["lb2"], tmp_path, web(100)).start()
+    try:
+        lb1.wait_state("web", "MASTER")
+        lb2.wait_state("web", "BACKUP")
+        lb1.doc["instances"][0]["notify"] = str(hook)
+        lb1.doc["metrics"] = {"listen": "127.0.0.1:9650"}
+        lb1.doc["sync"] = {"listen": "192.0.2.11:7000", "peers": ["192.0.2.12:7000"],
+                           "cert": str(cert), "peer_fingerprints": ["ab" * 32],
+                           "files": [str(served)], "validate": "true {path}",
+                           "reload": "true", "instance": "web"}
+        lb1.write_config()
+        out = _vrrpctl(lb1, "reload")
+        assert "updated: web" in out and "applied live: notify, sync, metrics" in out, out
+        metrics = node.ns.run(["curl", "-s", "http://127.0.0.1:9650/metrics"]).stdout
+        assert 'vrrpd_instance_state{instance="web",state="MASTER"} 1.0' in metrics
+        assert lb1.ctl("sync-status")["local"]["generation"] == 0
+        assert node.ns.run(["ss", "-Htln", "sport = :7000"]).stdout.strip()
+        lb1.ctl("demote", instance="web")
+        wait_for(lambda: record.exists() and "BACKUP" in record.read_text(), 5,
+                 "the new notify hook to run")
+        lb1.doc["log_format"] = "json"
+        lb1.write_config()
+        out = _vrrpctl(lb1, "reload")
+        assert "needs restart: log_format" in out, out
+    finally:
+        lb1.stop()
         lb2.stop()

@@ -10,12 +10,14 @@ a reload build every new instance first and give up without a trace if one canno
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from vrrpd.config.model import InstanceConfig
 from vrrpd.daemon.instance import AnnouncePort, InstanceDriver, TransitionListener
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.receiver import NOT_LOOKED_AT, VrrpEndpoint
-from vrrpd.proto.events import FaultChanged, Shutdown
+from vrrpd.proto.events import FaultChanged, Shutdown, State
 from vrrpd.proto.router import OWNER_PRIORITY
 
 log = logging.getLogger("vrrpd")
@@ -114,6 +116,26 @@ class Instances:
                 log.warning("[%s] removing VIP(s) %s left by an earlier run (startup reconcile)",
                             ifname, ", ".join(map(str, stale)))
                 await self.kernel.addresses.remove(ifname, stale)
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=, e.g. ``MASTER for web; BACKUP for dicom``."""
+        by_state: dict[State, list[str]] = {}
+        for name, d in self.drivers.items():
+            by_state.setdefault(d.state, []).append(name)
+        return "; ".join(f"{s.value} for {', '.join(n)}" for s, n in sorted(by_state.items()))
+
+    def status(self, trackers: Callable[[InstanceConfig], list[dict[str, Any]]] | None
+               ) -> dict[str, Any]:
+        """``instances`` and ``endpoints`` of ``vrrpctl status``."""
+        instances = []
+        for driver in self.drivers.values():
+            doc = driver.status()
+            doc["interface_problem"] = self.endpoint_of(driver).problem
+            if trackers is not None:
+                doc["trackers"] = trackers(driver.cfg)
+            instances.append(doc)
+        return {"instances": instances,
+                "endpoints": [e.status() for e in self.endpoints.values()]}
 
     async def close(self) -> None:
         """Close every driver, endpoint and announcer (after the drivers have shut down)."""

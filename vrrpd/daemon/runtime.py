@@ -200,11 +200,7 @@ class Daemon:
         self.groups.refresh_faults()
 
     def summary(self) -> str:
-        """One line for systemd's STATUS=, e.g. ``MASTER for web; BACKUP for dicom``."""
-        by_state: dict[State, list[str]] = {}
-        for name, d in self.drivers.items():
-            by_state.setdefault(d.state, []).append(name)
-        return "; ".join(f"{s.value} for {', '.join(n)}" for s, n in sorted(by_state.items()))
+        return self.instances.summary()
 
     # ---- operator modes and status -------------------------------------------------------
 
@@ -212,13 +208,7 @@ class Daemon:
         self.modes.set(names, mode)
 
     def status(self) -> dict[str, Any]:
-        instances = []
-        for driver in self.drivers.values():
-            doc = driver.status()
-            doc["interface_problem"] = self.instances.endpoint_of(driver).problem
-            if self.tracking is not None:
-                doc["trackers"] = self.tracking.instance_status(driver.cfg)
-            instances.append(doc)
+        """``vrrpctl status``, metrics: node, version, every instance and endpoint."""
+        trackers = self.tracking.instance_status if self.tracking is not None else None
         return {"node": self.config.node, "version": __version__,
-                "config": str(self.config.path), "instances": instances,
-                "endpoints": [e.status() for e in self.instances.endpoints.values()]}
+                "config": str(self.config.path), **self.instances.status(trackers)}
