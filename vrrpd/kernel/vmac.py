@@ -141,6 +141,7 @@ class VirtualMac:
             _sysctl(template, self.name, value)
         self._sock = self._open_socket()
         self.announcer = Announcer(self.name)
+        self.announcer.refresh_addresses()  # binds to the link we just made, reads its MAC
 
     def _open_socket(self) -> socket.socket:
         af = socket.AF_INET if self.family == 4 else socket.AF_INET6
