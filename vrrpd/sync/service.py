@@ -64,12 +64,13 @@ class SyncService:
         self.state: dict[str, Any] = self._load()
         max_frame = config.max_file_size * len(config.files) + HEADER_SLACK
         self.server = SyncServer(self.identity, self.pins, *config.listen, self._handle,
-                                 max_frame)
+                                 max_frame, tuple(host for host, _ in config.peers))
         self._lock = asyncio.Lock()  # one apply or push at a time
         self._watch: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
         self._stat: tuple[tuple[int, int], ...] | None = None
         self._retry_at: float | None = None
+        self._stopping = False
 
     # ---- state -----------------------------------------------------------------------
 
@@ -114,6 +115,7 @@ class SyncService:
                  self.generation, self.config.instance)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -138,10 +140,11 @@ class SyncService:
         return tuple(out)
 
     async def _watch_files(self) -> None:
-        while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for turns a cancel that lands
-            # as the timeout expires into TimeoutError, and this loop then never ended (stop()
-            # hung; tests/test_sync_transport.py hung 1 run in ~15).
+        # A flag as well as the cancel in stop(), and asyncio.timeout rather than wait_for
+        # here and in the transport: on Python 3.11 wait_for can swallow a cancel that lands
+        # as the awaited operation ends, and this loop then never ended (stop() hung;
+        # tests/test_sync_transport.py hung 1 run in ~15).
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL):
                     await self._kick.wait()
@@ -277,7 +280,8 @@ class SyncService:
                 continue
             peer["sync"] = compare(local, peer)
             peers[f"{host}:{port}"] = peer
-        return {"local": local, "peers": peers, "last_push": self.state.get("last_push")}
+        return {"local": local, "peers": peers, "last_push": self.state.get("last_push"),
+                "listener": self.server.gate.status()}
 
 
 def compare(local: dict[str, Any], peer: dict[str, Any]) -> str:

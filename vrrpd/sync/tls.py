@@ -11,9 +11,10 @@ therefore pinned like this, before any request is read:
   certificate fingerprint itself right after the handshake (:func:`peer_fingerprint`);
 * the server sends a random challenge; the client answers with its certificate and an ECDSA
   signature over :func:`client_proof_message` (context string, challenge, the server's
-  fingerprint, the TLS channel binding when available).  The server checks the certificate's
-  fingerprint against its pins and the signature with that certificate's key.  The signature
-  is bound to this server and this connection, so it cannot be replayed elsewhere.
+  fingerprint, the TLS channel binding, which must be present).  The server checks the
+  certificate's fingerprint against its pins and the signature with that certificate's key.
+  The signature is bound to this server and this connection, so it cannot be replayed
+  elsewhere.
 """
 
 from __future__ import annotations
@@ -115,13 +116,19 @@ def peer_fingerprint(ssl_object: ssl.SSLObject | None, pins: frozenset[str]) -> 
 
 
 def channel_binding(ssl_object: ssl.SSLObject | None) -> bytes:
-    """``tls-unique`` of the connection when OpenSSL gives one (else empty)."""
-    if ssl_object is None:
-        return b""
+    """``tls-unique`` of the connection; :class:`PinError` when OpenSSL gives none.
+
+    The proof must be bound to this TLS connection, or a relay could forward a challenge to
+    the real peer and replay its answer; a connection without a binding is refused rather
+    than authenticated with a weaker proof.
+    """
     try:
-        return ssl_object.get_channel_binding("tls-unique") or b""
+        binding = ssl_object.get_channel_binding("tls-unique") if ssl_object else None
     except (ValueError, ssl.SSLError):
-        return b""
+        binding = None
+    if not binding:
+        raise PinError("the TLS connection offers no channel binding (tls-unique); refused")
+    return binding
 
 
 def client_proof_message(challenge: bytes, server_fp: str, binding: bytes) -> bytes:

@@ -10,6 +10,8 @@ A frame is read whole (``readexactly``) before anything looks at it, so a peer t
 mid-transfer leaves nothing behind.  Connection flow::
 
     client                                   server
+      |---- TCP connect -------------------->|  not a configured peer, or too many
+      |                                      |  unauthenticated: aborted (gate.py)
       |---- TLS 1.3 handshake -------------->|
       | check server cert pin                |
       |<--- {"challenge": hex} --------------|
@@ -31,12 +33,14 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vrrpd.kernel.listen import listening_socket
+from vrrpd.sync.gate import PRE_AUTH_TIMEOUT, Gate, IPAddress, peer_address
 from vrrpd.sync.tls import (
     Identity,
     PinError,
@@ -52,6 +56,8 @@ U32 = struct.Struct("!I")
 HANDSHAKE_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 120.0  # a push waits for validate + reload on the peer
 MAX_CONTROL_FRAME = 64 * 1024
+MAX_PROOF_FRAME = 8 * 1024  # the client's certificate and proof, read before authentication
+CLOSE_WAIT = 1.0  # seconds a served connection gets for a clean TLS close before an abort
 
 Handler = Callable[[dict[str, Any], bytes, str], Awaitable[dict[str, Any]]]
 
@@ -83,7 +89,7 @@ async def read_frame(reader: asyncio.StreamReader, limit: int) -> tuple[dict[str
     (hlen,) = U32.unpack_from(payload)
     try:
         header = json.loads(payload[U32.size:U32.size + hlen])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise TransportError("malformed frame header") from None
     if not isinstance(header, dict) or U32.size + hlen > size:
         raise TransportError("malformed frame header")
@@ -96,22 +102,30 @@ async def _send(writer: asyncio.StreamWriter, header: dict[str, Any], tail: byte
 
 
 class SyncServer:
-    """Accepts pinned peers and hands each authenticated request to ``handler``."""
+    """Accepts pinned peers and hands each authenticated request to ``handler``.
+
+    The TCP connection is accepted in the clear so that :class:`~vrrpd.sync.gate.Gate` can
+    refuse it before any TLS work; TLS starts only for an admitted peer.  A connection that
+    fails or times out before it is served is aborted at once (``transport.abort()``): no TLS
+    close_notify exchange, whose wait would hold its descriptor for another 30 s.
+    """
 
     def __init__(self, identity: Identity, pins: frozenset[str], host: str, port: int,
-                 handler: Handler, max_frame: int) -> None:
+                 handler: Handler, max_frame: int, peers: tuple[str, ...] = ()) -> None:
         self.identity = identity
         self.pins = pins
         self.host, self.port = host, port
         self.handler = handler
         self.max_frame = max_frame
+        self.peers = peers
+        self.gate = Gate(frozenset())
+        self._context = identity.server_context()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        self.gate.allowed = await _resolve(self.peers)
         self._server = await asyncio.start_server(self._serve,
-                                                  sock=listening_socket(self.host, self.port),
-                                                  ssl=self.identity.server_context(),
-                                                  ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+                                                  sock=listening_socket(self.host, self.port))
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -126,8 +140,7 @@ class SyncServer:
         ssl_object = writer.get_extra_info("ssl_object")
         challenge = os.urandom(32)
         await _send(writer, {"challenge": challenge.hex()})
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            answer, _ = await read_frame(reader, MAX_CONTROL_FRAME)
+        answer, _ = await read_frame(reader, MAX_PROOF_FRAME)
         try:
             cert = base64.b64decode(answer["cert"], validate=True)
             proof = base64.b64decode(answer["proof"], validate=True)
@@ -137,16 +150,32 @@ class SyncServer:
                                        channel_binding(ssl_object))
         return verify_client_proof(cert, proof, message, self.pins)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+    async def _admit(self, peer: IPAddress, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> str:
+        """TLS, challenge and proof within PRE_AUTH_TIMEOUT; the peer's fingerprint."""
         try:
-            try:
-                fp = await self._authenticate(reader, writer)
-            except PinError as exc:
-                log.warning("sync: refused connection from %s: %s", peer, exc)
-                await _send(writer, {"ok": False, "error": f"authentication refused: {exc}"})
-                return
-            await _send(writer, {"ok": True})
+            async with asyncio.timeout(PRE_AUTH_TIMEOUT):
+                await writer.start_tls(self._context, ssl_handshake_timeout=PRE_AUTH_TIMEOUT)
+                try:
+                    fp = await self._authenticate(reader, writer)
+                except PinError as exc:
+                    self.gate.refuse("auth_failed", f"sync: refused {peer}: {exc}")
+                    await _send(writer, {"ok": False, "error": f"authentication refused: {exc}"})
+                    raise
+                await _send(writer, {"ok": True})
+                return fp
+        finally:
+            self.gate.release(peer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = peer_address(writer.get_extra_info("peername"))
+        if not self.gate.admit(peer):
+            writer.transport.abort()
+            return
+        assert peer is not None
+        served = False
+        try:
+            fp = await self._admit(peer, reader, writer)
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 header, tail = await read_frame(reader, self.max_frame)
             try:
@@ -155,12 +184,37 @@ class SyncServer:
                 log.exception("sync: request %s from %s failed", header.get("op"), peer)
                 result = {"ok": False, "error": f"internal error: {exc}"}
             await _send(writer, result)
-        except (TransportError, TimeoutError, ConnectionError, ssl.SSLError) as exc:
-            log.warning("sync: connection from %s: %s", peer, exc or "timed out")
+            self.gate.counters["served"] += 1
+            served = True
+        except PinError:
+            pass  # counted and logged by _admit
+        except TimeoutError:
+            self.gate.refuse("timeout", f"sync: connection from {peer} timed out")
+        except Exception as exc:  # TLS, framing, a vanished peer, anything: count, never crash
+            self.gate.refuse("error", f"sync: connection from {peer}: "
+                             f"{exc or type(exc).__name__}")
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if served:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(CLOSE_WAIT):
+                        await writer.wait_closed()
+            writer.transport.abort()  # no-op once closed
+
+
+async def _resolve(hosts: tuple[str, ...]) -> frozenset[IPAddress]:
+    """The addresses of the configured peers (names resolved once, at start)."""
+    loop = asyncio.get_running_loop()
+    out: set[IPAddress] = set()
+    for host in hosts:
+        try:
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            log.error("sync: cannot resolve peer %s (%s); connections from it are refused",
+                      host, exc)
+            continue
+        out.update(a for a in (peer_address(info[4]) for info in infos) if a is not None)
+    return frozenset(out)
 
 
 async def open_session(identity: Identity, pins: frozenset[str], host: str, port: int
@@ -184,8 +238,11 @@ async def open_session(identity: Identity, pins: frozenset[str], host: str, port
             challenge = bytes.fromhex(hello["challenge"])
         except (KeyError, TypeError, ValueError):
             raise TransportError(f"{host}:{port}: no challenge from the peer") from None
-        proof = identity.prove(client_proof_message(challenge, server_fp,
-                                                    channel_binding(ssl_object)))
+        try:
+            binding = channel_binding(ssl_object)
+        except PinError as exc:
+            raise TransportError(f"{host}:{port}: {exc}") from None
+        proof = identity.prove(client_proof_message(challenge, server_fp, binding))
         await _send(writer, {"cert": base64.b64encode(identity.der).decode(),
                              "proof": base64.b64encode(proof).decode()})
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
