@@ -477,6 +477,7 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...], host: bool) -> Sync
         master_socket=s.take("master_socket", OPTIONAL_STR, None, absolute_path),
         stats_socket=s.take("stats_socket", OPTIONAL_STR, None, absolute_path),
         pidfile=s.take("pidfile", OPTIONAL_STR, None, absolute_path),
+        allow_code=s.take("allow_code", bool, False),
     )
     if config.pidfile is not None and config.stats_socket is None:
         raise s.error("pidfile", "is checked together with `stats_socket:`; set that too")

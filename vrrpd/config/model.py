@@ -130,6 +130,8 @@ class SyncConfig:
     master_socket: Path | None = None
     stats_socket: Path | None = None
     pidfile: Path | None = None
+    # accept pushed HAProxy directives that run code (vrrpd.sync.policy) the live file lacks
+    allow_code: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any
 from vrrpd.config.model import SyncConfig
 from vrrpd.daemon.persist import write_atomic
 from vrrpd.sync import bundle as bundles
+from vrrpd.sync import policy
 from vrrpd.sync.apply import Applier, ApplyError, read_local
 from vrrpd.sync.confirm import confirmer
 from vrrpd.sync.tls import Identity, PinError
@@ -232,6 +233,12 @@ class SyncService:
             return {"ok": False, "error": f"refused: generation {bundle.generation} is not "
                     f"newer than ours ({self.generation}): a replayed or older push"}
         try:
+            if not self.config.allow_code:
+                live = dict(read_local(self.config.files, self.config.max_file_size))
+                added = policy.new_code(bundle.files, live)
+                if added:
+                    log.error("sync: %s", policy.refusal(added))
+                    return {"ok": False, "error": policy.refusal(added)}
             if not force and self._diverged(self.local_bundle().manifest_hash()):
                 return {"ok": False, "error": "refused: the files here were edited locally "
                         "since the last sync (diverged); `vrrpctl sync push --force` on "
