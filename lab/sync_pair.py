@@ -105,9 +105,11 @@ class SyncLab(LabSetup):
     """lb1 and lb2: real HAProxy, vrrpd with ``sync:`` pinning each other.  A context manager;
     every process and namespace is gone after ``with``, also when setup failed."""
 
-    def __init__(self, workdir: Path, advert_interval: float = 0.1) -> None:
+    def __init__(self, workdir: Path, advert_interval: float = 0.1,
+                 tracks: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.advert_interval = advert_interval
+        self.tracks = tracks or {}  # trackers of instance web on both nodes
         self.lab: Topology | None = None
         self.haproxy: dict[str, LabHAProxy] = {}
         self.vrrpd: dict[str, Vrrpd] = {}
@@ -127,7 +129,8 @@ class SyncLab(LabSetup):
             self.haproxy[name].start()
         for name in NODES:
             self.vrrpd[name] = Vrrpd(self.lab.nodes[name], self.workdir,
-                                     [self.instance(name)], sync=self.sync_config(name))
+                                     [self.instance(name)], sync=self.sync_config(name),
+                                     **({"tracks": self.tracks} if self.tracks else {}))
         self.start("lb1", "MASTER")
         self.start("lb2", "BACKUP")
 
@@ -141,7 +144,8 @@ class SyncLab(LabSetup):
 
     def instance(self, name: str) -> dict[str, Any]:
         return {"name": "web", "interface": "eth0", "vrid": 51, "priority": NODES[name][2],
-                "advert_interval": self.advert_interval, "vips": [f"{VIP}/24"]}
+                "advert_interval": self.advert_interval, "vips": [f"{VIP}/24"],
+                **({"track": list(self.tracks)} if self.tracks else {})}
 
     def sync_config(self, name: str) -> dict[str, Any]:
         """``sync:`` of ``name``: pins the other node, confirms reloads via the master CLI."""
