@@ -159,7 +159,7 @@ class SyncServer:
                 try:
                     fp = await self._authenticate(reader, writer)
                 except PinError as exc:
-                    self.gate.refuse("auth_failed", f"sync: refused {peer}: {exc}")
+                    self.gate.refuse("auth_failed", f"sync: refused connection from {peer}: {exc}")
                     await _send(writer, {"ok": False, "error": f"authentication refused: {exc}"})
                     raise
                 await _send(writer, {"ok": True})
