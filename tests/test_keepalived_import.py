@@ -128,8 +128,15 @@ def test_sample_sync_groups_and_nopreempt(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     _, doc, _ = run(tmp_path, capsys, SAMPLES / "keepalived.conf.vrrp.sync")
     assert doc is not None
-    assert doc["sync_groups"] == {"G1": ["VI_1", "VI_2", "VI_5", "VI_6", "VI_7", "VI_8",
-                                         "VI_9"], "G2": ["VI_3", "VI_4"]}
+    assert doc["sync_groups"] == {
+        "G1": {"instances": ["VI_1", "VI_2", "VI_5", "VI_6", "VI_7", "VI_8", "VI_9"],
+               "notify_backup": "/usr/local/bin/vrrp.back arg1 arg2",
+               "notify_master": "/usr/local/bin/vrrp.mast arg1 arg2",
+               "notify_fault": "/usr/local/bin/vrrp.fault arg1 arg2"},
+        "G2": ["VI_3", "VI_4"]}
+    _, doc, _ = run(tmp_path, capsys, SAMPLES / "keepalived.conf.vrrp.scripts")
+    assert doc is not None  # per-state hooks with their arguments, as keepalived runs them
+    assert by_name(doc)["VI_1"]["notify_fault"] == "/usr/local/bin/vrrp.sh  FAULT  VI_1"
     # keepalived 1.x style: the members listed directly in the block
     _, doc, _ = run(tmp_path, capsys, SAMPLES / "keepalived.conf.vrrp.lvs_syncd")
     assert doc is not None and doc["sync_groups"] == {"VG1": ["VI_2", "VI_3"]}

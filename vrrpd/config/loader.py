@@ -8,6 +8,7 @@ mistake found is raised, naming file, line, key path and reason, e.g.
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 from collections.abc import Callable, Hashable
 from ipaddress import ip_address, ip_interface
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from vrrpd.config import host as on_host
 from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
+    HOOK_STATES,
     AnnounceConfig,
     ChecksumMode,
     Config,
@@ -108,9 +110,28 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
 
 
 def _hook(host: bool) -> Callable[[str], str]:
-    """A notify hook: an absolute path, and on this host an executable file."""
+    """A notify hook: a command line (keepalived's: ``/path/to/script [args]``, quoted words
+    as in sh) whose program is an absolute path, and on this host an executable file."""
     check = on_host.executable if host else absolute_path
-    return lambda v: str(check(v))
+
+    def hook(v: str) -> str:
+        try:
+            argv = shlex.split(v)
+        except ValueError as exc:
+            raise ValueError(f"{v!r}: {exc}") from None
+        if not argv:
+            raise ValueError("is empty; give the hook's path")
+        check(argv[0])
+        return v
+    return hook
+
+
+def _hooks(s: Section, host: bool) -> tuple[str | None, dict[str, str]]:
+    """``notify``, and ``notify_master`` / ``_backup`` / ``_fault`` / ``_stop`` by state."""
+    states = {state: s.take(f"notify_{state.lower()}", OPTIONAL_STR, None, _hook(host))
+              for state in HOOK_STATES}
+    return (s.take("notify", OPTIONAL_STR, None, _hook(host)),
+            {k: v for k, v in states.items() if v is not None})
 
 
 def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> InstanceConfig:
@@ -130,6 +151,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
                                   a.take("interval", float, 0.01, in_range(0, 1)),
                                   a.take("repeat_delay", float, 2.0, in_range(0, 60)))
         a.done()
+    notify, notify_states = _hooks(s, host)
     config = InstanceConfig(
         name=name, interface=interface, vrid=vrid, version=version, priority=priority,
         advert_interval_cs=interval_cs,
@@ -140,7 +162,8 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         v3_checksum=ChecksumMode(s.take("v3_checksum", str, "auto",
                                         one_of(*(m.value for m in ChecksumMode)))),
         track=_track_refs(s, tracks, priority),
-        notify=s.take("notify", OPTIONAL_STR, None, _hook(host)),
+        notify=notify,
+        notify_states=notify_states,
         announce=announce,
         na_router_flag=s.take("na_router_flag", bool, True),
         virtual_mac=s.take("virtual_mac", bool, False,
@@ -390,16 +413,17 @@ def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...], host: bool
     taken: dict[str, str] = {}
     groups = []
     for name, value in s.entries():
-        notify = None
+        notify: str | None = None
+        notify_states: dict[str, str] = {}
         if isinstance(value.raw, dict):
             g = Section(value)
             items = g.items("instances")
-            notify = g.take("notify", OPTIONAL_STR, None, _hook(host))
+            notify, notify_states = _hooks(g, host)
             g.done()
         elif isinstance(value.raw, list):
             items = value.items()
         else:
-            raise value.error("must be a list of instance names or {instances, notify}")
+            raise value.error("must be a list of instance names or {instances, notify, ...}")
         if len(items) < 2:
             raise value.error("a sync group needs at least 2 instances")
         members = [v.get(str) for v in items]
@@ -411,7 +435,7 @@ def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...], host: bool
                 raise v.error(f"instance {member!r} is already in sync group "
                               f"{taken[member]!r}; an instance joins at most one group")
             taken[member] = name
-        groups.append(SyncGroupConfig(name, tuple(members), notify))
+        groups.append(SyncGroupConfig(name, tuple(members), notify, notify_states))
     return tuple(groups)
 
 

@@ -18,6 +18,11 @@ IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
 
 
+# The states notify hooks name (keepalived's): STOP is an instance stopping (shutdown, or
+# removed by a reload); each has a ``notify_<state>`` key.
+HOOK_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+
+
 class ChecksumMode(StrEnum):
     """``v3_checksum``: which VRRPv3 IPv4 checksum form to send and accept."""
 
@@ -64,7 +69,9 @@ class InstanceConfig:
     strict_peers: bool = False  # drop adverts from any other source before the state machine
     v3_checksum: ChecksumMode = ChecksumMode.AUTO
     track: tuple[TrackRef, ...] = ()
-    notify: str | None = None
+    notify: str | None = None  # command line; run on every transition (vrrpd.daemon.notify)
+    # keepalived's notify_master/_backup/_fault/_stop: state (HOOK_STATES) -> command line
+    notify_states: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
     virtual_mac: bool = False  # RFC 5798 §7.3 virtual router MAC on a macvlan link
@@ -109,7 +116,9 @@ class SyncGroupConfig:
 
     name: str
     instances: tuple[str, ...]
-    notify: str | None = None
+    notify: str | None = None  # command line; run on every transition (vrrpd.daemon.notify)
+    # keepalived's notify_master/_backup/_fault/_stop: state (HOOK_STATES) -> command line
+    notify_states: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
 
 
 @dataclass(frozen=True)

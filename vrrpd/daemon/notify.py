@@ -1,7 +1,18 @@
-"""Notify hooks: run an operator's script on every transition, keepalived-compatibly.
+"""Notify hooks: run an operator's scripts on transitions, as keepalived does.
 
-Arguments are keepalived's ``TYPE NAME STATE PRIORITY`` (TYPE is ``INSTANCE`` or ``GROUP``);
-the environment adds ``VRRPD_INSTANCE``, ``VRRPD_STATE``, ``VRRPD_PREV_STATE``, ``VRRPD_VIPS``
+On a transition to STATE an instance (or sync group) runs, in keepalived's order:
+
+1. ``notify_<state>`` (``notify_master``, ``_backup``, ``_fault``, ``_stop``) if configured,
+   as its command line says, with no added arguments;
+2. ``notify``, its command line followed by keepalived's ``TYPE NAME STATE PRIORITY`` (TYPE is
+   ``INSTANCE`` or ``GROUP``).
+
+STATE is ``MASTER``, ``BACKUP`` or ``FAULT``, and ``STOP`` when an instance stops (vrrpd
+shuts down, or a reload removes it): its state machine is back in Initialize then, which hooks
+never see under that name, as keepalived scripts expect STOP.  A group's ``notify`` is not
+called for STOP ("stop only applies to instances", keepalived.conf(5)); its ``notify_stop`` is.
+Command lines split like sh words (``shlex``), without a shell.  The environment adds
+``VRRPD_TYPE``, ``VRRPD_INSTANCE``, ``VRRPD_STATE``, ``VRRPD_PREV_STATE``, ``VRRPD_VIPS``
 (space separated), ``VRRPD_PRIORITY``, ``VRRPD_REASON`` and ``VRRPD_NODE``.
 
 Hooks of one instance (or group) run one at a time, in transition order, each awaited with a
@@ -15,21 +26,32 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import signal
+from collections.abc import Mapping
 
 from vrrpd.config.model import Config
+from vrrpd.proto.events import State
 
 log = logging.getLogger("vrrpd.notify")
 
 HOOK_TIMEOUT = 30.0
+STOP = "STOP"
+
+
+def hook_state(state: str) -> str:
+    """The state's name for hooks: Initialize is reached only by stopping."""
+    return STOP if state == State.INITIALIZE.value else state
 
 
 class HookRunner:
     """One ordered queue of hook invocations for one instance or sync group."""
 
-    def __init__(self, script: str, kind: str, name: str, timeout: float = HOOK_TIMEOUT
-                 ) -> None:
-        self.script = script
+    def __init__(self, notify: str | None, states: Mapping[str, str], kind: str, name: str,
+                 timeout: float = HOOK_TIMEOUT) -> None:
+        self.config = (notify, dict(states), kind, name)  # what it was built from
+        self.notify = shlex.split(notify) if notify else None
+        self.states = {state: shlex.split(cmd) for state, cmd in states.items()}
         self.kind = kind
         self.name = name
         self.timeout = timeout
@@ -38,11 +60,15 @@ class HookRunner:
 
     def submit(self, state: str, prev_state: str, priority: int, vips: list[str], reason: str,
                node: str) -> None:
-        args = [self.kind, self.name, state, str(priority)]
+        state, prev_state = hook_state(state), hook_state(prev_state)
         env = {"VRRPD_TYPE": self.kind, "VRRPD_INSTANCE": self.name, "VRRPD_STATE": state,
                "VRRPD_PREV_STATE": prev_state, "VRRPD_PRIORITY": str(priority),
                "VRRPD_VIPS": " ".join(vips), "VRRPD_REASON": reason, "VRRPD_NODE": node}
-        self._queue.put_nowait((args, env))
+        if state in self.states:
+            self._queue.put_nowait((self.states[state], env))
+        if self.notify and not (state == STOP and self.kind == "GROUP"):
+            self._queue.put_nowait(([*self.notify, self.kind, self.name, state, str(priority)],
+                                    env))
 
     async def idle(self) -> None:
         await self._queue.join()
@@ -53,17 +79,17 @@ class HookRunner:
 
     async def _run(self) -> None:
         while True:
-            args, env = await self._queue.get()
+            argv, env = await self._queue.get()
             try:
-                await self._invoke(args, env)
+                await self._invoke(argv, env)
             finally:
                 self._queue.task_done()
 
-    async def _invoke(self, args: list[str], env: dict[str, str]) -> None:
-        what = f"notify hook {self.script} {' '.join(args)}"
+    async def _invoke(self, argv: list[str], env: dict[str, str]) -> None:
+        what = f"notify hook {shlex.join(argv)}"
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.script, *args, env={**os.environ, **env}, stdin=asyncio.subprocess.DEVNULL,
+                *argv, env={**os.environ, **env}, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True)
         except OSError as exc:
@@ -95,23 +121,22 @@ class NotifyHooks:
         self.runners = runners
 
     @staticmethod
-    def wanted(config: Config) -> dict[str, tuple[str, str, str]]:
-        """key -> (script, TYPE, name) for every hook ``config`` asks for."""
-        hooks = {cfg.name: (cfg.notify, "INSTANCE", cfg.name)
-                 for cfg in config.instances if cfg.notify}
-        hooks.update({f"group:{g.name}": (g.notify, "GROUP", g.name)
-                      for g in config.sync_groups if g.notify})
+    def wanted(config: Config) -> dict[str, tuple[str | None, dict[str, str], str, str]]:
+        """key -> (notify, per-state hooks, TYPE, name) for every hook ``config`` asks for."""
+        hooks = {cfg.name: (cfg.notify, cfg.notify_states, "INSTANCE", cfg.name)
+                 for cfg in config.instances if cfg.notify or cfg.notify_states}
+        hooks.update({f"group:{g.name}": (g.notify, g.notify_states, "GROUP", g.name)
+                      for g in config.sync_groups if g.notify or g.notify_states})
         return hooks
 
     @classmethod
     def build(cls, config: Config, keep: NotifyHooks | None = None) -> NotifyHooks:
-        """The hooks of ``config``; runners of ``keep`` whose hook did not change carry on."""
+        """The hooks of ``config``; runners of ``keep`` whose hooks did not change carry on."""
         kept = keep.runners if keep is not None else {}
         runners = {}
-        for key, (script, kind, name) in cls.wanted(config).items():
+        for key, wanted in cls.wanted(config).items():
             old = kept.get(key)
-            same = old is not None and (old.script, old.kind, old.name) == (script, kind, name)
-            runners[key] = old if same and old is not None else HookRunner(script, kind, name)
+            runners[key] = old if old is not None and old.config == wanted else HookRunner(*wanted)
         return cls(runners)
 
     def instance_changed(self, name: str, state: str, prev_state: str, priority: int,

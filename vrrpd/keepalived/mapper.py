@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_interface
 from typing import Any
 
+from vrrpd.config.model import HOOK_STATES
 from vrrpd.config.schema import NAME
 from vrrpd.keepalived import unsupported
 from vrrpd.keepalived.parser import Parsed, ParseError, Statement, Where
 
 Doc = dict[str, Any]
+# keepalived's hook keywords, which are vrrpd's keys too
+_HOOKS = ("notify", *(f"notify_{state.lower()}" for state in HOOK_STATES))
 # the order of an instance's keys in the output, as in README "Configuration"
 _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_interval",
                    "preempt", "preempt_delay", "vips", "unicast_peers", "strict_peers",
-                   "virtual_mac", "v3_checksum", "track", "notify")
+                   "virtual_mac", "v3_checksum", "track", *_HOOKS)
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,8 @@ def _name(text: str) -> str:
     return text if NAME.fullmatch(text) else re.sub(r"[^A-Za-z0-9_.-]", "_", text) or "_"
 
 
-def _program(s: Statement) -> tuple[list[str], str | None]:
-    """``notify_* PROGRAM [user [group]]``: the program's argv and the user, if given."""
+def _program(s: Statement) -> tuple[str, str | None]:
+    """``notify* SCRIPT [user [group]]``: the command line (checked) and the user, if given."""
     if not 1 <= len(s.args) <= 3:
         raise ParseError(s.where, f"{s.keyword} takes a script and optionally a user and "
                                   f"group, got {len(s.args)} arguments")
@@ -112,7 +115,7 @@ def _program(s: Statement) -> tuple[list[str], str | None]:
         raise ParseError(s.where, f"{s.keyword}: {exc}") from None
     if not argv:
         raise ParseError(s.where, f"{s.keyword}: empty script")
-    return argv, s.args[1] if len(s.args) > 1 else None
+    return s.args[0], s.args[1] if len(s.args) > 1 else None
 
 
 # ---- the conversion ---------------------------------------------------------------------
@@ -418,12 +421,8 @@ class _Converter:
                 track += self.track_refs(s)
             elif k == "authentication":
                 self.authentication(s)
-            elif k == "notify":
-                self.notify(s, d)
-            elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop"):
-                self.unmapped(s, "vrrpd runs one `notify:` hook for every transition, with "
-                                 "keepalived's notify arguments (TYPE NAME STATE PRIORITY); "
-                                 "call this script from it for the state it handles")
+            elif k in _HOOKS:
+                self.hook(s, d)
             elif k in ("garp_master_delay", "garp_master_repeat", "garp_interval"):
                 self._announce(s, k, announce)
             elif k in unsupported.INSTANCE:
@@ -540,13 +539,12 @@ class _Converter:
                "will not hear it")
         self.unmapped(block, why, f"authentication (auth_type {kind})")
 
-    def notify(self, s: Statement, d: Doc) -> None:
-        argv, user = _program(s)
-        if len(argv) > 1 or user:
-            self.unmapped(s, "vrrpd runs `notify:` as a program path without arguments or "
-                             "user; wrap the command in a script")
-            return
-        d["notify"] = argv[0]
+    def hook(self, s: Statement, d: Doc) -> None:
+        """notify and notify_<state>: the same keys in vrrpd, command lines as they are."""
+        command, user = _program(s)
+        if user:
+            self.note(s, f"hooks run as vrrpd's user, not {user}")
+        d[s.keyword] = command
 
     # -- sync groups
 
@@ -560,16 +558,8 @@ class _Converter:
                 members += s.children
             elif k in self.names:  # keepalived 1.x: members listed directly in the block
                 members.append(s)
-            elif k == "notify":
-                argv, user = _program(s)
-                if len(argv) > 1 or user:
-                    self.unmapped(s, "vrrpd runs `notify:` as a program path without "
-                                     "arguments or user; wrap the command in a script")
-                else:
-                    g["notify"] = argv[0]
-            elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop"):
-                self.unmapped(s, "a sync group has one `notify:` hook for every transition "
-                                 "(keepalived's notify arguments); call this script from it")
+            elif k in _HOOKS:
+                self.hook(s, g)
             elif k in ("track_interface", "track_script", "track_file", "track_process"):
                 self.unmapped(s, "trackers belong to instances in vrrpd: add them to each "
                                  "member's track:")
