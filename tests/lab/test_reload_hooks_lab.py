@@ -127,7 +127,7 @@ def test_notify_hooks_run_in_order_and_never_delay_a_takeover(two_nodes: Topolog
         lines = record.read_text().splitlines()
         assert lines == ["INSTANCE web BACKUP 150 INIT [192.0.2.100]",
                          "INSTANCE web MASTER 150 BACKUP [192.0.2.100]",
-                         "INSTANCE web INIT 150 MASTER [192.0.2.100]"]
+                         "INSTANCE web STOP 150 MASTER [192.0.2.100]"]
         assert "exit status 3" in lb1.log()
     finally:
         probe.close()

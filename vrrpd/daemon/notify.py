@@ -60,7 +60,7 @@ class HookRunner:
 
     def submit(self, state: str, prev_state: str, priority: int, vips: list[str], reason: str,
                node: str) -> None:
-        state, prev_state = hook_state(state), hook_state(prev_state)
+        state = hook_state(state)  # VRRPD_PREV_STATE stays INIT when an instance starts
         env = {"VRRPD_TYPE": self.kind, "VRRPD_INSTANCE": self.name, "VRRPD_STATE": state,
                "VRRPD_PREV_STATE": prev_state, "VRRPD_PRIORITY": str(priority),
                "VRRPD_VIPS": " ".join(vips), "VRRPD_REASON": reason, "VRRPD_NODE": node}
