@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from vrrpd import __version__
 from vrrpd.control.registry import CommandError, command, help_dict
 from vrrpd.proto.events import AdminMode, State
+
+log = logging.getLogger("vrrpd.control")
 
 POLL = 0.01
 
@@ -110,7 +113,11 @@ async def maintenance(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 @command("reload", "re-read the configuration; unchanged instances keep their state")
 async def reload(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = await daemon.reload()
+    try:
+        result: dict[str, Any] = await daemon.reload()
+    except CommandError as exc:  # in the log too: `systemctl reload` only says "failed"
+        log.error("reload: %s", exc)
+        raise
     return result
 
 

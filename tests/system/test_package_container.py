@@ -1,0 +1,356 @@
+"""The Debian package in a fresh Debian 12 container booted with systemd (issue 19, "Done when").
+
+One privileged LXC container per module, ``vrsys-<hex>``, from ``scripts/build-box
+--rootfs-only`` (plain Debian 12: systemd, python3, iproute2; no network), with eth0
+198.51.100.11/24 cabled by a veth to the host end ``vrsys<hex>``, where the test listens to its
+adverts.  The steps run in order on it, everything through apt, systemctl, journalctl and
+vrrpctl inside the container, never through package code:
+
+install (offline: the Depends come from the base) -> nothing enabled or started -> a config and
+``systemctl enable --now`` -> ``vrrpctl status`` (also as a member of control_socket_group) ->
+notify hook under /run -> ``systemctl reload`` (hitless; a broken file refused) -> journald
+severities -> stop (one priority-0 advert) -> crash restart -> watchdog restart -> purge
+(no file, user or process left).
+
+Skipped, with the reason, when this machine cannot run systemd containers.  The container and
+its directory are removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LXC_PATH = Path("/var/lib/lxc")
+ADDRESS, VIP, EXTRA_VIP = "198.51.100.11/24", "198.51.100.100/24", "198.51.100.101/24"
+VRID = 51
+WATCHDOG_LIMIT = 30.0  # WatchdogSec=10 + TimeoutAbortSec=5 + RestartSec=1, and slack
+PRODUCT = ("vrrpd", "etc", "hooks", "man", "debian", "setup.cfg", "scripts/build-deb")
+
+
+def _unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "system tests need root (privileged LXC containers)"
+    for tool in ("lxc-start", "lxc-attach", "lxc-destroy", "debootstrap", "dpkg-buildpackage"):
+        if shutil.which(tool) is None:
+            return f"system tests need {tool} (apt-get install lxc debootstrap dpkg-dev)"
+    if not Path("/sys/fs/cgroup").is_dir():
+        return "system tests need cgroups for systemd in a container"
+    return None
+
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable())),
+    # The first test also builds the .deb (when stale) and the base rootfs (when not cached).
+    pytest.mark.timeout(900),
+]
+
+CONFIG = f"""\
+node: c1
+control_socket_group: adm
+tracks:
+  # A root process watched by pidfile: pidfd_open needs no ptrace right (the unit grants none).
+  init: {{type: process, pidfile: /run/vrrpd-test/init.pid}}
+  # Run as nobody: the unit's CAP_SETUID/CAP_SETGID.
+  nobody: {{type: script, command: 'test "$(id -un)" = nobody', interval: 0.5}}
+instances:
+  - name: web
+    interface: eth0
+    vrid: {VRID}
+    priority: 150
+    advert_interval: 0.5
+    vips: [{VIP}]
+    track: [init, nobody]
+    notify: /etc/vrrpd/hooks/test-hook.sh
+"""
+
+# What the sandbox lets a hook do: write under /run/vrrpd (and no capabilities).
+HOOK = """\
+#!/bin/sh
+echo "$3 $(id -un) $(grep CapEff /proc/self/status | tr -d '\\t')" >> /run/vrrpd/hook.log
+"""
+
+
+class Container:
+    """A booted Debian 12 container; ``run`` executes a command in it as root."""
+
+    def __init__(self, name: str, host_if: str) -> None:
+        self.name, self.host_if = name, host_if
+        self.rootfs = LXC_PATH / name / "rootfs"
+        self.figures: dict[str, float] = {}
+
+    def run(self, cmd: str, check: bool = True, timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["lxc-attach", "-n", self.name, "--clear-env",
+             "--set-var", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "--set-var", "LANG=C.UTF-8",
+             "--", "/bin/sh", "-c", cmd],
+            capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode:
+            raise AssertionError(f"[{self.name}] {cmd} exited {done.returncode}:\n"
+                                 f"{done.stdout}{done.stderr}")
+        return done
+
+    def out(self, cmd: str) -> str:
+        return self.run(cmd).stdout.strip()
+
+    def write(self, path: str, text: str, mode: int = 0o644) -> None:
+        target = self.rootfs / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(mode)
+
+    def status(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self.out("vrrpctl --json status"))
+        return doc
+
+    def web(self) -> dict[str, Any]:
+        return next(i for i in self.status()["instances"] if i["name"] == "web")
+
+    def main_pid(self) -> int:
+        return int(self.out("systemctl show -p MainPID --value vrrpd"))
+
+    def vips(self) -> set[str]:
+        shown = json.loads(self.out("ip -j addr show dev eth0"))[0]["addr_info"]
+        return {f"{a['local']}/{a['prefixlen']}" for a in shown if a["family"] == "inet"}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while True:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except (AssertionError, ValueError, KeyError, StopIteration):
+            pass  # not answering yet
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
+
+
+class AdvertCapture(threading.Thread):
+    """The container's VRRP adverts as (time, VRID, priority), read on the host's veth end."""
+
+    def __init__(self, ifname: str) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        self.sock.bind((ifname, 0))
+        self.sock.settimeout(0.2)
+        self.adverts: list[tuple[float, int, int]] = []
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                frame = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            ip = frame[14:]
+            if len(ip) >= 24 and ip[9] == 112:  # IP protocol 112: VRRP
+                vrrp = ip[(ip[0] & 0x0F) * 4:]
+                self.adverts.append((time.monotonic(), vrrp[1], vrrp[2]))
+
+    def stop(self) -> list[tuple[float, int, int]]:
+        self.running = False
+        self.join()
+        self.sock.close()
+        return self.adverts
+
+
+def package() -> Path:
+    """dist/vrrpd_<version>_amd64.deb, rebuilt unless it is newer than every product file."""
+    version = next(line.split('"')[1] for line in (REPO / "vrrpd" / "__init__.py").open()
+                   if line.startswith("__version__"))
+    deb = REPO / "dist" / f"vrrpd_{version}_amd64.deb"
+    newest = max(p.stat().st_mtime for name in PRODUCT for p in
+                 ([REPO / name] if (REPO / name).is_file() else (REPO / name).rglob("*")))
+    if not deb.exists() or deb.stat().st_mtime < newest:
+        subprocess.run([str(REPO / "scripts" / "build-deb")], check=True, timeout=600)
+    return deb
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Container]:
+    deb = package()
+    tag = secrets.token_hex(3)
+    c = Container(f"vrsys-{tag}", f"vrsys{tag}")
+    (LXC_PATH / c.name).mkdir(parents=True)
+    try:
+        start = time.monotonic()
+        subprocess.run([str(REPO / "scripts" / "build-box"), "--rootfs-only", str(c.rootfs)],
+                       check=True, timeout=900, capture_output=True)
+        (LXC_PATH / c.name / "config").write_text(f"""\
+lxc.uts.name = {c.name}
+lxc.rootfs.path = dir:{c.rootfs}
+lxc.include = /usr/share/lxc/config/common.conf
+lxc.apparmor.profile = unconfined
+lxc.init.cmd = /sbin/init
+lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed
+lxc.net.0.type = veth
+lxc.net.0.veth.pair = {c.host_if}
+lxc.net.0.name = eth0
+lxc.net.0.flags = up
+lxc.net.0.ipv4.address = {ADDRESS}
+""")
+        shutil.copy(deb, c.rootfs / "root" / deb.name)
+        subprocess.run(["lxc-start", "-n", c.name], check=True, timeout=60)
+        subprocess.run(["ip", "link", "set", c.host_if, "up"], check=True)
+        wait_for(lambda: c.run("systemctl is-system-running --wait", check=False, timeout=60)
+                 .stdout.strip() in ("running", "degraded"), 90, "systemd in the container")
+        c.figures["container ready (s)"] = time.monotonic() - start
+        c.figures["package size (KiB)"] = deb.stat().st_size / 1024
+        yield c
+    finally:
+        subprocess.run(["lxc-stop", "-n", c.name, "-k"], capture_output=True, timeout=60)
+        subprocess.run(["lxc-destroy", "-n", c.name], capture_output=True, timeout=120)
+        if (LXC_PATH / c.name).exists():
+            shutil.rmtree(LXC_PATH / c.name, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", c.host_if], capture_output=True)
+        print(f"\n{c.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in c.figures.items()))
+
+
+def test_install_puts_everything_in_place_and_starts_nothing(box: Container) -> None:
+    start = time.monotonic()
+    box.run("apt-get install -y --no-install-recommends /root/vrrpd_*_amd64.deb", timeout=300)
+    box.figures["apt install (s)"] = time.monotonic() - start
+    commands = box.out("command -v vrrpd; command -v vrrpctl").split()
+    assert commands == ["/usr/bin/vrrpd", "/usr/bin/vrrpctl"]
+    files = set(box.out("dpkg -L vrrpd").splitlines())
+    for path in ("/lib/systemd/system/vrrpd.service", "/usr/share/man/man8/vrrpd.8.gz",
+                 "/usr/share/man/man8/vrrpctl.8.gz", "/usr/share/man/man5/vrrpd.yaml.5.gz",
+                 "/usr/share/bash-completion/completions/vrrpctl", "/var/lib/vrrpd",
+                 "/usr/share/doc/vrrpd/examples/vrrpd.service.d/sync.conf"):
+        assert path in files, path
+    assert not [f for f in files if "/lab/" in f or "/tests/" in f]
+    conffiles = box.out("dpkg-query -W -f='${Conffiles}' vrrpd")
+    for path in ("/etc/vrrpd/vrrpd.yaml.example", "/etc/vrrpd/hooks/notify.sh"):
+        assert path in conffiles
+    assert box.out("id -un vrrpd") == "vrrpd"
+    # The system Python is untouched: its dependencies live in the private venv only.
+    assert box.run("python3 -c 'import pyroute2'", check=False).returncode != 0
+    assert box.run("/opt/venvs/vrrpd/bin/python -c 'import pyroute2'").returncode == 0
+    # Not configured: not enabled, not running, and a start is skipped by its condition.
+    assert box.run("systemctl is-enabled vrrpd", check=False).stdout.strip() == "disabled"
+    box.run("systemctl start vrrpd")
+    assert box.run("systemctl is-active vrrpd", check=False).stdout.strip() == "inactive"
+    assert "ConditionPathExists" in box.out("systemctl status vrrpd --no-pager; true")
+
+
+def test_enable_now_runs_it_and_vrrpctl_reaches_it(box: Container) -> None:
+    box.write("/etc/vrrpd/vrrpd.yaml", CONFIG)
+    box.write("/etc/vrrpd/hooks/test-hook.sh", HOOK, 0o755)
+    box.run("mkdir -p /run/vrrpd-test && echo 1 > /run/vrrpd-test/init.pid")
+    box.run("useradd -G adm oper && useradd stranger")
+    start = time.monotonic()
+    box.run("systemctl enable --now vrrpd")
+    wait_for(lambda: box.web()["state"] == "MASTER", 10, "MASTER")
+    box.figures["enable --now to MASTER (s)"] = time.monotonic() - start
+    assert box.out("systemctl is-active vrrpd") == "active"
+    assert VIP in box.vips()
+    trackers = {t["name"]: t["ok"] for t in box.web()["trackers"]}
+    assert trackers == {"init": True, "nobody": True}
+    user = box.out("ps -o user= -p $(systemctl show -p MainPID --value vrrpd)")
+    assert user == "vrrpd"
+    # control_socket_group: a member of adm may use vrrpctl, another user may not.
+    assert "web" in box.out("su -s /bin/sh oper -c 'vrrpctl status'")
+    refused = box.run("su -s /bin/sh stranger -c 'vrrpctl status'", check=False)
+    assert refused.returncode == 1 and "permission denied" in refused.stderr
+    # The notify hook wrote under /run/vrrpd, as vrrpd, with no capabilities.
+    wait_for(lambda: "MASTER" in box.out("cat /run/vrrpd/hook.log"), 5, "the hook")
+    assert "MASTER vrrpd CapEff:0000000000000000" in box.out("cat /run/vrrpd/hook.log")
+
+
+def test_systemctl_reload_is_hitless_and_refuses_a_broken_file(box: Container) -> None:
+    before = box.web()
+    box.write("/etc/vrrpd/vrrpd.yaml", CONFIG.replace("priority: 150", "priority: 160")
+              .replace(f"vips: [{VIP}]", f"vips: [{VIP}, {EXTRA_VIP}]"))
+    box.run("systemctl reload vrrpd")
+    after = box.web()
+    assert after["state"] == "MASTER" and after["effective_priority"] == 160
+    assert after["counters"]["transitions"] == before["counters"]["transitions"]
+    assert {VIP, EXTRA_VIP} <= box.vips()
+    box.write("/etc/vrrpd/vrrpd.yaml", CONFIG.replace(f"vrid: {VRID}", "vrid: 300"))
+    refused = box.run("systemctl reload vrrpd", check=False)
+    assert refused.returncode != 0
+    assert box.out("systemctl is-active vrrpd") == "active"
+    assert box.web()["effective_priority"] == 160
+    box.write("/etc/vrrpd/vrrpd.yaml", CONFIG)
+    box.run("systemctl reload vrrpd")
+
+
+def test_journal_carries_each_lines_severity(box: Container) -> None:
+    journal = box.out("journalctl -u vrrpd -o json --no-pager SYSLOG_IDENTIFIER=vrrpd")
+    entries = [json.loads(line) for line in journal.splitlines()]
+    priorities = {int(e["PRIORITY"]) for e in entries}
+    assert 6 in priorities and priorities & {3, 4}, priorities  # info, and the refused reload
+    warnings = box.out("journalctl -u vrrpd -p warning -o json --no-pager SYSLOG_IDENTIFIER=vrrpd")
+    assert warnings and all(int(json.loads(line)["PRIORITY"]) <= 4
+                            for line in warnings.splitlines())
+    assert "vrid: 300" in box.out("journalctl -u vrrpd -p warning --no-pager")
+
+
+def test_stop_sends_one_priority_zero_advert(box: Container) -> None:
+    capture = AdvertCapture(box.host_if)
+    capture.start()
+    time.sleep(1.2)  # a couple of adverts at 0.5 s
+    box.run("systemctl stop vrrpd")
+    time.sleep(1.2)  # nothing more may follow
+    adverts = capture.stop()
+    assert [p for _, vrid, p in adverts if vrid == VRID and p == 150]
+    assert [p for _, vrid, p in adverts if vrid == VRID and p == 0] == [0]
+    assert adverts[-1][2] == 0
+    assert VIP not in box.vips()
+    assert box.run("pgrep -x vrrpd", check=False).returncode == 1
+    box.run("systemctl start vrrpd")
+    wait_for(lambda: box.web()["state"] == "MASTER", 10, "MASTER again")
+
+
+def test_a_crash_is_restarted(box: Container) -> None:
+    pid = box.main_pid()
+    restarts = int(box.out("systemctl show -p NRestarts --value vrrpd"))
+    box.run("systemctl kill -s KILL vrrpd")
+    wait_for(lambda: box.main_pid() not in (0, pid) and box.web()["state"] == "MASTER", 15,
+             "the restarted daemon as MASTER")
+    assert int(box.out("systemctl show -p NRestarts --value vrrpd")) == restarts + 1
+
+
+def test_a_hung_daemon_is_restarted_by_the_watchdog(box: Container) -> None:
+    pid = box.main_pid()
+    box.run(f"kill -STOP {pid}")
+    took = wait_for(lambda: box.main_pid() not in (0, pid) and box.web()["state"] == "MASTER",
+                    WATCHDOG_LIMIT, "the watchdog to restart the stopped daemon")
+    box.figures["watchdog restart (s)"] = took
+    assert "Watchdog timeout" in box.out("journalctl -u vrrpd --no-pager")
+
+
+def test_purge_leaves_nothing(box: Container) -> None:
+    # Every file and link the package installed (directories like /usr/bin stay, of course).
+    files = box.out("dpkg -L vrrpd | while read -r f; do [ -d \"$f\" ] || echo \"$f\"; done")
+    assert len(files.splitlines()) > 100
+    box.run("apt-get purge -y vrrpd", timeout=120)
+    left = box.run(f"ls -d {' '.join(files.split())} 2>/dev/null", check=False).stdout.split()
+    assert left == []
+    # What vrrpd made at run time goes too: its configuration, state, socket, account.  A file
+    # the administrator added (here the test's hook) stays, as Debian's purge does elsewhere.
+    assert box.out("find /etc/vrrpd ! -type d") == "/etc/vrrpd/hooks/test-hook.sh"
+    for path in ("/var/lib/vrrpd", "/run/vrrpd", "/opt/venvs/vrrpd",
+                 "/etc/systemd/system/multi-user.target.wants/vrrpd.service"):
+        assert box.run(f"test -e {path}", check=False).returncode == 1, path
+    assert box.run("getent passwd vrrpd", check=False).returncode == 2
+    assert box.run("getent group vrrpd", check=False).returncode == 2
+    assert box.run("pgrep -x vrrpd", check=False).returncode == 1
+    assert box.out("systemctl is-active vrrpd; true") in ("inactive", "unknown")
+    assert box.run("dpkg -s vrrpd", check=False).returncode != 0
