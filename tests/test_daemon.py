@@ -240,8 +240,9 @@ def test_rogue_router_reported_or_refused(tmp_path: Path, strict: bool) -> None:
         for name, address, prio, peer in (("lb1", "192.0.2.11", 150, "192.0.2.12"),
                                           ("lb2", "192.0.2.12", 100, "192.0.2.11")):
             node = Node(link, tmp_path, name, address, prio, log)
+            # 0.2 s adverts: a loaded CI machine must not make the pair flap on its own
             write_config(tmp_path, name, prio, peers=[peer], strict_peers=strict,
-                         notify=str(hook))
+                         notify=str(hook), advert_interval=0.2)
             nodes.append(node)
         lb1, lb2 = nodes
         rogue = Node(link, tmp_path, "rogue", "192.0.2.66", 254, log)
