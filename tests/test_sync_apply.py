@@ -90,6 +90,25 @@ def test_symlinked_target_is_refused(tmp_path: Path) -> None:
     assert victim.read_text() == "keep\n"
 
 
+def test_backup_and_restore_never_write_through_a_planted_symlink(tmp_path: Path) -> None:
+    """Issue 12 part 4: a symlink planted at ``haproxy.cfg.vrrpd-backup`` (pointing at a file
+    root owns) is replaced by the backup, never written through; the rollback restores from
+    the real backup."""
+    a, cfg, extra = applier(tmp_path, reload=f"grep -q 10105 {tmp_path}/haproxy.cfg "
+                                             "&& exit 3 || true")
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    backup = tmp_path / "haproxy.cfg.vrrpd-backup"
+    backup.symlink_to(victim)
+    before = cfg.read_text()
+    with pytest.raises(ApplyError, match="rolled back"):
+        push(a, cfg, extra, GOOD.format(port=10105))
+    assert victim.read_text() == "keep\n"
+    assert not backup.is_symlink() and backup.read_text() == before
+    assert cfg.read_text() == before and not cfg.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_read_local_enforces_max_file_size(tmp_path: Path) -> None:
     a, _, _ = applier(tmp_path)
     with pytest.raises(ApplyError, match="over max_file_size"):

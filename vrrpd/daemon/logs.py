@@ -95,6 +95,37 @@ def stderr_is_journal() -> bool:
     return expected == f"{st.st_dev}:{st.st_ino}"
 
 
+LOG_QUEUE_MAX = 10_000  # records waiting for the writer thread; more are dropped and counted
+
+
+class BoundedQueueHandler(logging.handlers.QueueHandler):
+    """A QueueHandler that never blocks and never grows without bound.
+
+    When the writer thread cannot keep up (stderr blocked, journald slow), records that do not
+    fit are dropped and counted (``dropped``, in ``vrrpctl status``); the next record that fits
+    is preceded by one WARNING saying how many were lost.
+    """
+
+    dropped = 0  # since start, all instances (one handler per process)
+
+    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(records)
+        self._unreported = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            if self._unreported:
+                self.queue.put_nowait(logging.makeLogRecord({
+                    "name": "vrrpd", "levelno": logging.WARNING, "levelname": "WARNING",
+                    "msg": f"{self._unreported} log lines dropped: the log writer (stderr, "
+                           "journald) could not keep up"}))
+                self._unreported = 0
+            self.queue.put_nowait(record)
+        except queue.Full:
+            BoundedQueueHandler.dropped += 1
+            self._unreported += 1
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO
                   ) -> logging.handlers.QueueListener:
     """Log to stderr (journald picks it up under systemd), from a thread of its own.
@@ -114,8 +145,8 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     writer.setFormatter(JournalPrefix(formatter) if journal else formatter)
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    enqueue = logging.handlers.QueueHandler(records)
+    records: queue.Queue[logging.LogRecord] = queue.Queue(LOG_QUEUE_MAX)
+    enqueue = BoundedQueueHandler(records)
     enqueue.addFilter(_quiet_libraries)
     listener = logging.handlers.QueueListener(records, writer)
     listener.start()

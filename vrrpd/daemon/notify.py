@@ -17,7 +17,10 @@ Command lines split like sh words (``shlex``), without a shell.  The environment
 
 Hooks of one instance (or group) run one at a time, in transition order, each awaited with a
 timeout and killed with its process group when it overruns.  They run on their own task, so a
-slow hook never delays an advert or a takeover; failures are logged.
+slow hook never delays an advert or a takeover; failures are logged.  While hooks run, later
+transitions coalesce: only the latest one's hooks wait, so a flapping instance holds at most
+one running and one pending transition, and the hooks always end up told the current state
+(the skipped transitions are counted and logged).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import signal
 from collections.abc import Mapping
 
 from vrrpd.config.model import Config
+from vrrpd.daemon.logs import RateLimitedLog
 from vrrpd.proto.events import State
 
 log = logging.getLogger("vrrpd.notify")
@@ -55,7 +59,12 @@ class HookRunner:
         self.kind = kind
         self.name = name
         self.timeout = timeout
-        self._queue: asyncio.Queue[tuple[list[str], dict[str, str]]] = asyncio.Queue()
+        self.coalesced = 0  # transitions replaced by a later one before their hooks ran
+        self._pending: list[tuple[list[str], dict[str, str]]] | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._log = RateLimitedLog(log)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def submit(self, state: str, prev_state: str, priority: int, vips: list[str], reason: str,
@@ -64,14 +73,25 @@ class HookRunner:
         env = {"VRRPD_TYPE": self.kind, "VRRPD_INSTANCE": self.name, "VRRPD_STATE": state,
                "VRRPD_PREV_STATE": prev_state, "VRRPD_PRIORITY": str(priority),
                "VRRPD_VIPS": " ".join(vips), "VRRPD_REASON": reason, "VRRPD_NODE": node}
+        batch = []
         if state in self.states:
-            self._queue.put_nowait((self.states[state], env))
+            batch.append((self.states[state], env))
         if self.notify and not (state == STOP and self.kind == "GROUP"):
-            self._queue.put_nowait(([*self.notify, self.kind, self.name, state, str(priority)],
-                                    env))
+            batch.append(([*self.notify, self.kind, self.name, state, str(priority)], env))
+        if not batch:
+            return
+        if self._pending is not None:
+            self.coalesced += 1
+            self._log.warning("coalesced", "notify hooks of %s: transitions come faster than "
+                              "the hooks run; skipped the one to %s, they get the latest "
+                              "(%d skipped so far)", self.name,
+                              self._pending[0][1]["VRRPD_STATE"], self.coalesced)
+        self._pending = batch
+        self._idle.clear()
+        self._wake.set()
 
     async def idle(self) -> None:
-        await self._queue.join()
+        await self._idle.wait()
 
     async def close(self) -> None:
         self._task.cancel()
@@ -79,11 +99,16 @@ class HookRunner:
 
     async def _run(self) -> None:
         while True:
-            argv, env = await self._queue.get()
-            try:
-                await self._invoke(argv, env)
-            finally:
-                self._queue.task_done()
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending is not None:
+                batch, self._pending = self._pending, None
+                for argv, env in batch:
+                    try:
+                        await self._invoke(argv, env)
+                    except Exception:  # a hook must never stop the ones after it
+                        log.exception("notify hook %s failed", shlex.join(argv))
+            self._idle.set()
 
     async def _invoke(self, argv: list[str], env: dict[str, str]) -> None:
         what = f"notify hook {shlex.join(argv)}"

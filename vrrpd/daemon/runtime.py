@@ -30,6 +30,7 @@ from vrrpd.daemon.groups import SyncGroups
 from vrrpd.daemon.instance import InstanceDriver
 from vrrpd.daemon.instances import Instances
 from vrrpd.daemon.links import InterfaceFollower
+from vrrpd.daemon.logs import BoundedQueueHandler
 from vrrpd.daemon.notify import NotifyHooks
 from vrrpd.daemon.persist import OperatorModes
 from vrrpd.daemon.ports import Kernel, real_kernel
@@ -210,5 +211,8 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """``vrrpctl status``, metrics: node, version, every instance and endpoint."""
         trackers = self.tracking.instance_status if self.tracking is not None else None
+        hooks = self.hooks.runners if self.hooks is not None else {}
         return {"node": self.config.node, "version": __version__,
-                "config": str(self.config.path), **self.instances.status(trackers)}
+                "config": str(self.config.path), **self.instances.status(trackers),
+                "log_lines_dropped": BoundedQueueHandler.dropped,
+                "notify_coalesced": {k: r.coalesced for k, r in hooks.items() if r.coalesced}}

@@ -111,7 +111,7 @@ class Applier:
         for target in targets:
             backup = target.with_name(target.name + BACKUP_SUFFIX)
             try:
-                shutil.copy2(target, backup)
+                copy_nofollow(target, backup)
                 backups[target] = backup
             except FileNotFoundError:
                 backups[target] = None
@@ -122,8 +122,7 @@ class Applier:
             if backup is None:
                 target.unlink(missing_ok=True)
             else:
-                shutil.copy2(backup, backup.with_name(f".{target.name}.restore"))
-                os.replace(backup.with_name(f".{target.name}.restore"), target)
+                copy_nofollow(backup, target)
 
     async def _reload_or_roll_back(self, backups: dict[Path, Path | None]) -> None:
         """Reload (and confirm); on failure restore the backups, reload and confirm again."""
@@ -156,6 +155,33 @@ class Applier:
         except ConfirmError as exc:
             return f"reload not confirmed (`{self.reload}` exit 0): {exc}"
         return None
+
+
+def copy_nofollow(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` (content, mode, times) without following a symlink at either.
+
+    ``src`` is opened with O_NOFOLLOW (a symlink there is refused with ELOOP); the copy is
+    written to a new file made with O_EXCL in ``dst``'s directory and renamed over ``dst``, so
+    a symlink planted at ``dst`` (say ``haproxy.cfg.vrrpd-backup`` -> ``/etc/shadow``) is
+    replaced, never written through.  A reader of ``dst`` sees the old or the new content.
+    """
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        data = f.read()
+    tmp_fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+    try:
+        with os.fdopen(tmp_fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), st.st_mode & 0o7777)
+            os.fsync(out.fileno())
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def refuse_symlink(target: Path) -> None:
