@@ -249,15 +249,15 @@ class Simulation:
                     member.holds_vips = True
                 case RemoveVips():
                     member.holds_vips = False
-                case Transition(old, new, reason):
+                case Transition(old, new, _reason, cause):
                     for group in member.groups:
-                        group.on_transition(member, old, new, reason)
+                        group.on_transition(member, old, new, cause)
 
     def _send(self, sender: Member, priority: int) -> None:
         p = sender.params
         dst = VRRP_GROUP_V4 if isinstance(p.primary_address, IPv4Address) else VRRP_GROUP_V6
         advert = Advertisement(p.version, p.vrid, priority, p.advert_interval_cs, p.addresses)
-        data = encode(advert, p.primary_address, dst)
+        data = encode(advert, p.primary_address, dst, sender.router.send_form)
         for receiver in self.members.values():
             if (receiver is sender or receiver.params.vrid != p.vrid
                     or (sender.name, receiver.name) in self.blocked):

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrrpd.config.loader import ConfigError, load_config, parse_config
-from vrrpd.config.model import ChecksumMode, Config, TrackRef, TrackType
+from vrrpd.config.model import Config, TrackRef, TrackType
+from vrrpd.proto.packet import ChecksumMode
 
 REPO = Path(__file__).resolve().parents[1]
 FILE = Path("/etc/vrrpd/test.yaml")

@@ -21,7 +21,6 @@ from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
     HOOK_STATES,
     AnnounceConfig,
-    ChecksumMode,
     Config,
     InstanceConfig,
     IPAddress,
@@ -45,6 +44,7 @@ from vrrpd.config.schema import (
     one_of,
     refuse_duplicates,
 )
+from vrrpd.proto.packet import ChecksumMode
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 

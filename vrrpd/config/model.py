@@ -12,7 +12,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 
-from vrrpd.proto.packet import ChecksumForm
+from vrrpd.proto.packet import ChecksumMode
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
@@ -21,17 +21,6 @@ IPInterface = IPv4Interface | IPv6Interface
 # The states notify hooks name (keepalived's): STOP is an instance stopping (shutdown, or
 # removed by a reload); each has a ``notify_<state>`` key.
 HOOK_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
-
-
-class ChecksumMode(StrEnum):
-    """``v3_checksum``: which VRRPv3 IPv4 checksum form to send and accept."""
-
-    AUTO = "auto"  # accept both; send what the peer sends; RFC 9568 until a peer is heard
-    RFC9568 = "rfc9568"
-    PSEUDO_HEADER = "pseudo-header"
-
-    def accepts(self, form: ChecksumForm) -> bool:
-        return self is ChecksumMode.AUTO or self.value == form.value
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ class Reactions:
                 d.hooks.group_reached(group.cfg.name, *args)
 
     def move_groups(self, driver: InstanceDriver, record: TransitionRecord) -> None:
-        self.daemon.groups.on_transition(driver, record.old, record.new, record.reason)
+        self.daemon.groups.on_transition(driver, record.old, record.new, record.cause)
 
     def tell_config_sync(self, driver: InstanceDriver, record: TransitionRecord) -> None:
         if self.daemon.config_sync is not None:

@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from vrrpd.config.model import SyncGroupConfig
-from vrrpd.proto.events import Event, FaultChanged, GroupState, State
-
-GROUP_REASON = "sync group"  # prefix of the reasons the router gives for group-driven moves
+from vrrpd.proto.events import Cause, Event, FaultChanged, GroupState, State
 
 
 class Member(Protocol):
@@ -48,11 +46,12 @@ class SyncGroup:
             if want != (self.fault_source in m.faults):
                 m.post(FaultChanged(self.fault_source, want))
 
-    def on_transition(self, member: Member, old: State, new: State, reason: str) -> None:
-        if new is State.MASTER and not reason.startswith(GROUP_REASON):
-            self._tell_siblings(member, State.MASTER)
-        elif old is State.MASTER and new is State.BACKUP and not reason.startswith(GROUP_REASON):
-            self._tell_siblings(member, State.BACKUP)
+    def on_transition(self, member: Member, old: State, new: State, cause: Cause) -> None:
+        if cause is not Cause.SYNC_GROUP:  # the group's own moves are not passed on again
+            if new is State.MASTER:
+                self._tell_siblings(member, State.MASTER)
+            elif old is State.MASTER and new is State.BACKUP:
+                self._tell_siblings(member, State.BACKUP)
         self.refresh_faults()
 
     def _tell_siblings(self, member: Member, state: State) -> None:
@@ -71,9 +70,9 @@ class SyncGroups:
     def of(self, member: Member) -> list[SyncGroup]:
         return [g for g in self.groups if member in g.members]
 
-    def on_transition(self, member: Member, old: State, new: State, reason: str) -> None:
+    def on_transition(self, member: Member, old: State, new: State, cause: Cause) -> None:
         for group in self.of(member):
-            group.on_transition(member, old, new, reason)
+            group.on_transition(member, old, new, cause)
 
     def refresh_faults(self) -> None:
         for group in self.groups:

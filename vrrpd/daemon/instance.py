@@ -1,10 +1,13 @@
-"""The asyncio driver of one virtual router.
+"""The asyncio driver of one virtual router: a queue, a timer and an executor.
 
-It feeds events into :class:`~vrrpd.proto.router.VirtualRouter`, executes the actions that come
-back and arms exactly one timer, at ``router.next_deadline()``.  Critical actions (adverts,
-VIPs, announcements) run in order on one worker task; transitions are published to subscribers
-with ``call_soon`` so that notify hooks, metrics or config sync can never delay a takeover
-(DESIGN.md seam 5).
+Every VRRP rule lives in :class:`~vrrpd.proto.router.VirtualRouter`; the driver feeds it events
+(:meth:`InstanceDriver.post`, with the loop's clock), arms exactly one timer at
+``router.next_deadline()``, and executes the actions that come back.  Critical actions
+(adverts, VIPs, announcements) run in order on one worker task; transitions are published to
+subscribers with ``call_soon`` so that notify hooks, metrics or config sync can never delay a
+takeover (DESIGN.md seam 5).  ``tests/sim.py`` drives the router the same way with a fake
+clock.  The one thing done before the router sees an advert is receive-side filtering
+(``strict_peers``).
 """
 
 from __future__ import annotations
@@ -18,24 +21,27 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vrrpd.config.diff import InstanceChange
-from vrrpd.config.model import ChecksumMode, InstanceConfig
+from vrrpd.config.model import InstanceConfig
 from vrrpd.daemon.logs import InstanceLog, RateLimitedLog
 from vrrpd.proto.events import (
     Action,
     AddVips,
     AdvertReceived,
     Announce,
+    Cause,
     Dropped,
+    DualMaster,
     Event,
     ForeignAdvert,
     Mismatch,
     Notice,
+    Reconfigure,
     RemoveVips,
     SendAdvert,
     State,
     Transition,
 )
-from vrrpd.proto.packet import Advertisement, ChecksumForm, DropReason, IPAddress, encode
+from vrrpd.proto.packet import Advertisement, DropReason, IPAddress, encode
 from vrrpd.proto.router import RouterParams, VirtualRouter
 
 log = logging.getLogger("vrrpd.instance")
@@ -93,10 +99,11 @@ class TransitionRecord:
     old: State
     new: State
     reason: str
+    cause: Cause
 
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.at, "old": self.old.value, "new": self.new.value,
-                "reason": self.reason}
+                "reason": self.reason, "cause": self.cause.value}
 
 
 TransitionListener = Callable[["InstanceDriver", TransitionRecord], None]
@@ -122,16 +129,11 @@ class InstanceDriver:
         self.listeners: list[TransitionListener] = []
         self.state_since = time.time()
         self.vips_held = False
-        self.send_form = (ChecksumForm.PSEUDO_HEADER
-                          if cfg.v3_checksum is ChecksumMode.PSEUDO_HEADER
-                          else ChecksumForm.RFC9568)
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._queue: asyncio.Queue[Action] = asyncio.Queue()
         self._worker = self._loop.create_task(self._work(), name=f"vrrp-{cfg.name}")
         self._announce: asyncio.Task[None] | None = None
-        self._reclaimed_at = -float("inf")  # last re-announce after a dual master
-        self._master_since = -float("inf")  # loop time of the last transition to MASTER
 
     @property
     def name(self) -> str:
@@ -156,11 +158,11 @@ class InstanceDriver:
             advert_interval_cs=cfg.advert_interval_cs,
             addresses=tuple(v.ip for v in cfg.vips),
             primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
-            preempt_delay=cfg.preempt_delay, peers=cfg.peers)
+            preempt_delay=cfg.preempt_delay, peers=cfg.peers, checksum=cfg.v3_checksum)
 
     def source_changed(self) -> None:
         """The endpoint's source address changed (the interface became usable, or not)."""
-        self.router.params = self._params(self.cfg)
+        self.post(Reconfigure(self._params(self.cfg)))
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -183,62 +185,14 @@ class InstanceDriver:
                 f"priority {adv.priority} from a router that is not in peers (strict_peers); "
                 "a rogue or misconfigured router on the LAN - find it by this address")])
             return
-        v3_ipv4 = adv.version == 3 and self.cfg.family == 4
-        if v3_ipv4 and not self.cfg.v3_checksum.accepts(adv.checksum_form):
-            self._dispatch([Dropped(
-                DropReason.CHECKSUM_FORM, source,
-                f"checksum in {adv.checksum_form} form, v3_checksum is "
-                f"{self.cfg.v3_checksum}; set v3_checksum: auto to accept both")])
-            return
-        was_master = self.router.state is State.MASTER
         was_foreign = self.router.foreign_master
-        actions = self.post(AdvertReceived(adv, source))
+        self.post(AdvertReceived(adv, source))
         if self.router.foreign_master and not was_foreign:
             self.counters["foreign_masters"] += 1
             self.log.warning("following foreign master %s (priority %d), which is not in peers: "
                              "a rogue or misconfigured router holds this VRID; find it, or "
                              "set strict_peers: true to ignore unlisted routers", source,
                              adv.priority)
-        if (was_master and self.router.state is State.MASTER
-                and not any(isinstance(a, Dropped) for a in actions)
-                and adv.priority and not self._took_over_lately()):
-            self._reclaim(source)
-        if (v3_ipv4 and self.cfg.v3_checksum is ChecksumMode.AUTO
-                and not any(isinstance(a, Dropped | ForeignAdvert) for a in actions)
-                and adv.checksum_form is not self.send_form):
-            self.log.info("peer %s uses the %s checksum form; sending it too (v3_checksum: auto)",
-                          source, adv.checksum_form)
-            self.send_form = adv.checksum_form
-
-    def _took_over_lately(self) -> bool:
-        """Master for less than a Master_Down_Interval.
-
-        An advert from another master then is most likely the last advert of the master we
-        just preempted (:mod:`vrrpd.proto.router`), and we have just announced the VIPs.
-        """
-        return self._loop.time() - self._master_since < self.router.master_down_interval()
-
-    def _reclaim(self, source: IPAddress) -> None:
-        """Re-announce our VIPs after hearing another router acting as master for them.
-
-        Two masters at once (a partition that healed, or a peer that could not read our
-        adverts - keepalived 2.2 drops VRRPv3 adverts in the RFC 9568 checksum form that
-        ``v3_checksum: auto`` sends until it hears the peer) means the other one added our VIPs
-        and sent gratuitous ARPs / NAs for them: hosts now send VIP traffic to its MAC.  We
-        hear it either as its advert (it steps down on our answer, RFC 9568 §6.4.3) or, when
-        our advert reached it first, as the last advert it sends as it steps down
-        (:mod:`vrrpd.proto.router`).  It drops the VIPs, but nothing tells the hosts to come
-        back, so they black-hole the VIPs until their caches expire.  We announce again (a
-        burst now and, if still master, the usual repeat), at most once per
-        Master_Down_Interval, like keepalived's ``garp_lower_prio_repeat``.
-        """
-        now = self._loop.time()
-        if now - self._reclaimed_at < self.router.master_down_interval():
-            return
-        self._reclaimed_at = now
-        self.counters["dual_master_reclaims"] += 1
-        self.log.warning("%s is also acting as master; announcing the VIPs again", source)
-        self._dispatch([Announce()])
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -264,6 +218,10 @@ class InstanceDriver:
                     self.counters[f"{what}_mismatch"] += 1
                     self.drops_log.warning(f"{what}:{source}", "advert from %s %s", source,
                                            detail)
+                case DualMaster(source):
+                    self.counters["dual_master_reclaims"] += 1
+                    self.log.warning("%s is also acting as master; announcing the VIPs again",
+                                     source)
                 case Notice(message):
                     self.log.warning("%s", message)
                 case _:
@@ -279,12 +237,10 @@ class InstanceDriver:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _transition(self, t: Transition) -> None:
-        record = TransitionRecord(time.time(), t.old, t.new, t.reason)
+        record = TransitionRecord(time.time(), t.old, t.new, t.reason, t.cause)
         self.history.append(record)
         self.counters["transitions"] += 1
         self.state_since = record.at
-        if t.new is State.MASTER:
-            self._master_since = self._loop.time()
         level = logging.WARNING if t.new is State.FAULT else logging.INFO
         self.log.log(level, "%s -> %s: %s", t.old, t.new, t.reason)
         for listener in self.listeners:
@@ -337,7 +293,7 @@ class InstanceDriver:
         transmit = self.vmac if self.vmac is not None and not cfg.unicast_peers else self.endpoint
         for dst in cfg.unicast_peers or (self.endpoint.group,):
             try:
-                transmit.send(encode(adv, src, dst, self.send_form), dst)
+                transmit.send(encode(adv, src, dst, self.router.send_form), dst)
             except OSError as exc:
                 self.counters["send_errors"] += 1
                 self.drops_log.warning("send", "cannot send advert to %s: %s (is %s up?)", dst,
@@ -376,9 +332,7 @@ class InstanceDriver:
         else is touched (no VIP is removed and re-added).
         """
         cfg = self.cfg = change.new
-        self.router.params = self._params(cfg)
-        if cfg.priority != change.old.priority:
-            self.router.effective_priority = cfg.priority  # trackers re-apply their weights
+        self.post(Reconfigure(self._params(cfg)))
         if self.vips_held and (change.added_vips or change.removed_vips):
             if change.added_vips:
                 await self.addresses.add(self.vip_interface, change.added_vips)
@@ -388,7 +342,6 @@ class InstanceDriver:
             self.log.info("reload: VIPs added %s, removed %s",
                           [str(v) for v in change.added_vips],
                           [str(v) for v in change.removed_vips])
-        self._arm()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -433,7 +386,7 @@ class InstanceDriver:
                             if self.vmac is not None else None),
             "advert_interval": cfg.advert_interval_cs / 100,
             "master_advert_interval": r.master_adver_int / 100,
-            "checksum_form": self.send_form.value if cfg.version == 3 else None,
+            "checksum_form": self.router.send_form.value if cfg.version == 3 else None,
             "transitions": [t.as_dict() for t in self.history],
             "counters": dict(self.counters),
             "dropped": dict(self.drops),

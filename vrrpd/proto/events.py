@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from vrrpd.proto.packet import Advertisement, DropReason, IPAddress
+
+if TYPE_CHECKING:
+    from vrrpd.proto.router import RouterParams
 
 
 class State(StrEnum):
@@ -22,6 +26,23 @@ class State(StrEnum):
     BACKUP = "BACKUP"
     MASTER = "MASTER"
     FAULT = "FAULT"
+
+
+class Cause(StrEnum):
+    """Why a transition happened, for code that must tell (sync groups, notify hooks, tests);
+    the transition's ``reason`` says the same for a human, with the details."""
+
+    STARTUP = "startup"  # RFC 5798 §6.4.1: Startup event (backup, or the owner as master)
+    SHUTDOWN = "shutdown"  # RFC 5798 §6.4.2/§6.4.3: Shutdown event
+    MASTER_DOWN = "master_down"  # Master_Down_Timer fired: no advert heard (§6.4.2)
+    MASTER_RESIGNED = "master_resigned"  # the master sent priority 0 (Skew_Time, §6.4.2)
+    PREEMPT = "preempt"  # a lower-priority master preempted (§6.4.2), after preempt_delay
+    BETTER_MASTER = "better_master"  # an advert with higher priority / address (§6.4.3)
+    HANDED_OVER = "handed_over"  # operator demote / maintenance: the peer took over
+    OPERATOR = "operator"  # promoted, or maintenance with no peer taking over
+    FAULT = "fault"  # a tracker, the link or a sync-group sibling failed
+    RECOVERED = "recovered"  # the last fault cleared
+    SYNC_GROUP = "sync_group"  # a sync-group sibling went MASTER or BACKUP
 
 
 class AdminMode(StrEnum):
@@ -82,8 +103,16 @@ class GroupState:
     state: State
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """A reload changed the instance in place (same VRID, interface, version), or its source
+    address changed: the router takes the new parameters and keeps its state."""
+
+    params: RouterParams
+
+
 Event = (Startup | Shutdown | AdvertReceived | PriorityChanged | FaultChanged | AdminChanged
-         | GroupState)
+         | GroupState | Reconfigure)
 
 
 # ---- actions ------------------------------------------------------------------------------
@@ -115,7 +144,16 @@ class Announce:
 class Transition:
     old: State
     new: State
-    reason: str
+    reason: str  # for the operator: what happened, with addresses and priorities
+    cause: Cause
+
+
+@dataclass(frozen=True, slots=True)
+class DualMaster:
+    """Another router acts as master while we do, and we stay master: we announce the VIPs
+    again (an :class:`Announce` comes with this), at most once per Master_Down_Interval."""
+
+    source: IPAddress
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,4 +198,4 @@ class Notice:
 
 
 Action = (SendAdvert | AddVips | RemoveVips | Announce | Transition | Dropped | ForeignAdvert
-          | Mismatch | Notice)
+          | Mismatch | DualMaster | Notice)

@@ -53,6 +53,23 @@ class ChecksumForm(StrEnum):
     PSEUDO_HEADER = "pseudo-header"  # message plus IPv4 pseudo-header (keepalived 2.2, FRR)
 
 
+class ChecksumMode(StrEnum):
+    """``v3_checksum``: which VRRPv3 IPv4 checksum form to send and accept."""
+
+    AUTO = "auto"  # accept both; send what the peer sends; RFC 9568 until a peer is heard
+    RFC9568 = "rfc9568"
+    PSEUDO_HEADER = "pseudo-header"
+
+    def accepts(self, form: ChecksumForm) -> bool:
+        return self is ChecksumMode.AUTO or self.value == form.value
+
+    @property
+    def first_form(self) -> ChecksumForm:
+        """The form sent before any peer is heard."""
+        return (ChecksumForm.PSEUDO_HEADER if self is ChecksumMode.PSEUDO_HEADER
+                else ChecksumForm.RFC9568)
+
+
 class DropReason(StrEnum):
     """Why a received packet was dropped.  One counter each, shown by ``vrrpctl status``."""
 

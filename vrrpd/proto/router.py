@@ -22,9 +22,13 @@ Beyond RFC 5798 (as clarified by RFC 9568) this adds what an HA pair needs:
   were two masters: after a partition heals, whichever advert crosses first decides, and if
   the winner's does, the loser goes quiet while hosts still send it the VIP traffic (it
   announced the VIPs while cut off).  The winner answers the lower priority (RFC 9568
-  §6.4.3) and its driver re-announces the VIPs, so the hosts come back
-  (``InstanceDriver._reclaim``).  Not priority 0: a backup would take that for a resigning
-  master and take over after Skew_Time.
+  §6.4.3) and announces the VIPs again, so the hosts come back (:meth:`VirtualRouter._reclaim`,
+  :class:`~vrrpd.proto.events.DualMaster`).  Not priority 0: a backup would take that for a
+  resigning master and take over after Skew_Time.
+* VRRPv3 over IPv4 has two checksum forms (RFC 9568 §5.2.8): ``RouterParams.checksum`` says
+  which are accepted, and ``auto`` sends the form its peer sends (:attr:`send_form`).
+* Every :class:`~vrrpd.proto.events.Transition` carries a :class:`~vrrpd.proto.events.Cause`;
+  sync groups, for one, tell their own moves apart by it.
 * Known peers (``peers``): an advert from any other router is obeyed as the RFC says but
   reported (:class:`ForeignAdvert`), a master that is not a listed peer is a *foreign master*
   in transition reasons and :attr:`VirtualRouter.foreign_master`.  Dropping unlisted sources
@@ -43,7 +47,9 @@ from vrrpd.proto.events import (
     AdminMode,
     AdvertReceived,
     Announce,
+    Cause,
     Dropped,
+    DualMaster,
     Event,
     FaultChanged,
     ForeignAdvert,
@@ -51,6 +57,7 @@ from vrrpd.proto.events import (
     Mismatch,
     Notice,
     PriorityChanged,
+    Reconfigure,
     RemoveVips,
     SendAdvert,
     Shutdown,
@@ -58,7 +65,7 @@ from vrrpd.proto.events import (
     State,
     Transition,
 )
-from vrrpd.proto.packet import Advertisement, DropReason
+from vrrpd.proto.packet import Advertisement, ChecksumForm, ChecksumMode, DropReason
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 IPAddress = IPv4Address | IPv6Address
@@ -83,6 +90,12 @@ class RouterParams:
     preempt: bool = True
     preempt_delay: float = 0.0  # seconds a backup waits before preempting a lower master
     peers: tuple[IPAddress, ...] = ()  # the legitimate other routers; () = not listed
+    checksum: ChecksumMode = ChecksumMode.AUTO  # VRRPv3 over IPv4: forms sent and accepted
+
+    @property
+    def v3_ipv4(self) -> bool:
+        """VRRPv3 over IPv4, the one case with two checksum forms (RFC 9568 §5.2.8)."""
+        return self.version == 3 and isinstance(self.addresses[0], IPv4Address)
 
 
 class VirtualRouter:
@@ -103,6 +116,9 @@ class VirtualRouter:
         self._handover_at: float | None = None  # hand-over started, waiting for the peer
         self._resigned_by: IPAddress | None = None  # master that sent priority 0
         self._preempting: tuple[IPAddress, int] | None = None  # lower master being preempted
+        self.send_form: ChecksumForm = params.checksum.first_form  # v3 IPv4 checksum we send
+        self._master_since = -float("inf")  # when we last became MASTER
+        self._reclaimed_at = -float("inf")  # when we last re-announced for a dual master
 
     # ---- derived values ----------------------------------------------------------------
 
@@ -186,6 +202,8 @@ class VirtualRouter:
                 return self._admin(mode, now)
             case GroupState(group, state):
                 return self._group(group, state, now)
+            case Reconfigure(params):
+                return self._reconfigure(params)
         raise TypeError(f"unknown event {event!r}")
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -210,7 +228,7 @@ class VirtualRouter:
 
     # ---- transitions -------------------------------------------------------------------
 
-    def _become_master(self, now: float, reason: str) -> list[Action]:
+    def _become_master(self, now: float, cause: Cause, reason: str) -> list[Action]:
         """RFC 5798 §6.4.1/§6.4.2: send an ADVERTISEMENT, announce, arm Adver_Timer.
 
         The VIPs are added and announced *before* the advert goes out so that the old master,
@@ -223,8 +241,9 @@ class VirtualRouter:
         self._master_down_at = self._preempt_at = self._handover_at = None
         self._resigned_by = self._preempting = None
         self._adver_at = now + self.params.advert_interval_cs / 100
-        return [AddVips(), Announce(), SendAdvert(self.priority), Transition(old, State.MASTER,
-                                                                              reason)]
+        self._master_since = now
+        return [AddVips(), Announce(), SendAdvert(self.priority),
+                Transition(old, State.MASTER, reason, cause)]
 
     @property
     def owner(self) -> bool:
@@ -236,7 +255,8 @@ class VirtualRouter:
         this host's own addresses (the owner): those stay, whatever the state."""
         return [] if self.owner else [RemoveVips()]
 
-    def _become_backup(self, now: float, reason: str, *, resign: bool = False) -> list[Action]:
+    def _become_backup(self, now: float, cause: Cause, reason: str, *, resign: bool = False
+                       ) -> list[Action]:
         """Enter BACKUP and arm Master_Down_Timer (RFC 5798 §6.4.1, §6.4.3)."""
         old = self.state
         actions: list[Action] = []
@@ -247,7 +267,7 @@ class VirtualRouter:
         self.state = State.BACKUP
         self._adver_at = self._handover_at = self._preempt_at = None
         self._master_down_at = now + self.master_down_interval()
-        actions.append(Transition(old, State.BACKUP, reason))
+        actions.append(Transition(old, State.BACKUP, reason, cause))
         return actions
 
     def _enter_fault(self, reason: str) -> list[Action]:
@@ -255,7 +275,7 @@ class VirtualRouter:
         actions: list[Action] = [SendAdvert(0), *self._release()] if old is State.MASTER else []
         self.state = State.FAULT
         self._master_down_at = self._adver_at = self._preempt_at = self._handover_at = None
-        actions.append(Transition(old, State.FAULT, reason))
+        actions.append(Transition(old, State.FAULT, reason, Cause.FAULT))
         return actions
 
     # ---- event handlers ----------------------------------------------------------------
@@ -268,10 +288,11 @@ class VirtualRouter:
         if self.faults:
             return self._enter_fault(f"fault at startup: {', '.join(sorted(self.faults))}")
         if self.may_be_master and self.priority == OWNER_PRIORITY:
-            return self._become_master(now, "address owner (priority 255) starting up")
+            return self._become_master(now, Cause.STARTUP,
+                                       "address owner (priority 255) starting up")
         if self.may_be_master and self.admin is AdminMode.PROMOTED:
-            return self._become_master(now, "promoted by operator")
-        return self._become_backup(now, "startup")
+            return self._become_master(now, Cause.OPERATOR, "promoted by operator")
+        return self._become_backup(now, Cause.STARTUP, "startup")
 
     def _shutdown(self) -> list[Action]:
         """RFC 5798 §6.4.3: a master sends one priority-0 advert, then releases its VIPs."""
@@ -280,16 +301,18 @@ class VirtualRouter:
         self.state = State.INITIALIZE
         self._master_down_at = self._adver_at = self._preempt_at = self._handover_at = None
         if old is not State.INITIALIZE:
-            actions.append(Transition(old, State.INITIALIZE, "shutdown"))
+            actions.append(Transition(old, State.INITIALIZE, "shutdown", Cause.SHUTDOWN))
         return actions
 
     def _advert(self, adv: Advertisement, source: IPAddress, now: float) -> list[Action]:
         refused = self._refuse(adv, source)
         if refused is not None:
             return [refused]
-        actions: list[Action] = ([ForeignAdvert(source, adv.priority)]
-                                 if self.is_foreign(source) else [])
+        foreign = self.is_foreign(source)
+        actions: list[Action] = [ForeignAdvert(source, adv.priority)] if foreign else []
         actions += self._compare_addresses(adv, source)
+        if not foreign:
+            actions += self._learn_checksum_form(adv, source)
         if self.state is State.BACKUP:
             return actions + self._backup_rx(adv, source, now)
         if self.state is State.MASTER:
@@ -298,9 +321,25 @@ class VirtualRouter:
             self.master_address = source
         return actions
 
+    def _learn_checksum_form(self, adv: Advertisement, source: IPAddress) -> list[Action]:
+        """``v3_checksum: auto`` sends the form the peer sends (keepalived 2.2 and FRR use the
+        pseudo-header form and drop the RFC 9568 one, RFC 9568 §5.2.8).  Never learnt from a
+        foreign router: a rogue must not switch the pair's form."""
+        p = self.params
+        if (not p.v3_ipv4 or p.checksum is not ChecksumMode.AUTO
+                or adv.checksum_form is self.send_form):
+            return []
+        self.send_form = adv.checksum_form
+        return [Notice(f"peer {source} uses the {adv.checksum_form} checksum form; sending it "
+                       "too (v3_checksum: auto)")]
+
     def _refuse(self, adv: Advertisement, source: IPAddress) -> Dropped | None:
         """RFC 5798 §7.1 / RFC 3768 §7.1 checks that need this instance's configuration."""
         p = self.params
+        if p.v3_ipv4 and not p.checksum.accepts(adv.checksum_form):
+            return Dropped(DropReason.CHECKSUM_FORM, source,
+                           f"checksum in {adv.checksum_form} form, v3_checksum is "
+                           f"{p.checksum}; set v3_checksum: auto to accept both")
         if adv.version != p.version:
             return Dropped(DropReason.VERSION, source,
                            f"VRRPv{adv.version} advert, this instance runs VRRPv{p.version}")
@@ -376,7 +415,8 @@ class VirtualRouter:
             return [SendAdvert(self.priority)]
         if self.handing_over:
             self._learn(adv, source)
-            return self._become_backup(now, f"handed over to {self._who(source)}")
+            return self._become_backup(now, Cause.HANDED_OVER,
+                                       f"handed over to {self._who(source)}")
         if adv.priority > self.priority or (
                 adv.priority == self.priority
                 and (self.params.primary_address is None
@@ -386,11 +426,42 @@ class VirtualRouter:
                    else "same priority, higher address")
             farewell: list[Action] = [SendAdvert(self.priority)]  # see the module docstring
             return farewell + self._become_backup(
-                now, f"{self._who(source)} is master with {why} ({adv.priority} vs ours "
-                f"{self.priority})")
+                now, Cause.BETTER_MASTER, f"{self._who(source)} is master with {why} "
+                f"({adv.priority} vs ours {self.priority})")
         # RFC 9568 §6.4.3: answer a lower-priority master at once so it steps down now.
         self._adver_at = now + self.params.advert_interval_cs / 100
-        return [SendAdvert(self.priority)]
+        return [SendAdvert(self.priority), *self._reclaim(source, now)]
+
+    def _reclaim(self, source: IPAddress, now: float) -> list[Action]:
+        """Announce the VIPs again after hearing another router acting as master for them.
+
+        Two masters at once (a partition that healed, or a peer that could not read our
+        adverts - keepalived 2.2 drops VRRPv3 adverts in the RFC 9568 checksum form that
+        ``v3_checksum: auto`` sends until it hears the peer) means the other one added our VIPs
+        and sent gratuitous ARPs / NAs for them: hosts now send VIP traffic to its MAC.  It
+        steps down on our answer (RFC 9568 §6.4.3), or we hear the last advert it sends as it
+        steps down (see the module docstring), but nothing tells the hosts to come back, so
+        they black-hole the VIPs until their caches expire.  We announce again, at most once per
+        Master_Down_Interval, like keepalived's ``garp_lower_prio_repeat``.  Not while we are
+        new in MASTER (less than a Master_Down_Interval): that advert is most likely the last
+        one of the master we just preempted, and we have just announced the VIPs.
+        """
+        mdi = self.master_down_interval()
+        if now - self._master_since < mdi or now - self._reclaimed_at < mdi:
+            return []
+        self._reclaimed_at = now
+        return [Announce(), DualMaster(source)]
+
+    def _reconfigure(self, params: RouterParams) -> list[Action]:
+        """New parameters in place (reload, or a new source address); the state is kept.  A
+        new configured priority resets the effective one (the trackers apply their weights
+        again right after); a new ``v3_checksum`` restarts the form learning."""
+        old, self.params = self.params, params
+        if params.priority != old.priority:
+            self.effective_priority = params.priority
+        if params.checksum is not old.checksum:
+            self.send_form = params.checksum.first_form
+        return []
 
     def _learn(self, adv: Advertisement, source: IPAddress) -> None:
         self.master_address = source
@@ -412,17 +483,21 @@ class VirtualRouter:
             if not self._due(self._master_down_at, now):
                 return []
         if self._preempt_at is not None and now >= self._preempt_at:
-            reason = (f"preempting lower-priority master {self.master_address} after "
-                      f"preempt_delay {self.params.preempt_delay:g}s")
+            cause, reason = Cause.PREEMPT, (
+                f"preempting lower-priority master {self.master_address} after "
+                f"preempt_delay {self.params.preempt_delay:g}s")
         elif self._resigned_by is not None:
+            cause = Cause.MASTER_RESIGNED
             reason = f"master {self._who(self._resigned_by)} resigned (priority 0)"
         elif self._preempting is not None:
             source, priority = self._preempting
+            cause = Cause.PREEMPT
             reason = f"preempting lower-priority master {source} ({priority} < {self.priority})"
         else:
-            reason = (f"no advert from master {self.master_address or '(none heard)'} for "
-                      f"{self.master_down_interval():.3f}s (Master_Down_Interval)")
-        return self._become_master(now, reason)
+            cause, reason = Cause.MASTER_DOWN, (
+                f"no advert from master {self.master_address or '(none heard)'} for "
+                f"{self.master_down_interval():.3f}s (Master_Down_Interval)")
+        return self._become_master(now, cause, reason)
 
     def _announce_priority(self, now: float) -> list[Action]:
         """Tell the peer about a priority change at once instead of at the next Adver_Timer."""
@@ -442,7 +517,7 @@ class VirtualRouter:
             return self._enter_fault(f"fault: {source}")
         if not self.faults and self.state is State.FAULT:
             self.master_adver_int = self.params.advert_interval_cs
-            return self._become_backup(now, f"recovered: {source}")
+            return self._become_backup(now, Cause.RECOVERED, f"recovered: {source}")
         return []
 
     def _admin(self, mode: AdminMode, now: float) -> list[Action]:
@@ -450,7 +525,7 @@ class VirtualRouter:
         if self.state is State.MASTER and mode in (AdminMode.DEMOTED, AdminMode.MAINTENANCE):
             return self._start_handover(now)
         if self.state is State.BACKUP and mode is AdminMode.PROMOTED:
-            return self._become_master(now, "promoted by operator")
+            return self._become_master(now, Cause.OPERATOR, "promoted by operator")
         if self.state is State.BACKUP and self._master_down_at is None and self.may_be_master:
             self._master_down_at = now + self.master_down_interval()
         if self.state is State.MASTER and old is not mode:
@@ -480,7 +555,8 @@ class VirtualRouter:
         if self.state is not State.MASTER:
             return []
         if self.admin is AdminMode.MAINTENANCE:
-            return self._become_backup(now, "maintenance: no peer took over; VIPs released")
+            return self._become_backup(now, Cause.OPERATOR,
+                                       "maintenance: no peer took over; VIPs released")
         self._adver_at = now
         return [Notice("hand-over failed: no peer took over; staying MASTER")]
 
@@ -489,7 +565,8 @@ class VirtualRouter:
         if state is State.MASTER:
             self.group_hold = False
             if self.state is State.BACKUP and self.may_be_master:
-                return self._become_master(now, f"sync group {group}: a sibling became MASTER")
+                return self._become_master(now, Cause.SYNC_GROUP,
+                                           f"sync group {group}: a sibling became MASTER")
             return []
         if state is State.BACKUP:
             # Hold only where the group overrules us: a master that resigns, or a backup about
@@ -497,7 +574,8 @@ class VirtualRouter:
             # two siblings that both went BACKUP would hold each other for ever.
             if self.state is State.MASTER:
                 self.group_hold = True
-                return self._become_backup(now, f"sync group {group}: a sibling became BACKUP",
+                return self._become_backup(now, Cause.SYNC_GROUP,
+                                           f"sync group {group}: a sibling became BACKUP",
                                            resign=True)
             if self._preempting is not None or self._preempt_at is not None:
                 self.group_hold = True
