@@ -12,7 +12,8 @@ notify hook under /run -> ``systemctl reload`` (hitless; a broken file refused) 
 severities -> stop (one priority-0 advert) -> crash restart -> watchdog restart -> purge
 (no file, user or process left).
 
-Skipped, with the reason, when this machine cannot run systemd containers.  The container and
+Skipped, with the reason, unless VRRPD_SYSTEM_TESTS=1 (``scripts/test`` sets it; the fast ring
+does not) or when this machine cannot run systemd containers.  The container and
 its directory are removed whatever happens.
 """
 
@@ -20,40 +21,29 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-LXC_PATH = Path("/var/lib/lxc")
+from lab.container import Container, booted, package, unavailable, wait_for
+
 ADDRESS, VIP, EXTRA_VIP = "198.51.100.11/24", "198.51.100.100/24", "198.51.100.101/24"
 VRID = 51
 WATCHDOG_LIMIT = 30.0  # WatchdogSec=10 + TimeoutAbortSec=5 + RestartSec=1, and slack
-PRODUCT = ("vrrpd", "etc", "hooks", "man", "debian", "setup.cfg", "scripts/build-deb")
+FIGURES: dict[str, float] = {}  # what the run measured, printed at the end
 
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "system tests need root (privileged LXC containers)"
-    for tool in ("lxc-start", "lxc-attach", "lxc-destroy", "debootstrap", "dpkg-buildpackage"):
-        if shutil.which(tool) is None:
-            return f"system tests need {tool} (apt-get install lxc debootstrap dpkg-dev)"
-    if not Path("/sys/fs/cgroup").is_dir():
-        return "system tests need cgroups for systemd in a container"
-    return None
-
+# Booting containers takes a minute and the machine: only when asked (scripts/test, CI).
+ASKED = os.environ.get("VRRPD_SYSTEM_TESTS") == "1"
 
 pytestmark = [
     pytest.mark.system,
-    pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable())),
+    pytest.mark.skipif(not ASKED, reason="system tests boot containers: VRRPD_SYSTEM_TESTS=1 "
+                                         "(scripts/test sets it)"),
+    pytest.mark.skipif(unavailable() is not None, reason=f"system tests {unavailable()}"),
     # The first test also builds the .deb (when stale) and the base rootfs (when not cached).
     pytest.mark.timeout(900),
 ]
@@ -82,63 +72,6 @@ HOOK = """\
 #!/bin/sh
 echo "$3 $(id -un) $(grep CapEff /proc/self/status | tr -d '\\t')" >> /run/vrrpd/hook.log
 """
-
-
-class Container:
-    """A booted Debian 12 container; ``run`` executes a command in it as root."""
-
-    def __init__(self, name: str, host_if: str) -> None:
-        self.name, self.host_if = name, host_if
-        self.rootfs = LXC_PATH / name / "rootfs"
-        self.figures: dict[str, float] = {}
-
-    def run(self, cmd: str, check: bool = True, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["lxc-attach", "-n", self.name, "--clear-env",
-             "--set-var", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "--set-var", "LANG=C.UTF-8",
-             "--", "/bin/sh", "-c", cmd],
-            capture_output=True, text=True, timeout=timeout)
-        if check and done.returncode:
-            raise AssertionError(f"[{self.name}] {cmd} exited {done.returncode}:\n"
-                                 f"{done.stdout}{done.stderr}")
-        return done
-
-    def out(self, cmd: str) -> str:
-        return self.run(cmd).stdout.strip()
-
-    def write(self, path: str, text: str, mode: int = 0o644) -> None:
-        target = self.rootfs / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        target.chmod(mode)
-
-    def status(self) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads(self.out("vrrpctl --json status"))
-        return doc
-
-    def web(self) -> dict[str, Any]:
-        return next(i for i in self.status()["instances"] if i["name"] == "web")
-
-    def main_pid(self) -> int:
-        return int(self.out("systemctl show -p MainPID --value vrrpd"))
-
-    def vips(self) -> set[str]:
-        shown = json.loads(self.out("ip -j addr show dev eth0"))[0]["addr_info"]
-        return {f"{a['local']}/{a['prefixlen']}" for a in shown if a["family"] == "inet"}
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while True:
-        try:
-            if predicate():
-                return time.monotonic() - start
-        except (AssertionError, ValueError, KeyError, StopIteration):
-            pass  # not answering yet
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
 
 
 class AdvertCapture(threading.Thread):
@@ -170,62 +103,25 @@ class AdvertCapture(threading.Thread):
         return self.adverts
 
 
-def package() -> Path:
-    """dist/vrrpd_<version>_amd64.deb, rebuilt unless it is newer than every product file."""
-    version = next(line.split('"')[1] for line in (REPO / "vrrpd" / "__init__.py").open()
-                   if line.startswith("__version__"))
-    deb = REPO / "dist" / f"vrrpd_{version}_amd64.deb"
-    newest = max(p.stat().st_mtime for name in PRODUCT for p in
-                 ([REPO / name] if (REPO / name).is_file() else (REPO / name).rglob("*")))
-    if not deb.exists() or deb.stat().st_mtime < newest:
-        subprocess.run([str(REPO / "scripts" / "build-deb")], check=True, timeout=600)
-    return deb
-
-
 @pytest.fixture(scope="module")
 def box() -> Iterator[Container]:
+    start = time.monotonic()
     deb = package()
-    tag = secrets.token_hex(3)
-    c = Container(f"vrsys-{tag}", f"vrsys{tag}")
-    (LXC_PATH / c.name).mkdir(parents=True)
-    try:
-        start = time.monotonic()
-        subprocess.run([str(REPO / "scripts" / "build-box"), "--rootfs-only", str(c.rootfs)],
-                       check=True, timeout=900, capture_output=True)
-        (LXC_PATH / c.name / "config").write_text(f"""\
-lxc.uts.name = {c.name}
-lxc.rootfs.path = dir:{c.rootfs}
-lxc.include = /usr/share/lxc/config/common.conf
-lxc.apparmor.profile = unconfined
-lxc.init.cmd = /sbin/init
-lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed
-lxc.net.0.type = veth
-lxc.net.0.veth.pair = {c.host_if}
-lxc.net.0.name = eth0
-lxc.net.0.flags = up
-lxc.net.0.ipv4.address = {ADDRESS}
-""")
-        shutil.copy(deb, c.rootfs / "root" / deb.name)
-        subprocess.run(["lxc-start", "-n", c.name], check=True, timeout=60)
-        subprocess.run(["ip", "link", "set", c.host_if, "up"], check=True)
-        wait_for(lambda: c.run("systemctl is-system-running --wait", check=False, timeout=60)
-                 .stdout.strip() in ("running", "degraded"), 90, "systemd in the container")
-        c.figures["container ready (s)"] = time.monotonic() - start
-        c.figures["package size (KiB)"] = deb.stat().st_size / 1024
+    FIGURES["package size (KiB)"] = deb.stat().st_size / 1024
+    with booted(ADDRESS, (deb,)) as c:
+        FIGURES["deb + container ready (s)"] = time.monotonic() - start
         yield c
-    finally:
-        subprocess.run(["lxc-stop", "-n", c.name, "-k"], capture_output=True, timeout=60)
-        subprocess.run(["lxc-destroy", "-n", c.name], capture_output=True, timeout=120)
-        if (LXC_PATH / c.name).exists():
-            shutil.rmtree(LXC_PATH / c.name, ignore_errors=True)
-        subprocess.run(["ip", "link", "delete", c.host_if], capture_output=True)
-        print(f"\n{c.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in c.figures.items()))
+    print("\n" + ", ".join(f"{k} {v:.1f}" for k, v in FIGURES.items()))
+
+
+def web(box: Container) -> dict[str, Any]:
+    return box.instance("web")
 
 
 def test_install_puts_everything_in_place_and_starts_nothing(box: Container) -> None:
     start = time.monotonic()
     box.run("apt-get install -y --no-install-recommends /root/vrrpd_*_amd64.deb", timeout=300)
-    box.figures["apt install (s)"] = time.monotonic() - start
+    FIGURES["apt install (s)"] = time.monotonic() - start
     commands = box.out("command -v vrrpd; command -v vrrpctl").split()
     assert commands == ["/usr/bin/vrrpd", "/usr/bin/vrrpctl"]
     files = set(box.out("dpkg -L vrrpd").splitlines())
@@ -256,11 +152,11 @@ def test_enable_now_runs_it_and_vrrpctl_reaches_it(box: Container) -> None:
     box.run("useradd -G adm oper && useradd stranger")
     start = time.monotonic()
     box.run("systemctl enable --now vrrpd")
-    wait_for(lambda: box.web()["state"] == "MASTER", 10, "MASTER")
-    box.figures["enable --now to MASTER (s)"] = time.monotonic() - start
+    wait_for(lambda: web(box)["state"] == "MASTER", 10, "MASTER")
+    FIGURES["enable --now to MASTER (s)"] = time.monotonic() - start
     assert box.out("systemctl is-active vrrpd") == "active"
-    assert VIP in box.vips()
-    trackers = {t["name"]: t["ok"] for t in box.web()["trackers"]}
+    assert VIP in box.addresses()
+    trackers = {t["name"]: t["ok"] for t in web(box)["trackers"]}
     assert trackers == {"init": True, "nobody": True}
     user = box.out("ps -o user= -p $(systemctl show -p MainPID --value vrrpd)")
     assert user == "vrrpd"
@@ -274,19 +170,19 @@ def test_enable_now_runs_it_and_vrrpctl_reaches_it(box: Container) -> None:
 
 
 def test_systemctl_reload_is_hitless_and_refuses_a_broken_file(box: Container) -> None:
-    before = box.web()
+    before = web(box)
     box.write("/etc/vrrpd/vrrpd.yaml", CONFIG.replace("priority: 150", "priority: 160")
               .replace(f"vips: [{VIP}]", f"vips: [{VIP}, {EXTRA_VIP}]"))
     box.run("systemctl reload vrrpd")
-    after = box.web()
+    after = web(box)
     assert after["state"] == "MASTER" and after["effective_priority"] == 160
     assert after["counters"]["transitions"] == before["counters"]["transitions"]
-    assert {VIP, EXTRA_VIP} <= box.vips()
+    assert {VIP, EXTRA_VIP} <= box.addresses()
     box.write("/etc/vrrpd/vrrpd.yaml", CONFIG.replace(f"vrid: {VRID}", "vrid: 300"))
     refused = box.run("systemctl reload vrrpd", check=False)
     assert refused.returncode != 0
     assert box.out("systemctl is-active vrrpd") == "active"
-    assert box.web()["effective_priority"] == 160
+    assert web(box)["effective_priority"] == 160
     box.write("/etc/vrrpd/vrrpd.yaml", CONFIG)
     box.run("systemctl reload vrrpd")
 
@@ -312,17 +208,17 @@ def test_stop_sends_one_priority_zero_advert(box: Container) -> None:
     assert [p for _, vrid, p in adverts if vrid == VRID and p == 150]
     assert [p for _, vrid, p in adverts if vrid == VRID and p == 0] == [0]
     assert adverts[-1][2] == 0
-    assert VIP not in box.vips()
+    assert VIP not in box.addresses()
     assert box.run("pgrep -x vrrpd", check=False).returncode == 1
     box.run("systemctl start vrrpd")
-    wait_for(lambda: box.web()["state"] == "MASTER", 10, "MASTER again")
+    wait_for(lambda: web(box)["state"] == "MASTER", 10, "MASTER again")
 
 
 def test_a_crash_is_restarted(box: Container) -> None:
     pid = box.main_pid()
     restarts = int(box.out("systemctl show -p NRestarts --value vrrpd"))
     box.run("systemctl kill -s KILL vrrpd")
-    wait_for(lambda: box.main_pid() not in (0, pid) and box.web()["state"] == "MASTER", 15,
+    wait_for(lambda: box.main_pid() not in (0, pid) and web(box)["state"] == "MASTER", 15,
              "the restarted daemon as MASTER")
     assert int(box.out("systemctl show -p NRestarts --value vrrpd")) == restarts + 1
 
@@ -330,9 +226,9 @@ def test_a_crash_is_restarted(box: Container) -> None:
 def test_a_hung_daemon_is_restarted_by_the_watchdog(box: Container) -> None:
     pid = box.main_pid()
     box.run(f"kill -STOP {pid}")
-    took = wait_for(lambda: box.main_pid() not in (0, pid) and box.web()["state"] == "MASTER",
+    took = wait_for(lambda: box.main_pid() not in (0, pid) and web(box)["state"] == "MASTER",
                     WATCHDOG_LIMIT, "the watchdog to restart the stopped daemon")
-    box.figures["watchdog restart (s)"] = took
+    FIGURES["watchdog restart (s)"] = took
     assert "Watchdog timeout" in box.out("journalctl -u vrrpd --no-pager")
 
 
