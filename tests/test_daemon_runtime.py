@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import grp
 import io
+import itertools
 import logging
 import os
 import socket
@@ -346,3 +347,71 @@ def test_reload_applies_config_sync_live_and_lists_what_needs_a_restart(
             await _stop(lb1, lb2)
 
     asyncio.run(main())
+
+
+# ---- nothing blocks the loop (issue 13 part 6) -----------------------------------------------
+
+def test_a_slow_disk_in_config_sync_never_delays_an_advert(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config sync reads, hashes and fsyncs files; here every read of the listed files and
+    every state write takes 0.3 s (a disk stalled by a backup job).  lb1, the master and the
+    sync source, keeps sending its 0.05 s adverts on time throughout, and lb2 stays BACKUP."""
+    import vrrpd.sync.service as service
+
+    slow_calls: list[float] = []
+    read_local, write_atomic = service.read_local, service.write_atomic
+
+    def slow_read(*args: object, **kwargs: object) -> object:
+        slow_calls.append(time.monotonic())
+        time.sleep(0.3)
+        return read_local(*args, **kwargs)  # type: ignore[arg-type]
+
+    def slow_write(*args: object, **kwargs: object) -> None:
+        slow_calls.append(time.monotonic())
+        time.sleep(0.3)
+        write_atomic(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "read_local", slow_read)
+    monkeypatch.setattr(service, "write_atomic", slow_write)
+    cert = tmp_path / "sync.pem"
+    keygen(cert, "lb1")
+    served = tmp_path / "haproxy.cfg"
+    served.write_text("global\n")
+    sync = {"listen": f"127.0.0.1:{_free_port()}", "peers": [f"127.0.0.1:{_free_port()}"],
+            "cert": str(cert), "peer_fingerprints": ["ab" * 32], "files": [str(served)],
+            "validate": "true {path}", "reload": "true", "instance": "web"}
+
+    async def main() -> list[float]:
+        link = FakeLink()
+        lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150, top={"sync": sync})
+        lb2 = Node(link, tmp_path, "lb2", "192.0.2.12", 100)
+        sent: list[float] = []
+        transmit = link.transmit
+        loop = asyncio.get_running_loop()
+
+        def timed(sender: object, payload: bytes, dst: object) -> None:
+            if getattr(sender, "primary_address", None) == lb1.address:
+                sent.append(loop.time())
+            transmit(sender, payload, dst)  # type: ignore[arg-type]
+
+        link.transmit = timed  # type: ignore[method-assign]
+        await lb1.start()
+        await lb2.start()
+        try:
+            await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP)
+            sent.clear()
+            slow_calls.clear()
+            for n in range(3):  # edits the source pushes (to a peer that is not there)
+                served.write_text(f"global\n# edit {n}\n")
+                await asyncio.sleep(0.5)
+            assert lb2.state() is State.BACKUP and lb1.state() is State.MASTER
+        finally:
+            await _stop(lb1, lb2)
+        return sent
+
+    sent = asyncio.run(main())
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    print(f"{len(slow_calls)} slow file operations; {len(sent)} adverts, largest gap "
+          f"{max(gaps) * 1000:.0f} ms")
+    assert len(slow_calls) >= 3  # the slow operations did happen, during the adverts
+    assert max(gaps) < 0.05 + 0.04  # the interval plus scheduling slack, never 0.3 s

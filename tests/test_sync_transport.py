@@ -166,7 +166,7 @@ def test_diverged_backup_is_not_overwritten_until_forced(tmp_path: Path) -> None
 
 def test_new_master_does_not_push_over_a_newer_peer(tmp_path: Path) -> None:
     async def body(a: Node, b: Node) -> None:
-        svc(b)._save(generation=9)
+        await svc(b)._save(generation=9)
         a.cfg.write_text("stale\n")
         (peer,) = (await svc(a).push())["peers"].values()
         assert not peer["ok"] and "newer generation (9 > 0)" in peer["error"]

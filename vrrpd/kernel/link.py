@@ -13,6 +13,7 @@ interface is missing, down, without its source address or still running DAD.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import socket
 import struct
@@ -318,7 +319,9 @@ class InterfaceWatcher(RtnlClient):
             for key, old in list(self.states.items()):
                 if key[0] not in touched:
                     continue
-                new = readiness(*key, self._exclude[key])
+                # a netlink dump on a socket of its own: off the loop, like any blocking
+                # call (the worker thread shares the daemon's network namespace)
+                new = await asyncio.to_thread(readiness, *key, self._exclude[key])
                 if new != old:
                     self.states[key] = new
                     yield new

@@ -54,35 +54,45 @@ class Applier:
     _staged: list[Path] = field(default_factory=list)
 
     async def apply(self, bundle: Bundle) -> str:
-        """Install ``bundle``; return the validator's output or raise :class:`ApplyError`."""
+        """Install ``bundle``; return the validator's output or raise :class:`ApplyError`.
+
+        The file work (staging with fsync, backups, renames, clean-up) runs in a worker
+        thread: a slow disk must never hold up the event loop, and with it the adverts.
+        """
         by_name = dict(bundle.files)
         targets = list(self.files)
-        for target in targets:
-            refuse_symlink(target)
         stage_dirs: dict[Path, Path] = {}
         try:
-            staged = {t: self._stage(t, by_name[t.name], stage_dirs) for t in targets}
+            staged = await asyncio.to_thread(self._stage_all, targets, by_name, stage_dirs)
             main = staged[self.files[0]]
             output = await self._validate(main)
-            bind_problems = check_binds(parse_binds(main.read_text(errors="replace")),
-                                        self.sysctl_root)
+            text = await asyncio.to_thread(main.read_text, errors="replace")
+            bind_problems = check_binds(parse_binds(text), self.sysctl_root)
             if bind_problems:
                 raise ApplyError("bind check failed: " + "; ".join(bind_problems))
-            backups = self._backup(targets)
-            try:
-                for target, path in staged.items():
-                    os.replace(path, target)
-            except OSError as exc:
-                self._restore(backups)
-                raise ApplyError(f"installing the files failed ({exc}); previous files "
-                                 "restored") from None
+            backups = await asyncio.to_thread(self._backup, targets)
+            await asyncio.to_thread(self._install, staged, backups)
             await self._reload_or_roll_back(backups)
             return output
         except OSError as exc:  # staging: full disk, permissions...
             raise ApplyError(f"staging failed: {exc}; nothing changed") from None
         finally:
-            for d in stage_dirs.values():
-                shutil.rmtree(d, ignore_errors=True)
+            await asyncio.to_thread(_remove_dirs, list(stage_dirs.values()))
+
+    def _stage_all(self, targets: list[Path], by_name: dict[str, bytes],
+                   dirs: dict[Path, Path]) -> dict[Path, Path]:
+        for target in targets:
+            refuse_symlink(target)
+        return {t: self._stage(t, by_name[t.name], dirs) for t in targets}
+
+    def _install(self, staged: dict[Path, Path], backups: dict[Path, Path | None]) -> None:
+        try:
+            for target, path in staged.items():
+                os.replace(path, target)
+        except OSError as exc:
+            self._restore(backups)
+            raise ApplyError(f"installing the files failed ({exc}); previous files "
+                             "restored") from None
 
     def _stage(self, target: Path, data: bytes, dirs: dict[Path, Path]) -> Path:
         parent = target.parent
@@ -131,7 +141,7 @@ class Applier:
             return
         log.error("sync: %s; restoring the previous files", failure)
         try:
-            self._restore(backups)
+            await asyncio.to_thread(self._restore, backups)
         except OSError as exc:
             raise ApplyError(f"{failure}; and restoring the backups failed: {exc}") from None
         again = await self._reload()
@@ -155,6 +165,11 @@ class Applier:
         except ConfirmError as exc:
             return f"reload not confirmed (`{self.reload}` exit 0): {exc}"
         return None
+
+
+def _remove_dirs(dirs: list[Path]) -> None:
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def copy_nofollow(src: Path, dst: Path) -> None:

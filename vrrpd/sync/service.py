@@ -86,10 +86,12 @@ class SyncService:
             return {"generation": 0}
         return doc if isinstance(doc, dict) else {"generation": 0}
 
-    def _save(self, **changes: Any) -> None:
+    async def _save(self, **changes: Any) -> None:
+        """Update the state and write it (atomically, fsync'd) from a worker thread."""
         self.state.update(changes)
         try:
-            write_atomic(self.state_path, json.dumps(self.state, indent=1).encode())
+            await asyncio.to_thread(write_atomic, self.state_path,
+                                    json.dumps(self.state, indent=1).encode())
         except OSError as exc:
             log.error("sync: cannot save %s: %s", self.state_path, exc)
 
@@ -98,8 +100,13 @@ class SyncService:
         return int(self.state.get("generation", 0))
 
     def local_bundle(self, generation: int | None = None) -> bundles.Bundle:
+        """The listed files as they are now (blocking: reads them all)."""
         return bundles.Bundle(generation or self.generation,
                               read_local(self.config.files, self.config.max_file_size))
+
+    async def read_bundle(self) -> bundles.Bundle:
+        """:meth:`local_bundle` from a worker thread: a slow disk never holds up the loop."""
+        return await asyncio.to_thread(self.local_bundle)
 
     def _diverged(self, live_hash: str) -> bool:
         """Files edited here since the last bundle we applied (or pushed)."""
@@ -152,12 +159,12 @@ class SyncService:
             now = asyncio.get_running_loop().time()
             kicked = self._kick.is_set() or (self._retry_at is not None and now >= self._retry_at)
             self._kick.clear()
-            stat = self._stat_files()
+            stat = await asyncio.to_thread(self._stat_files)
             if not self.is_source() or (stat == self._stat and not kicked):
                 continue
             self._stat = stat
             try:
-                live = self.local_bundle().manifest_hash()
+                live = (await self.read_bundle()).manifest_hash()
                 if kicked or live != self.state.get("pushed_hash"):
                     await self.push()
             except (ApplyError, OSError) as exc:
@@ -166,16 +173,16 @@ class SyncService:
     async def push(self, force: bool = False) -> dict[str, Any]:
         """Push the live files to every peer that needs them; one result per peer."""
         async with self._lock:
-            local = self.local_bundle()
+            local = await self.read_bundle()
             live = local.manifest_hash()
             results = {}
             for host, port in self.config.peers:
                 peer = f"{host}:{port}"
                 results[peer] = await self._push_one(host, port, local, live, force)
-                self._save(last_push={"at": time.time(), "peer": peer, **results[peer]})
+                await self._save(last_push={"at": time.time(), "peer": peer, **results[peer]})
             unreachable = any(r.get("unreachable") for r in results.values())
             self._retry_at = asyncio.get_running_loop().time() + RETRY if unreachable else None
-            self._save(pushed_hash=live, manifest_hash=live)
+            await self._save(pushed_hash=live, manifest_hash=live)
             return {"generation": self.generation, "manifest_hash": live, "peers": results}
 
     async def _push_one(self, host: str, port: int, local: bundles.Bundle, live: str,
@@ -194,7 +201,7 @@ class SyncService:
                     return {"ok": True, "message": "already in sync",
                             "generation": theirs}
             generation = max(theirs, self.generation) + 1
-            self._save(generation=generation)
+            await self._save(generation=generation)
             bundle = bundles.Bundle(generation, local.files)
             reply = await call(self.identity, self.pins, host, port,
                                {"op": "push", "force": force}, bundles.encode(bundle))
@@ -211,7 +218,7 @@ class SyncService:
                       ) -> dict[str, Any]:
         op = header.get("op")
         if op == "status":
-            return self.local_status()
+            return await self.local_status()
         if op == "push":
             return await self._receive(tail, bool(header.get("force")), peer_fp)
         return {"ok": False, "error": f"unknown op {op!r}"}
@@ -219,7 +226,7 @@ class SyncService:
     async def _receive(self, payload: bytes, force: bool, peer_fp: str) -> dict[str, Any]:
         async with self._lock:
             result = await self._apply(payload, force)
-            self._save(last_push={"at": time.time(), "peer": f"sha256:{peer_fp[:16]}…",
+            await self._save(last_push={"at": time.time(), "peer": f"sha256:{peer_fp[:16]}…",
                                   "received": True, **result})
             return result
 
@@ -234,12 +241,13 @@ class SyncService:
                     f"newer than ours ({self.generation}): a replayed or older push"}
         try:
             if not self.config.allow_code:
-                live = dict(read_local(self.config.files, self.config.max_file_size))
+                live = dict(await asyncio.to_thread(read_local, self.config.files,
+                                                    self.config.max_file_size))
                 added = policy.new_code(bundle.files, live)
                 if added:
                     log.error("sync: %s", policy.refusal(added))
                     return {"ok": False, "error": policy.refusal(added)}
-            if not force and self._diverged(self.local_bundle().manifest_hash()):
+            if not force and self._diverged((await self.read_bundle()).manifest_hash()):
                 return {"ok": False, "error": "refused: the files here were edited locally "
                         "since the last sync (diverged); `vrrpctl sync push --force` on "
                         "the source overwrites them"}
@@ -247,8 +255,8 @@ class SyncService:
         except ApplyError as exc:
             return {"ok": False, "error": str(exc)}
         digest = bundle.manifest_hash()
-        self._save(generation=bundle.generation, manifest_hash=digest, pushed_hash=digest)
-        self._stat = self._stat_files()
+        await self._save(generation=bundle.generation, manifest_hash=digest, pushed_hash=digest)
+        self._stat = await asyncio.to_thread(self._stat_files)
         log.info("sync: applied generation %d (%s)", bundle.generation, digest[:12])
         return {"ok": True, "message": f"applied generation {bundle.generation}",
                 "generation": bundle.generation, "manifest_hash": digest,
@@ -256,9 +264,9 @@ class SyncService:
 
     # ---- status ----------------------------------------------------------------------
 
-    def local_status(self) -> dict[str, Any]:
+    async def local_status(self) -> dict[str, Any]:
         try:
-            live = self.local_bundle().manifest_hash()
+            live = (await self.read_bundle()).manifest_hash()
         except ApplyError as exc:
             return {"node": self.node, "generation": self.generation, "error": str(exc)}
         applied = self.state.get("manifest_hash")
@@ -276,7 +284,7 @@ class SyncService:
 
     async def status(self) -> dict[str, Any]:
         """Local and peer generations/manifests and how they compare."""
-        local = self.local_status()
+        local = await self.local_status()
         peers = {}
         for host, port in self.config.peers:
             try:
