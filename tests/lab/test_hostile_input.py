@@ -16,12 +16,10 @@ compares counters before and after its own injection.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import psutil
@@ -31,8 +29,8 @@ from scapy.packet import Raw
 
 from lab.daemons import AddressProbe, Vrrpd, wait_for
 from lab.inject import Injector
-from lab.netns import Node, Topology
-from vrrpd.proto.packet import DecodeError, decode
+from lab.netns import Topology
+from lab.wire_flood import endpoint_and_instance_drops, flood_frames, raw_socket_drops
 
 VIP4, LEGACY_VIP, VIP6 = "192.0.2.100", "192.0.2.102", ["fe80::100", "2001:db8::100"]
 HOSTILE_PRIORITY = 254  # would beat lb1's 150 if it got through
@@ -96,31 +94,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 p.close()
 
 
-def _drops(status: dict[str, Any]) -> Counter[str]:
-    """Every drop counter of one daemon, keyed ``endpoint/ipv4/ttl`` or ``web/conflict``."""
-    total: Counter[str] = Counter()
-    for ep in status["endpoints"]:
-        for reason, n in ep["dropped"].items():
-            total[f"endpoint/ipv{ep['family']}/{reason}"] += n
-    for inst in status["instances"]:
-        for reason, n in inst["dropped"].items():
-            total[f"{inst['name']}/{reason}"] += n
-    return total
-
-
 def _transitions(status: dict[str, Any]) -> dict[str, int]:
     return {i["name"]: i["counters"].get("transitions", 0) for i in status["instances"]}
-
-
-def _raw_socket_drops(node: Node) -> int:
-    """Packets the kernel dropped at the node's raw VRRP sockets (full receive buffer)."""
-    total = 0
-    for table in ("/proc/net/raw", "/proc/net/raw6"):
-        for line in node.ns.run(["cat", table]).stdout.splitlines()[1:]:
-            fields = line.split()
-            if fields[1].endswith(":0070"):  # local "port" is the protocol, 112
-                total += int(fields[-1])
-    return total
 
 
 class Snapshot:
@@ -129,13 +104,13 @@ class Snapshot:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.status = {n: d.ctl("status") for n, d in lab.daemons.items()}
-        self.drops = {n: _drops(s) for n, s in self.status.items()}
+        self.drops = {n: endpoint_and_instance_drops(s) for n, s in self.status.items()}
         self.log_at = {n: len(d.log()) for n, d in lab.daemons.items()}
         self.holders = lab.holders()
-        self.socket_drops = {n: _raw_socket_drops(lab.topology.nodes[n]) for n in lab.daemons}
+        self.socket_drops = {n: raw_socket_drops(lab.topology.nodes[n]) for n in lab.daemons}
 
     def new_drops(self, node: str) -> Counter[str]:
-        now = _drops(self.lab.daemons[node].ctl("status"))
+        now = endpoint_and_instance_drops(self.lab.daemons[node].ctl("status"))
         now.subtract(self.drops[node])
         return +now
 
@@ -270,36 +245,9 @@ def test_duplicate_vrid_is_a_conflict(lab: Lab, family: int, instance: str,
 
 def _flood_frames(inj: Injector, count: int, seed: int) -> list[bytes]:
     """``count`` malformed or random protocol-112 frames (80 % IPv4), none of which is a
-    well-formed advert for a configured VRID (checked with the codec, so the test knows every
-    one must be dropped)."""
-    rng = random.Random(seed)
-    good = {4: bytes(VRRPv3(vrid=51, priority=HOSTILE_PRIORITY, adv=10, addrlist=[VIP4])),
-            6: bytes(VRRPv3(vrid=53, priority=HOSTILE_PRIORITY, adv=10, addrlist=VIP6))}
-    sources = {4: (IPv4Address(inj.src4), IPv4Address("224.0.0.18")),
-               6: (IPv6Address(inj.src6), IPv6Address("ff02::12"))}
-    frames: list[bytes] = []
-    while len(frames) < count:
-        family = 4 if rng.random() < 0.8 else 6
-        kind = rng.randrange(3)
-        if kind == 0:  # random bytes
-            payload = rng.randbytes(rng.randrange(0, 96))
-        elif kind == 1:  # a valid-looking advert with a few bytes flipped
-            buf = bytearray(good[family])
-            for _ in range(rng.randrange(1, 4)):
-                buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
-            payload = bytes(buf)
-        else:  # truncated or extended
-            payload = good[family][:rng.randrange(len(good[family]))] + rng.randbytes(
-                rng.choice((0, 0, 4, 16)))
-        ttl = 255 if rng.random() < 0.9 else rng.randrange(255)
-        if ttl == 255:
-            try:
-                if decode(payload, *sources[family]).vrid in (51, 52, 53):
-                    continue
-            except DecodeError:
-                pass
-        frames.append(bytes(inj.ip(family, ttl) / Raw(payload)))
-    return frames
+    well-formed advert for a configured VRID (:func:`lab.wire_flood.flood_frames` without
+    rogue adverts), so every one must be dropped."""
+    return flood_frames(inj, count, seed, rogue_share=0)[0]
 
 
 def _advert_counts(status: dict[str, Any], counter: str) -> dict[str, int]:
@@ -321,7 +269,7 @@ def test_flood_of_malformed_packets(lab: Lab) -> None:
     lab.injector.send(frames)
     for node, daemon in lab.daemons.items():
         def lost(n: str = node) -> int:
-            return _raw_socket_drops(lab.topology.nodes[n]) - before.socket_drops[n]
+            return raw_socket_drops(lab.topology.nodes[n]) - before.socket_drops[n]
 
         wait_for(lambda n=node: sum(before.new_drops(n).values()) + lost(n) >= FLOOD, 10,
                  f"{node} to account for {FLOOD} packets", poll=0.05)

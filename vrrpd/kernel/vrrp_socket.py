@@ -34,6 +34,8 @@ IPAddress = IPv4Address | IPv6Address
 
 VRRP_GROUP: dict[int, IPAddress] = {4: IPv4Address("224.0.0.18"), 6: IPv6Address("ff02::12")}
 VRRP_TTL = 255
+RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: some 5,000 queued adverts
+SO_RCVBUFFORCE = 33  # Linux socket(7); not in Python's socket module
 IP_PKTINFO = 8  # <linux/in.h>; missing from Python's socket module
 RECV_BUFFER = 2048  # a VRRP message is at most 8 + 255 * 16 + 8 bytes only in theory;
 #                     real ones (a handful of VIPs) are far below an Ethernet MTU
@@ -83,6 +85,13 @@ class VrrpSocket:
     def _configure(self) -> None:
         sock, index = self._sock, self.ifindex
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+        # A deep receive queue, so a burst of junk (a flood from the LAN, a stalled loop)
+        # does not crowd the peer's adverts out of the buffer.  FORCE needs CAP_NET_ADMIN
+        # (the daemon has it); without, the kernel caps SO_RCVBUF at net.core.rmem_max.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         if self.family == 4:
             group = VRRP_GROUP[4].packed
             mreqn = group + bytes(4) + struct.pack("@i", index)
