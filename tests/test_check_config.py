@@ -163,3 +163,20 @@ def test_interface_problems_are_warnings(tmp_path: Path, base: str) -> None:
     assert done.stdout.splitlines()[0] == (
         f"{tmp_path}/vrrpd.yaml: warning: instances[0].interface: interface vrnosuch0 does "
         "not exist: instance web would wait in FAULT until it is usable")
+
+
+@pytest.mark.parametrize("accept_mode", [False, True])
+def test_accept_mode_false_vip_bound_by_haproxy_is_warned(tmp_path: Path, base: str,
+                                                          accept_mode: bool) -> None:
+    """A HAProxy ``bind`` on a VIP whose instance has ``accept_mode: false`` would get no
+    connection (RFC 5798 §6.4.3): --check-config warns, naming the file and line, and still
+    accepts the file; with ``accept_mode: true`` nothing is said."""
+    haproxy = tmp_path / "haproxy.cfg"
+    haproxy.write_text("frontend web\n    bind 192.0.2.100:80\n    bind 127.0.0.1:8405\n")
+    setting = f"    accept_mode: {str(accept_mode).lower()}\n"
+    text = base.replace("/etc/haproxy/haproxy.cfg", str(haproxy)).replace(
+        "    track: [check]\n", "    track: [check]\n" + setting)
+    done = check(tmp_path, text)
+    assert done.returncode == 0, done.stderr
+    warned = f"{haproxy}:2 binds 192.0.2.100, a VIP of web, which has accept_mode: false"
+    assert (warned in done.stdout) is not accept_mode, done.stdout

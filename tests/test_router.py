@@ -628,3 +628,22 @@ def test_group_backup_does_not_hold_a_backup_that_lost_on_its_own() -> None:
     router.handle(GroupState("g", State.BACKUP), 1.0)
     rx(router, 50, 1.5)
     assert transitions(router.handle_timer(0.5 + MDI_100)) == [(State.BACKUP, State.MASTER)]
+
+
+# ---- Accept_Mode -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "priority", "accept_mode", "accepts"), [
+    (3, 100, True, True),
+    (3, 100, False, False),
+    (3, 255, False, True),  # the owner accepts whatever Accept_Mode says
+    (2, 100, False, False),  # RFC 3768 §6.4.3
+    (2, 100, True, True),  # vrrpd's default; a documented deviation for VRRPv2
+    (2, 255, False, True),
+])
+def test_accept_mode(version: int, priority: int, accept_mode: bool, accepts: bool) -> None:
+    """RFC 5798 §6.4.3: the Master "MUST accept packets addressed to the IPvX address(es)
+    associated with the virtual router if it is the IPvX address owner or if Accept_Mode is
+    True.  Otherwise, MUST NOT accept these packets"; RFC 3768 §6.4.3: "MUST NOT accept ...
+    if it is not the IP address owner"."""
+    assert make(version=version, priority=priority, accept_mode=accept_mode).accepts is accepts

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+from ipaddress import ip_address
+from pathlib import Path
 
 from vrrpd import __version__
 from vrrpd.config.loader import ConfigError, load_config
@@ -55,6 +58,33 @@ def interface_warnings(config: Config) -> list[str]:
     return warnings
 
 
+HAPROXY_CFG = Path("/etc/haproxy/haproxy.cfg")
+
+
+def accept_mode_warnings(config: Config) -> list[str]:
+    """HAProxy ``bind`` lines on a VIP of an ``accept_mode: false`` instance: the master would
+    drop every connection to it.  The file is the first of ``sync.files``, else
+    /etc/haproxy/haproxy.cfg when it exists."""
+    from vrrpd.proto.router import OWNER_PRIORITY
+    from vrrpd.sync.apply import parse_binds
+
+    refused = {v.ip: (i, cfg.name) for i, cfg in enumerate(config.instances)
+               if not cfg.accept_mode and cfg.priority != OWNER_PRIORITY for v in cfg.vips}
+    path = config.sync.files[0] if config.sync is not None else HAPROXY_CFG
+    if not refused or not path.exists():
+        return []
+    warnings = []
+    for bind in parse_binds(path.read_text(errors="replace")):
+        with contextlib.suppress(ValueError):
+            hit = refused.get(ip_address(bind.address))
+            if hit is not None:
+                warnings.append(f"instances[{hit[0]}].accept_mode: {path}:{bind.line} binds "
+                                f"{bind.address}, a VIP of {hit[1]}, which has accept_mode: "
+                                "false: the master drops every connection to it (RFC 5798 "
+                                "§6.4.3); set accept_mode: true for VIPs HAProxy serves on")
+    return warnings
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sync"]:  # `vrrpd sync keygen --cert PATH`: no config, no daemon
@@ -79,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vrrpd: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 1
     if args.check_config:
-        for warning in [] if args.no_host_checks else interface_warnings(config):
+        warnings = ([] if args.no_host_checks
+                    else interface_warnings(config) + accept_mode_warnings(config))
+        for warning in warnings:
             print(f"{args.config}: warning: {warning}")
         scope = " (host checks skipped)" if args.no_host_checks else ""
         print(f"{args.config}: OK ({len(config.instances)} instance(s)){scope}")

@@ -166,6 +166,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         notify_states=notify_states,
         announce=announce,
         na_router_flag=s.take("na_router_flag", bool, True),
+        accept_mode=s.take("accept_mode", bool, True),
         virtual_mac=s.take("virtual_mac", bool, False,
                            on_host.virtual_mac(interface, vips[0].version, vrid)
                            if host else None),

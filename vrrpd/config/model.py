@@ -64,6 +64,7 @@ class InstanceConfig:
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
     virtual_mac: bool = False  # RFC 5798 §7.3 virtual router MAC on a macvlan link
+    accept_mode: bool = True  # RFC 5798 Accept_Mode; True: HAProxy serves on the VIPs
 
     @property
     def family(self) -> int:

@@ -76,6 +76,14 @@ class AnnouncePort(Protocol):
     def close(self) -> None: ...
 
 
+class AcceptFilterPort(Protocol):
+    """:class:`vrrpd.kernel.accept_filter.AcceptFilter` as a driver uses it."""
+
+    async def block(self, instance: str, vips: Any) -> None: ...
+
+    async def unblock(self, instance: str) -> None: ...
+
+
 class VirtualMacPort(Protocol):
     """:class:`vrrpd.kernel.vmac.VirtualMac` as a driver uses it."""
 
@@ -113,12 +121,14 @@ class InstanceDriver:
     """Runs one :class:`VirtualRouter` on the event loop."""
 
     def __init__(self, cfg: InstanceConfig, endpoint: Endpoint, addresses: AddressPort,
-                 announcer: AnnouncePort, vmac: VirtualMacPort | None = None) -> None:
+                 announcer: AnnouncePort, vmac: VirtualMacPort | None = None,
+                 accept_filter: AcceptFilterPort | None = None) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.addresses = addresses
         self.announcer = announcer
         self.vmac = vmac  # virtual_mac: the macvlan link that carries the VIPs while MASTER
+        self.accept_filter = accept_filter  # accept_mode: false (Accept_Mode False)
         self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
                                version=cfg.version)
         self.drops_log = RateLimitedLog(self.log)
@@ -139,6 +149,11 @@ class InstanceDriver:
     def name(self) -> str:
         return self.cfg.name
 
+    def _filter(self) -> AcceptFilterPort:
+        if self.accept_filter is None:
+            raise RuntimeError("accept_mode: false needs the nftables accept filter")
+        return self.accept_filter
+
     @property
     def vip_interface(self) -> str:
         """Where the VIPs live: the virtual MAC link, or the instance's interface."""
@@ -158,7 +173,8 @@ class InstanceDriver:
             advert_interval_cs=cfg.advert_interval_cs,
             addresses=tuple(v.ip for v in cfg.vips),
             primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
-            preempt_delay=cfg.preempt_delay, peers=cfg.peers, checksum=cfg.v3_checksum)
+            preempt_delay=cfg.preempt_delay, peers=cfg.peers, checksum=cfg.v3_checksum,
+            accept_mode=cfg.accept_mode)
 
     def source_changed(self) -> None:
         """The endpoint's source address changed (the interface became usable, or not)."""
@@ -264,12 +280,16 @@ class InstanceDriver:
             case AddVips():
                 if self.vmac is not None:
                     await self.vmac.up()
+                if not self.router.accepts:  # before the VIPs: never accept for them
+                    await self._filter().block(cfg.name, cfg.vips)
                 await self.addresses.add(self.vip_interface, cfg.vips)
                 self.vips_held = True
             case RemoveVips():
                 self._stop_announcing()
                 await self.addresses.remove(self.vip_interface, cfg.vips)
                 self.vips_held = False
+                if not self.router.accepts:
+                    await self._filter().unblock(cfg.name)
                 if self.vmac is not None:
                     await self.vmac.down()
             case Announce():
@@ -334,6 +354,8 @@ class InstanceDriver:
         cfg = self.cfg = change.new
         self.post(Reconfigure(self._params(cfg)))
         if self.vips_held and (change.added_vips or change.removed_vips):
+            if not self.router.accepts:  # the chain follows the VIP list, before any is added
+                await self._filter().block(cfg.name, cfg.vips)
             if change.added_vips:
                 await self.addresses.add(self.vip_interface, change.added_vips)
                 await self._burst(change.added_vips)
@@ -382,6 +404,7 @@ class InstanceDriver:
             "strict_peers": cfg.strict_peers,
             "vips": [str(v) for v in cfg.vips],
             "vips_held": self.vips_held,
+            "accept_mode": self.router.accepts,
             "virtual_mac": ({"link": self.vmac.name, "mac": self.vmac.mac.hex(":")}
                             if self.vmac is not None else None),
             "advert_interval": cfg.advert_interval_cs / 100,

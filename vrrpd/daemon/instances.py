@@ -59,7 +59,8 @@ class Instances:
                 raise OSError(exc.errno, f"instance {cfg.name}: virtual_mac: {exc.strerror or exc}"
                               ) from None
             announcer = vmac.announcer
-        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac)
+        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac,
+                                self.kernel.accept_filter)
         driver.listeners.append(self._on_transition)
         return driver
 

@@ -33,10 +33,12 @@ class Kernel:
     announcer: Callable[[str], AnnouncePort]
     interfaces: Callable[[], Any]  # vrrpd.kernel.link.InterfaceWatcher
     virtual_macs: Any = None  # vrrpd.kernel.vmac.VirtualMacs (virtual_mac: true)
+    accept_filter: Any = None  # vrrpd.kernel.accept_filter.AcceptFilter (accept_mode: false)
     neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
 
 
 def real_kernel() -> Kernel:
+    from vrrpd.kernel.accept_filter import AcceptFilter
     from vrrpd.kernel.addresses import AddressManager
     from vrrpd.kernel.announcer import Announcer
     from vrrpd.kernel.link import InterfaceWatcher
@@ -47,4 +49,5 @@ def real_kernel() -> Kernel:
     addresses = AddressManager()
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
                   addresses=addresses, virtual_macs=VirtualMacs(addresses),
+                  accept_filter=AcceptFilter(),
                   announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache())

@@ -88,6 +88,7 @@ class Daemon:
             for name in await self.kernel.virtual_macs.remove_stale(wanted):
                 log.warning("removed virtual MAC link %s: an earlier run made it for an "
                             "instance that is no longer configured", name)
+        await self._reset_accept_filter()
         self.groups = SyncGroups(self.config.sync_groups, self.drivers.__getitem__)
         self.hooks = NotifyHooks.build(self.config)
         Reactions(self).subscribe(self.bus)
@@ -164,6 +165,7 @@ class Daemon:
                       "VIPs left behind (the next start removes them)", SHUTDOWN_DRAIN_WAIT)
         await asyncio.sleep(0)  # let the last transitions reach their hooks
         await self.instances.close()
+        await self._reset_accept_filter()
         if self.hooks is not None:
             await self.hooks.close(wait=HOOK_SHUTDOWN_WAIT)
         for task in self._tasks:
@@ -172,6 +174,17 @@ class Daemon:
         if self.kernel.neighbours is not None:
             await self.kernel.neighbours.close()
         log.info("vrrpd stopped; all VIPs released")
+
+    async def _reset_accept_filter(self) -> None:
+        """Delete the accept_mode: false table (whatever a crashed run left, or ours at
+        stop); a missing ``nft`` matters only when an instance needs it."""
+        if self.kernel.accept_filter is None:
+            return
+        try:
+            await self.kernel.accept_filter.reset()
+        except OSError as exc:
+            if any(not d.router.accepts for d in self.drivers.values()):
+                raise OSError(exc.errno, f"accept_mode: false needs nftables: {exc}") from None
 
     async def _ping_watchdog(self, interval: float) -> None:
         while True:

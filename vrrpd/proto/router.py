@@ -91,6 +91,7 @@ class RouterParams:
     preempt_delay: float = 0.0  # seconds a backup waits before preempting a lower master
     peers: tuple[IPAddress, ...] = ()  # the legitimate other routers; () = not listed
     checksum: ChecksumMode = ChecksumMode.AUTO  # VRRPv3 over IPv4: forms sent and accepted
+    accept_mode: bool = True  # RFC 5798 §6.1 Accept_Mode (vrrpd's default: True, see accepts)
 
     @property
     def v3_ipv4(self) -> bool:
@@ -244,6 +245,20 @@ class VirtualRouter:
         self._master_since = now
         return [AddVips(), Announce(), SendAdvert(self.priority),
                 Transition(old, State.MASTER, reason, cause)]
+
+    @property
+    def accepts(self) -> bool:
+        """Whether, as Master, this host accepts packets addressed to the VIPs.
+
+        RFC 5798 §6.4.3: "MUST accept packets addressed to the IPvX address(es) associated
+        with the virtual router if it is the IPvX address owner or if Accept_Mode is True.
+        Otherwise, MUST NOT accept these packets."  RFC 3768 §6.4.3 (VRRPv2, which has no
+        Accept_Mode): "MUST NOT accept packets addressed to the IP address(es) associated with
+        the virtual router if it is not the IP address owner" - ``accept_mode: false`` does
+        that; vrrpd's default True (HAProxy serves on the VIPs) is a documented deviation.
+        Neighbour discovery for the VIPs is answered either way (§6.4.3: "MUST respond").
+        """
+        return self.owner or self.params.accept_mode
 
     @property
     def owner(self) -> bool:
