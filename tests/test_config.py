@@ -309,6 +309,12 @@ BAD = [
     ("log_format: json", "log_format: xml", None, "log_format", "'xml' is not one of text, json"),
     ("state_dir: /var/lib/vrrpd", "state_dir: vrrpd", None, "state_dir", "absolute path"),
     ("tracks:", "tracs:", None, "tracs", "unknown key; did you mean 'tracks'?"),
+    ("advert_interval: 3\n", "advert_interval: 3\n    auth_pass: '123456789'\n",
+     "auth_pass", "instances[2].auth_pass", "1 to 8 ASCII characters"),
+    ("vrid: 52\n", "vrid: 52\n    auth_pass: secret\n", "auth_pass", "instances[1].auth_pass",
+     "authentication exists only in VRRPv2 (RFC 5798 §9 removed it)"),
+    ("notify: /etc/vrrpd/hooks/notify.sh", "notify_master: \"/bin/x 'a\"", None,
+     "instances[0].notify_master", "No closing quotation"),
 ]
 
 

@@ -100,7 +100,10 @@ def test_sample_vrrp_meaning(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert by_name(doc)["VI_1"]["vips"] == ["192.168.200.16", "192.168.200.17",
                                             "192.168.200.18"]
     assert "keepalived.conf.vrrp:32: 192.168.200.18 label eth0:1: listed twice" in err
-    assert "keepalived.conf.vrrp:21: authentication (auth_type PASS)" in err
+    # auth_type PASS: VRRPv2's Simple Text Password, spoken for the swap (a note, not a loss)
+    assert [i.get("auth_pass") for i in doc["instances"]] == ["1111", None, "1111", None]
+    assert "note: " + str(SAMPLES / "keepalived.conf.vrrp") + ":21: authentication " \
+           "(auth_type PASS): a clear-text password" in err
     assert by_name(doc)["VI_1"]["announce"] == {"repeat_delay": 10}  # garp_master_delay 10
 
 

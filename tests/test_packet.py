@@ -20,6 +20,7 @@ from scapy.packet import Packet
 
 from vrrpd.proto.checksum import IPPROTO_VRRP, inet_checksum, pseudo_header
 from vrrpd.proto.packet import (
+    AUTH_SIMPLE_TEXT,
     Advertisement,
     ChecksumForm,
     DecodeError,
@@ -27,6 +28,7 @@ from vrrpd.proto.packet import (
     IPAddress,
     decode,
     encode,
+    simple_text_auth,
 )
 
 SRC4, DST4 = IPv4Address("192.168.100.1"), IPv4Address("224.0.0.18")
@@ -76,6 +78,29 @@ def test_v2_golden() -> None:
     data = encode(V2_IPV4, SRC4, DST4)
     assert data.hex() == V2_HEX
     assert decode(data, SRC4, DST4) == V2_IPV4
+
+
+V2_PASS_HEX = "210164010101f1f2c0a864fe3131313100000000"  # scapy's VRRP(authtype=1, ...) too
+
+
+def test_v2_simple_text_password_golden() -> None:
+    """RFC 2338 §5.3.6.1 / §5.3.10 (reserved by RFC 3768 §5.3.6, weak by its §10): auth type 1,
+    the password in Authentication Data, zero padded to 8 octets, inside the checksum.  The
+    bytes match scapy's VRRP(authtype=1, auth1=b"1111") (keepalived's auth_pass 1111)."""
+    adv = Advertisement(2, 1, 100, 100, (VIP4,), AUTH_SIMPLE_TEXT,
+                        auth_data=simple_text_auth("1111"))
+    data = encode(adv, SRC4, DST4)
+    assert data.hex() == V2_PASS_HEX
+    assert decode(data, SRC4, DST4) == adv
+    scapy = _scapy_ip(SRC4, DST4, VRRP(vrid=1, priority=100, authtype=1, adv=1,
+                                       addrlist=[str(VIP4)], auth1=0x31313131, auth2=0))
+    assert bytes(scapy.payload) == data
+
+
+@pytest.mark.parametrize("password", ["", "123456789", "pässwort"])
+def test_simple_text_password_is_1_to_8_ascii(password: str) -> None:
+    with pytest.raises(ValueError, match="1 to 8 ASCII characters"):
+        simple_text_auth(password)
 
 
 def test_v3_ipv6_golden() -> None:

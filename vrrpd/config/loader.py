@@ -44,7 +44,7 @@ from vrrpd.config.schema import (
     one_of,
     refuse_duplicates,
 )
-from vrrpd.proto.packet import ChecksumMode
+from vrrpd.proto.packet import ChecksumMode, simple_text_auth
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -152,6 +152,11 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
                                   a.take("repeat_delay", float, 2.0, in_range(0, 60)))
         a.done()
     notify, notify_states = _hooks(s, host)
+    auth_pass = s.take("auth_pass", OPTIONAL_STR, None, _auth_pass)
+    if auth_pass is not None and version != 2:
+        raise s.error("auth_pass", "authentication exists only in VRRPv2 (RFC 5798 §9 removed "
+                                   "it); use version: 2 to talk to a keepalived auth_type PASS "
+                                   "peer, or remove auth_pass")
     config = InstanceConfig(
         name=name, interface=interface, vrid=vrid, version=version, priority=priority,
         advert_interval_cs=interval_cs,
@@ -164,6 +169,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         track=_track_refs(s, tracks, priority),
         notify=notify,
         notify_states=notify_states,
+        auth_pass=auth_pass,
         announce=announce,
         na_router_flag=s.take("na_router_flag", bool, True),
         accept_mode=s.take("accept_mode", bool, True),
@@ -173,6 +179,11 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
     )
     s.done()
     return config
+
+
+def _auth_pass(v: str) -> str:
+    simple_text_auth(v)  # 1..8 ASCII characters
+    return v
 
 
 def _interface_name(name: str) -> str:

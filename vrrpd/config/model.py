@@ -61,6 +61,8 @@ class InstanceConfig:
     notify: str | None = None  # command line; run on every transition (vrrpd.daemon.notify)
     # keepalived's notify_master/_backup/_fault/_stop: state (HOOK_STATES) -> command line
     notify_states: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    # VRRPv2 Simple Text Password (RFC 2338 §5.3.6.1; weak, see vrrpd.proto.packet); None: none
+    auth_pass: str | None = None
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
     virtual_mac: bool = False  # RFC 5798 §7.3 virtual router MAC on a macvlan link

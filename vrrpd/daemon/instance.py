@@ -41,7 +41,16 @@ from vrrpd.proto.events import (
     State,
     Transition,
 )
-from vrrpd.proto.packet import Advertisement, DropReason, IPAddress, encode
+from vrrpd.proto.packet import (
+    AUTH_NONE,
+    AUTH_SIMPLE_TEXT,
+    V2_AUTH_DATA,
+    Advertisement,
+    DropReason,
+    IPAddress,
+    encode,
+    simple_text_auth,
+)
 from vrrpd.proto.router import RouterParams, VirtualRouter
 
 log = logging.getLogger("vrrpd.instance")
@@ -174,7 +183,8 @@ class InstanceDriver:
             addresses=tuple(v.ip for v in cfg.vips),
             primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
             preempt_delay=cfg.preempt_delay, peers=cfg.peers, checksum=cfg.v3_checksum,
-            accept_mode=cfg.accept_mode)
+            accept_mode=cfg.accept_mode,
+            auth_data=None if cfg.auth_pass is None else simple_text_auth(cfg.auth_pass))
 
     def source_changed(self) -> None:
         """The endpoint's source address changed (the interface became usable, or not)."""
@@ -302,8 +312,11 @@ class InstanceDriver:
 
     def _send_advert(self, priority: int) -> None:
         cfg = self.cfg
+        auth = self.router.params.auth_data
         adv = Advertisement(cfg.version, cfg.vrid, priority, cfg.advert_interval_cs,
-                            self.router.params.addresses)
+                            self.router.params.addresses,
+                            AUTH_NONE if auth is None else AUTH_SIMPLE_TEXT,
+                            auth_data=V2_AUTH_DATA if auth is None else auth)
         src = self.endpoint.primary_address
         if src is None:  # the interface became unusable: this instance is going to FAULT
             self.counters["send_errors"] += 1

@@ -32,7 +32,7 @@ _HOOKS = ("notify", *(f"notify_{state.lower()}" for state in HOOK_STATES))
 # the order of an instance's keys in the output, as in README "Configuration"
 _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_interval",
                    "preempt", "preempt_delay", "vips", "unicast_peers", "strict_peers",
-                   "virtual_mac", "v3_checksum", "track", *_HOOKS)
+                   "virtual_mac", "v3_checksum", "auth_pass", "track", *_HOOKS)
 
 
 @dataclass(frozen=True)
@@ -420,7 +420,7 @@ class _Converter:
             elif k in ("track_interface", "track_script", "track_file", "track_process"):
                 track += self.track_refs(s)
             elif k == "authentication":
-                self.authentication(s)
+                self.authentication(s, d)
             elif k in _HOOKS:
                 self.hook(s, d)
             elif k in ("garp_master_delay", "garp_master_repeat", "garp_interval"):
@@ -440,6 +440,10 @@ class _Converter:
             self.note(block, "IPv6 needs VRRPv3 (keepalived switches too)", "version 2")
             d["version"] = 3
         d["advert_interval"] = self.interval(block, interval, d["version"])
+        if "auth_pass" in d and d["version"] != 2:
+            self.unmapped(block, "keepalived ignores authentication with VRRPv3 (RFC 5798 has "
+                                 "none); so does vrrpd", "authentication")
+            del d["auth_pass"]
         if d["version"] == 3 and family == 4:
             d["v3_checksum"] = "pseudo-header"
             self.note(block, "v3_checksum: pseudo-header, keepalived 2.2's VRRPv3 checksum form, "
@@ -529,15 +533,29 @@ class _Converter:
                           " ".join(words[1:]))
         return str(address)
 
-    def authentication(self, block: Statement) -> None:
-        kind = next((s.args[0].upper() for s in block.children
-                     if s.keyword == "auth_type" and s.args), None)
-        why = ("AH authentication was removed from VRRP (RFC 5798 §9) and is not supported"
-               if kind == "AH" else
-               "VRRPv2 simple-text authentication is not supported: vrrpd sends auth type 0 "
-               "and drops adverts that carry one, so a keepalived peer with auth_type PASS "
-               "will not hear it")
-        self.unmapped(block, why, f"authentication (auth_type {kind})")
+    def authentication(self, block: Statement, d: Doc) -> None:
+        """auth_type PASS -> auth_pass (VRRPv2's weak Simple Text Password); AH is gone."""
+        kind = password = None
+        for s in block.children:
+            if s.keyword == "auth_type":
+                kind = _arg(s)[0].upper()
+            elif s.keyword == "auth_pass":
+                password = _arg(s)[0]
+            else:
+                self.unmapped(s, "unknown authentication keyword; skipped")
+        if kind != "PASS" or password is None:
+            self.unmapped(block, "AH authentication was removed from VRRP (RFC 3768 §5.3.6) and "
+                                 "is not supported" if kind == "AH" else
+                                 "needs auth_type PASS and auth_pass", f"authentication "
+                                 f"(auth_type {kind})")
+            return
+        if len(password) > 8:
+            self.note(block, "keepalived uses the first 8 characters of auth_pass; so does "
+                             "the converted auth_pass", "auth_pass")
+        d["auth_pass"] = password[:8]
+        self.note(block, "a clear-text password on the LAN stops a misconfigured router, not "
+                         "an attacker (RFC 3768 §10); drop it from both peers after the swap",
+                  "authentication (auth_type PASS)")
 
     def hook(self, s: Statement, d: Doc) -> None:
         """notify and notify_<state>: the same keys in vrrpd, command lines as they are."""

@@ -43,6 +43,11 @@ IPAddress = IPv4Address | IPv6Address
 VRRP_TYPE_ADVERTISEMENT = 1
 V3_MAX_ADVER_INT_CS = 0x0FFF  # 12-bit field, RFC 5798 §5.2.7
 V2_AUTH_DATA = bytes(8)  # RFC 3768 §5.3.10: auth type 0 carries eight zero bytes
+AUTH_NONE = 0  # RFC 3768 §5.3.6
+# RFC 2338 §5.3.6.1 Simple Text Password, which RFC 3768 §5.3.6 reserves and §10 explains away:
+# a clear-text password on the LAN keeps a misconfigured router out, no attacker.  vrrpd speaks
+# it for VRRPv2 peers that still send it (keepalived's auth_type PASS), see simple_text_auth.
+AUTH_SIMPLE_TEXT = 1
 _HEADER = struct.Struct("!BBBBHH")
 
 
@@ -83,7 +88,8 @@ class DropReason(StrEnum):
     INTERVAL_ZERO = "interval_zero"
     NOT_LINK_LOCAL = "not_link_local"  # RFC 5798 §5.2.9: first IPv6 address is link-local
     UNKNOWN_VRID = "unknown_vrid"
-    AUTH_TYPE = "auth_type"  # RFC 3768 §7.1 (we support auth type 0 only)
+    AUTH_TYPE = "auth_type"  # RFC 3768 §7.1: not the instance's auth type (0, or 1 = PASS)
+    AUTH_DATA = "auth_data"  # RFC 2338 §7.1: simple-text password differs from ours
     INTERVAL = "interval"  # RFC 3768 §7.1: v2 Adver Int must match ours
     CHECKSUM_FORM = "checksum_form"  # v3 IPv4 form excluded by the instance's v3_checksum
     ADDRESS_LIST = "address_list"  # RFC 3768 §7.1: v2 list mismatch from a non-owner
@@ -110,8 +116,19 @@ class Advertisement:
     priority: int
     max_adver_int: int
     addresses: tuple[IPAddress, ...]
-    auth_type: int = 0
+    auth_type: int = AUTH_NONE
     checksum_form: ChecksumForm = ChecksumForm.RFC9568
+    auth_data: bytes = V2_AUTH_DATA  # v2 only: the 8 Authentication Data bytes
+
+
+def simple_text_auth(password: str) -> bytes:
+    """The Authentication Data of a Simple Text Password (RFC 2338 §5.3.10): up to 8 octets,
+    padded with zeros.  ValueError for a longer or non-ASCII password."""
+    data = password.encode("ascii", errors="strict") if password.isascii() else b""
+    if not 0 < len(data) <= 8:
+        raise ValueError("a simple-text password is 1 to 8 ASCII characters (RFC 2338 "
+                         "§5.3.10)")
+    return data.ljust(8, b"\0")
 
 
 def _checksum(msg: bytes, form: ChecksumForm, version: int,
@@ -145,7 +162,9 @@ def encode(adv: Advertisement, src: IPAddress, dst: IPAddress,
             raise ValueError(f"v2 interval {adv.max_adver_int} cs is not 1..255 whole seconds")
         first = struct.pack("!BBBB", 0x21, adv.vrid, adv.priority, len(adv.addresses))
         word2 = struct.pack("!BB", adv.auth_type, seconds)
-        trailer = V2_AUTH_DATA
+        trailer = adv.auth_data
+        if len(trailer) != len(V2_AUTH_DATA):
+            raise ValueError(f"v2 Authentication Data is 8 bytes, got {len(trailer)}")
     else:
         raise ValueError(f"unsupported VRRP version {adv.version}")
     body = b"".join(a.packed for a in adv.addresses) + trailer
@@ -185,13 +204,14 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
         form = ChecksumForm.PSEUDO_HEADER
 
     if version == 3:
-        interval, auth_type = word2 & 0x0FFF, 0
+        interval, auth_type, auth_data = word2 & 0x0FFF, AUTH_NONE, V2_AUTH_DATA
     else:
-        auth_type, interval = word2 >> 8, (word2 & 0xFF) * 100
+        auth_type, interval, auth_data = word2 >> 8, (word2 & 0xFF) * 100, data[-8:]
     if interval == 0:
         raise DecodeError(DropReason.INTERVAL_ZERO)
     raw = data[_HEADER.size:_HEADER.size + count * addr_len]
     addresses = tuple(ip_address(raw[i:i + addr_len]) for i in range(0, len(raw), addr_len))
     if ipv6 and not addresses[0].is_link_local:
         raise DecodeError(DropReason.NOT_LINK_LOCAL, f"first address {addresses[0]}")
-    return Advertisement(version, vrid, priority, interval, addresses, auth_type, form)
+    return Advertisement(version, vrid, priority, interval, addresses, auth_type, form,
+                         auth_data)

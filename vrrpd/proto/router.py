@@ -65,7 +65,14 @@ from vrrpd.proto.events import (
     State,
     Transition,
 )
-from vrrpd.proto.packet import Advertisement, ChecksumForm, ChecksumMode, DropReason
+from vrrpd.proto.packet import (
+    AUTH_NONE,
+    AUTH_SIMPLE_TEXT,
+    Advertisement,
+    ChecksumForm,
+    ChecksumMode,
+    DropReason,
+)
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 IPAddress = IPv4Address | IPv6Address
@@ -92,6 +99,8 @@ class RouterParams:
     peers: tuple[IPAddress, ...] = ()  # the legitimate other routers; () = not listed
     checksum: ChecksumMode = ChecksumMode.AUTO  # VRRPv3 over IPv4: forms sent and accepted
     accept_mode: bool = True  # RFC 5798 §6.1 Accept_Mode (vrrpd's default: True, see accepts)
+    # VRRPv2 Simple Text Password (packet.simple_text_auth); None = auth type 0
+    auth_data: bytes | None = None
 
     @property
     def v3_ipv4(self) -> bool:
@@ -358,9 +367,17 @@ class VirtualRouter:
         if adv.version != p.version:
             return Dropped(DropReason.VERSION, source,
                            f"VRRPv{adv.version} advert, this instance runs VRRPv{p.version}")
-        if p.version == 2 and adv.auth_type != 0:
-            return Dropped(DropReason.AUTH_TYPE, source,
-                           f"auth type {adv.auth_type}; only 0 (none) is supported")
+        if p.version == 2:
+            auth_type = AUTH_NONE if p.auth_data is None else AUTH_SIMPLE_TEXT
+            if adv.auth_type != auth_type:  # RFC 3768 §7.1 "MUST verify that the Auth Type"
+                return Dropped(DropReason.AUTH_TYPE, source,
+                               f"auth type {adv.auth_type}, ours is {auth_type} "
+                               f"({'auth_pass set' if auth_type else 'no auth_pass'}); set "
+                               "the same on both routers")
+            if p.auth_data is not None and adv.auth_data != p.auth_data:
+                return Dropped(DropReason.AUTH_DATA, source,
+                               "simple-text password differs from our auth_pass (RFC 2338 "
+                               "§7.1)")
         if p.version == 2 and adv.max_adver_int != p.advert_interval_cs:
             return Dropped(DropReason.INTERVAL, source,
                            f"advert interval {adv.max_adver_int / 100:g}s, "
