@@ -8,10 +8,12 @@ Topology (one :class:`~lab.netns.Topology`, namespaces deleted on exit)::
     backend 192.0.2.30 ---+   HTTP on :8080
 
 * ``backend`` runs a tiny threaded HTTP server (``python -m http.server``) on 192.0.2.30:8080.
-* ``lb1``/``lb2`` run HAProxy 2.x in master-worker mode (``-W -D -p PIDFILE``) with a stats
-  socket, a frontend bound to the VIP (``net.ipv4.ip_nonlocal_bind=1``, so HAProxy listens
-  before the node holds the VIP) and ``http-response set-header X-LB <node>``: the client
-  learns which LB answered.
+* ``lb1``/``lb2`` run HAProxy 2.x (``haproxy_mode``, see :data:`HAPROXY_MODES`: master-worker
+  ``-W -D -p PIDFILE`` by default, classic daemon ``-D -p PIDFILE``, or ``-Ws`` in the
+  foreground under the lab as its supervisor, without a pidfile) with a stats socket, a
+  frontend bound to the VIP (``net.ipv4.ip_nonlocal_bind=1``, so HAProxy listens before the
+  node holds the VIP) and ``http-response set-header X-LB <node>``: the client learns which
+  LB answered.
 * vrrpd runs on both, lb1 priority 150 and lb2 100, one instance ``web`` tracking HAProxy
   (tracker ``haproxy``, weight 0: a dead HAProxy is a FAULT).  ``customize(node, doc)`` edits
   each node's vrrpd config before start (more instances, trackers, sync groups).
@@ -50,14 +52,17 @@ BACKEND_PORT = 8080
 KEEPALIVED = "/usr/sbin/keepalived"
 
 Customize = Callable[[str, dict[str, Any]], None]
+# How HAProxy runs: its command-line switches and whether it writes a pidfile.  A normal
+# reload is SIGUSR2 to the master in the master-worker modes, `-sf OLDPID` in "daemon".
+HAPROXY_MODES = {"master-worker": (["-W", "-D"], True), "daemon": (["-D"], True),
+                 "foreground": (["-Ws"], False)}
 
 
 def haproxy_config(node: str, workdir: Path) -> str:
-    """HAProxy configuration of ``node``: VIP:80 -> backend, stats socket, X-LB header."""
+    """HAProxy configuration of ``node``: VIP:80 -> backend, stats socket, X-LB header.
+    The mode comes from the command line (:data:`HAPROXY_MODES`)."""
     return f"""\
 global
-    master-worker
-    pidfile {workdir}/haproxy.pid
     stats socket {workdir}/admin.sock mode 600 level admin
 defaults
     mode http
@@ -74,7 +79,7 @@ backend web
 
 
 class HAProxy:
-    """HAProxy (master-worker, daemonized) in one lab node.
+    """HAProxy in one lab node, in one of :data:`HAPROXY_MODES` (default master-worker).
 
     ``config`` is the configuration text (default: :func:`haproxy_config`); ``args`` are added
     to the command line (``-L lb1``) and ``env`` to the environment, which HAProxy expands in
@@ -83,8 +88,12 @@ class HAProxy:
     """
 
     def __init__(self, node: Node, workdir: Path, config: str | None = None,
-                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                 mode: str = "master-worker") -> None:
         self.node = node
+        self.mode = mode
+        self.switches, self.uses_pidfile = HAPROXY_MODES[mode]
+        self.proc: subprocess.Popen[bytes] | None = None  # foreground: the lab supervises
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cfg = self.dir / "haproxy.cfg"
@@ -96,18 +105,36 @@ class HAProxy:
 
     def command(self) -> list[str]:
         """The command line (``env NAME=VALUE ... haproxy -W -D ...``)."""
-        return ["env", *(f"{k}={v}" for k, v in self.env.items()), "haproxy", "-W", "-D",
-                "-f", str(self.cfg), "-p", str(self.pidfile), *self.args]
+        pidfile = ["-p", str(self.pidfile)] if self.uses_pidfile else []
+        return ["env", *(f"{k}={v}" for k, v in self.env.items()), "haproxy", *self.switches,
+                "-f", str(self.cfg), *pidfile, *self.args]
 
     def start(self) -> None:
-        """Start (``-D``: the master forks and writes its pid) and wait for the stats socket."""
+        """Start (``-D``: the master forks and writes its pid; foreground: a child of the lab)
+        and wait for the stats socket."""
         self.pidfile.unlink(missing_ok=True)
-        self.node.ns.run(self.command())
+        self.socket.unlink(missing_ok=True)
+        if self.uses_pidfile:
+            self.node.ns.run(self.command())
+        else:
+            terminate(self.proc)
+            self.proc = self.node.ns.popen(self.command(), stderr=subprocess.DEVNULL)
         wait_for(lambda: self.master_pid() is not None and self.socket.exists(), 10,
                  f"haproxy on {self.node.name}", poll=0.01)
 
+    def reload(self) -> None:
+        """A normal reload: SIGUSR2 to a master, or a new process with ``-sf OLDPID``."""
+        pid = self.master_pid()
+        assert pid is not None, f"no HAProxy runs on {self.node.name}"
+        if self.mode == "daemon":
+            self.node.ns.run([*self.command(), "-sf", str(pid)])
+        else:
+            os.kill(pid, signal.SIGUSR2)
+
     def master_pid(self) -> int | None:
-        """The master's pid while it runs, else None."""
+        """The master's (or, in "daemon" mode, the serving process's) pid while it runs."""
+        if not self.uses_pidfile:
+            return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
         try:
             pid = int(self.pidfile.read_text().split()[0])
             os.kill(pid, 0)
@@ -116,7 +143,8 @@ class HAProxy:
         return pid
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the master (SIGKILL: the workers notice the master is gone and exit)."""
+        """Signal the master (SIGKILL: the workers notice the master is gone and exit).  A
+        foreground HAProxy stays a zombie until the lab next asks for its pid."""
         pid = self.master_pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -141,6 +169,9 @@ class HAProxy:
             with contextlib.suppress(OSError):
                 if "haproxy" in Path(f"/proc/{pid}/comm").read_text():
                     os.kill(int(pid), signal.SIGKILL)
+        if self.proc is not None:
+            terminate(self.proc)
+            self.proc = None
 
 
 def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAProxy,
@@ -241,8 +272,10 @@ class HAProxyPair(LabSetup):
 
     def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
                  daemon: str = "vrrpd", customize: Customize | None = None,
-                 keepalived_check: str = "script", prefix: str | None = None) -> None:
+                 keepalived_check: str = "script", prefix: str | None = None,
+                 haproxy_mode: str = "master-worker") -> None:
         self.workdir = workdir
+        self.haproxy_mode = haproxy_mode
         self.prefix = prefix
         self.interval = interval
         self.track_interval = track_interval
@@ -289,7 +322,7 @@ class HAProxyPair(LabSetup):
 
     def _haproxy(self, node: str) -> HAProxy:
         """The (not yet started) HAProxy of LB ``node``."""
-        return HAProxy(self.node(node), self.workdir / node / "haproxy")
+        return HAProxy(self.node(node), self.workdir / node / "haproxy", mode=self.haproxy_mode)
 
     def vrrpd_config(self, node: str) -> dict[str, Any]:
         """The vrrpd config document of ``node`` before ``customize``."""
@@ -300,9 +333,10 @@ class HAProxyPair(LabSetup):
                            "vips": [VIP], "track": ["haproxy"]}],
             # `backends`: a node whose HAProxy marked every server DOWN while its cable was out
             # stays in FAULT until a check sees one UP again, instead of preempting into 503s.
-            "tracks": {"haproxy": {"type": "haproxy", "pidfile": str(hap.pidfile),
-                                   "socket": str(hap.socket), "backends": ["web"],
-                                   "interval": self.track_interval, "weight": 0}},
+            "tracks": {"haproxy": {"type": "haproxy", "socket": str(hap.socket),
+                                   "backends": ["web"], "interval": self.track_interval,
+                                   "weight": 0,
+                                   **({"pidfile": str(hap.pidfile)} if hap.uses_pidfile else {})}},
         }
 
     def _start_vrrpd(self) -> None:

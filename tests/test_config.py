@@ -259,6 +259,8 @@ BAD = [
     ("backends: [web]", "backends: [1]", None, "tracks.haproxy.backends[0]", "must be a string"),
     ("pidfile: /run/haproxy.pid", "pidfile: run/haproxy.pid", None, "tracks.haproxy.pidfile",
      "must be an absolute path"),
+    ("pidfile: /run/haproxy.pid, socket: /run/haproxy/admin.sock,\n            backends: [web], ",
+     "", "haproxy: {", "tracks.haproxy.pidfile", "required unless `socket:` is given"),
     ('cmdline: "haproxy.*-W"', 'cmdline: "haproxy(", name: haproxy', None, "tracks.proc.name",
      "exactly one of pidfile, name, cmdline"),
     ('cmdline: "haproxy.*-W"', 'cmdline: "haproxy("', None, "tracks.proc.cmdline",

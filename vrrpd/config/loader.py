@@ -345,10 +345,13 @@ def _strings(t: Section, key: str) -> list[str]:
 
 def _haproxy(t: Section, _: bool) -> dict[str, object]:
     options: dict[str, object] = {
-        "pidfile": t.take("pidfile", str, check=absolute_path),
+        "pidfile": t.take("pidfile", OPTIONAL_STR, None, absolute_path),
         "socket": t.take("socket", OPTIONAL_STR, None, absolute_path),
         "backends": _strings(t, "backends"),
     }
+    if options["pidfile"] is None and options["socket"] is None:
+        raise t.error("pidfile", "required unless `socket:` is given (then HAProxy is found "
+                                 "by the process listening on its stats socket)")
     if options["backends"] and options["socket"] is None:
         raise t.error("backends", "needs `socket:` (the stats socket to ask `show stat`)")
     return options

@@ -80,6 +80,7 @@ class InstanceTracking:
             driver.post(PriorityChanged(priority))
 
     def instance_status(self, cfg: InstanceConfig) -> list[dict[str, Any]]:
-        statuses = self.trackers.statuses()
-        return [{"name": t, "weight": w, "ok": statuses[t].ok, "detail": statuses[t].detail,
-                 "value": statuses[t].value} for t, w in self._weights(cfg)]
+        """Each tracker the instance uses, with its weight here and its full status (the
+        ``haproxy`` tracker adds the mode it found HAProxy in)."""
+        docs = self.trackers.status_dict()
+        return [{"name": t, "weight": w, **docs[t]} for t, w in self._weights(cfg)]

@@ -1,11 +1,18 @@
-"""``haproxy`` tracker: HAProxy in master-worker mode, its stats socket and its backends.
+"""``haproxy`` tracker: HAProxy in any mode (master-worker, daemon, foreground), its stats
+socket and its backends.
 
-Options (converted by the config loader): ``pidfile`` (Path, holds the *master* pid),
-``socket`` (Path or None: the ``stats socket`` served by the worker), ``backends`` (list[str]).
+Options (converted by the config loader): ``pidfile`` (Path or None), ``socket`` (Path or
+None: the ``stats socket`` served by the worker), ``backends`` (list[str]); at least one of
+``pidfile`` and ``socket``.
 
-* The master and its workers are watched by pidfd: the master's exit fails the tracker at once;
-  a worker's exit does too unless the master still has a live worker (an old worker leaving
-  after a reload).  The pidfile is read again at every interval, as a restart changes pids.
+* Where HAProxy runs and how (:mod:`vrrpd.track.haproxy_procs`): by the pidfile, or without
+  one by the process listening on the stats socket; master-worker, classic daemon or
+  foreground.  The mode shows in the tracker's detail and status (``vrrpctl status``).
+* Every process is watched by pidfd.  A master's exit fails the tracker at once; a worker's
+  exit does too unless the master still has a live worker (an old worker leaving after a
+  ``SIGUSR2`` reload).  A daemon or foreground process's exit fails it unless a new HAProxy
+  started with ``-sf``/``-st`` naming it runs (a classic reload).  The processes are found
+  again at every interval, as a restart changes pids.
 * With ``socket``: ``show info`` must answer ``Name: HAProxy`` within the timeout.
 * With ``backends``: ``show stat``; a listed backend whose servers are all DOWN (or in MAINT)
   fails the tracker -- HAProxy runs but cannot serve that VIP's traffic.
@@ -16,66 +23,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import cast
 
-import psutil
-
 from vrrpd.config.model import TrackConfig, TrackType
 from vrrpd.track.base import StatusCallback
-from vrrpd.track.pidwatch import (
-    ProcessWatchTracker,
-    ResolveError,
-    Watched,
-    describe,
-    live_process,
-    read_pidfile,
-)
+from vrrpd.track.haproxy_procs import Found, Mode, NoWorker, find
+from vrrpd.track.pidwatch import ProcessWatchTracker, Watched, describe
 from vrrpd.track.status import CheckResult
 
 MAX_REPLY = 8 * 1024 * 1024  # bytes; `show stat` of a large configuration stays well below
+# A master-worker master runs without a worker for a moment during a reload; longer than this
+# it is a failure.  (A master whose last worker dies exits, which fails the tracker at once.)
+RELOAD_GRACE = 2.0  # seconds
 
 
 class StatsError(Exception):
     """The stats socket failed or answered nonsense; the message is the failure detail."""
 
+    def __init__(self, message: str, *, connection: bool = False) -> None:
+        super().__init__(message)
+        self.connection = connection  # the connection failed (rather than the answer)
+
 
 class HAProxyTracker(ProcessWatchTracker):
-    """Passes while the master and a worker run and the socket/backends checks pass."""
+    """Passes while HAProxy serves (a worker runs) and the socket/backends checks pass."""
 
     kind = TrackType.HAPROXY
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
         opts = config.options
-        self.pidfile = cast(Path, opts["pidfile"])
+        self.pidfile = cast(Path | None, opts.get("pidfile"))
         self.socket = cast(Path | None, opts.get("socket"))
         self.backends = cast(list[str], opts.get("backends") or [])
         if self.backends and self.socket is None:
             raise ValueError(f"tracker {config.name}: backends need the stats socket")
+        if self.pidfile is None and self.socket is None:
+            raise ValueError(f"tracker {config.name}: haproxy needs pidfile or socket")
+        self.found: Found | None = None  # the last successful look-up
+        self._workerless_since: float | None = None  # monotonic time, see RELOAD_GRACE
 
     def resolve(self) -> list[Watched]:
-        pid = read_pidfile(self.pidfile)
-        master = live_process(pid, f"haproxy master from {self.pidfile}")
+        known = [p.pid for p in self.found.procs] if self.found else []
         try:
-            if not looks_like_haproxy(master):
-                raise ResolveError(
-                    f"pidfile {self.pidfile} names pid {pid}, which is {master.name()!r}, "
-                    "not haproxy"
-                )
-            workers = [c for c in master.children() if c.status() != psutil.STATUS_ZOMBIE]
-        except psutil.NoSuchProcess:
-            raise ResolveError(f"haproxy master pid {pid} exited") from None
-        if not workers:
-            raise ResolveError(f"haproxy master pid {pid} has no live worker")
-        return [Watched.of(master, "master", essential=True)] + [
-            Watched.of(w, "worker", essential=False) for w in workers
-        ]
+            self.found = find(self.pidfile, self.socket, known)
+        except NoWorker as exc:
+            now = time.monotonic()
+            self._workerless_since = self._workerless_since or now
+            if now - self._workerless_since > RELOAD_GRACE:
+                raise
+            found_by = self.found.found_by if self.found else "its workers"
+            self.found = Found(Mode.MASTER_WORKER, [exc.master], found_by)
+        else:
+            self._workerless_since = None
+        return self.found.procs
+
+    def how(self) -> str:
+        """``"master-worker, by pidfile /run/haproxy.pid"``: the mode and where it was learnt."""
+        return f"{self.found.mode}, by {self.found.found_by}" if self.found else "not found"
 
     async def check_running(self, procs: Sequence[Watched]) -> CheckResult:
         if self.socket is None:
-            return CheckResult(True, describe(procs))
+            return CheckResult(True, f"{describe(procs)} ({self.how()})")
         try:
             info = parse_info(await self._command("show info"))
             problems = []
@@ -87,21 +99,27 @@ class HAProxyTracker(ProcessWatchTracker):
             return CheckResult(False, f"stats socket {self.socket}: {exc}")
         if problems:
             return CheckResult(False, "; ".join(problems))
-        return CheckResult(True, f"{describe(procs)}; HAProxy {info.get('Version', '?')}")
+        return CheckResult(True, f"{describe(procs)}; HAProxy {info.get('Version', '?')} "
+                                 f"({self.how()})")
+
+    def status_dict(self) -> dict[str, object]:
+        doc = super().status_dict()
+        doc["mode"] = str(self.found.mode) if self.found else None
+        doc["found_by"] = self.found.found_by if self.found else None
+        return doc
 
     async def _command(self, command: str) -> str:
+        """One stats socket command; a connection failure is tried once more, as during a
+        reload the old process closes its socket (resetting what it accepted) while the path
+        already leads to the new one's."""
         assert self.socket is not None
         self.step = f"stats socket {self.socket}: {command!r}"
+        try:
+            return await stats_command(self.socket, command)
+        except StatsError as exc:
+            if not exc.connection:
+                raise
         return await stats_command(self.socket, command)
-
-
-def looks_like_haproxy(proc: psutil.Process) -> bool:
-    """A pidfile left behind by a dead HAProxy can name an unrelated process."""
-    if "haproxy" in proc.name():
-        return True
-    with contextlib.suppress(psutil.AccessDenied):
-        return "haproxy" in Path(proc.exe()).name
-    return False
 
 
 async def stats_command(path: Path, command: str) -> str:
@@ -112,7 +130,7 @@ async def stats_command(path: Path, command: str) -> str:
     try:
         reader, writer = await asyncio.open_unix_connection(path)
     except OSError as exc:
-        raise StatsError(f"cannot connect: {exc.strerror or exc}") from None
+        raise StatsError(f"cannot connect: {exc.strerror or exc}", connection=True) from None
     try:
         writer.write(command.encode("ascii") + b"\n")
         await writer.drain()
@@ -122,7 +140,8 @@ async def stats_command(path: Path, command: str) -> str:
             if len(reply) > MAX_REPLY:
                 raise StatsError(f"reply to {command!r} exceeds {MAX_REPLY} bytes")
     except OSError as exc:
-        raise StatsError(f"{command!r} failed: {exc.strerror or exc}") from None
+        raise StatsError(f"{command!r} failed: {exc.strerror or exc}",
+                         connection=True) from None
     finally:
         writer.close()
         with contextlib.suppress(OSError):

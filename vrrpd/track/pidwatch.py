@@ -48,8 +48,10 @@ PIDFILE_REWRITE_GRACE = 0.1  # seconds a missing or empty pidfile is re-read bef
 PIDFILE_RETRY = 0.01
 
 
-def read_pidfile(path: Path) -> int:
-    """The pid in ``path``; a missing, empty or garbage pidfile raises :class:`ResolveError`.
+def read_pids(path: Path) -> list[int]:
+    """Every pid in ``path`` (one or more, whitespace-separated: a classic HAProxy with several
+    processes writes one a line); a missing, empty or garbage pidfile raises
+    :class:`ResolveError`.
 
     A daemon rewrites its pidfile when it restarts or reloads (HAProxy's master on every
     reload, truncating first), and a reader can land in that instant, exactly when the old
@@ -59,22 +61,27 @@ def read_pidfile(path: Path) -> int:
     deadline = time.monotonic() + PIDFILE_REWRITE_GRACE
     while True:
         try:
-            text = path.read_text(encoding="ascii", errors="replace")[:64].strip()
+            words = path.read_text(encoding="ascii", errors="replace")[:4096].split()
         except FileNotFoundError:
-            text, problem = "", f"pidfile {path} does not exist"
+            words, problem = [], f"pidfile {path} does not exist"
         except OSError as exc:
             raise ResolveError(f"pidfile {path}: {exc.strerror}") from None
         else:
             problem = f"pidfile {path} is empty"
-        if text:
+        if words:
             break
         if time.monotonic() >= deadline:
             raise ResolveError(problem)
         time.sleep(PIDFILE_RETRY)
-    first = text.split()[0]
-    if not first.isdigit() or int(first) <= 0:
-        raise ResolveError(f"pidfile {path} does not hold a pid: {first[:20]!r}")
-    return int(first)
+    for word in words:
+        if not word.isdigit() or int(word) <= 0:
+            raise ResolveError(f"pidfile {path} does not hold a pid: {word[:20]!r}")
+    return [int(w) for w in words]
+
+
+def read_pidfile(path: Path) -> int:
+    """The (first) pid in ``path``, see :func:`read_pids`."""
+    return read_pids(path)[0]
 
 
 def live_process(pid: int, what: str) -> psutil.Process:

@@ -1,0 +1,95 @@
+"""The ``haproxy`` tracker with real HAProxy 2.6 in every mode users run it in (issue 14):
+master-worker (``-W -D -p``), classic daemon (``-D -p``, reload ``-sf``) and foreground
+``-Ws`` under a supervisor without a pidfile (found by its stats socket's owner).
+
+For each mode, on the master lb1 of a :class:`lab.haproxy_pair.HAProxyPair`:
+a normal reload changes nothing (no transition on either node, the VIP stays), a SIGKILL
+moves the VIP to lb2 at once (lb1 resigns with priority 0: Skew_Time, not
+Master_Down_Interval), and a restart brings lb1 back (BACKUP, then it preempts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.daemons import wait_for
+from lab.haproxy_pair import HAPROXY_MODES, HAProxyPair
+from vrrpd.proto.timers import master_down_interval
+
+INTERVAL = 0.1
+MDI_LB2 = master_down_interval(3, 100, round(INTERVAL * 100))  # seconds, lb2 priority 100
+
+
+@pytest.fixture(params=list(HAPROXY_MODES))
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HAProxyPair]:
+    lab = HAProxyPair(tmp_path, interval=INTERVAL, track_interval=0.1,
+                      haproxy_mode=request.param, customize=slack)
+    try:
+        yield lab.__enter__()
+    finally:
+        print(lab.logs())
+        lab.close()
+
+
+def slack(node: str, doc: dict[str, Any]) -> None:
+    """0.5 s per check rather than 0.1 s: on a busy 2-core machine a slow check is not what
+    this test is about; process deaths are events and do not wait for it."""
+    doc["tracks"]["haproxy"]["timeout"] = 0.5
+
+
+def tracker(pair: HAProxyPair, node: str) -> dict[str, object]:
+    trackers = pair.vrrpd[node].instance("web")["trackers"]
+    return next(t for t in trackers if t["name"] == "haproxy")
+
+
+def latest(pair: HAProxyPair, node: str) -> str:
+    """The detail of the tracker's latest check (the published one changes with its state)."""
+    return str(tracker(pair, node)["last_check"]["detail"])  # type: ignore[index]
+
+
+def transitions(pair: HAProxyPair, node: str) -> list[tuple[str, str]]:
+    return [(t["old"], t["new"]) for t in pair.vrrpd[node].instance("web")["transitions"]]
+
+
+def test_kill_reload_restart(pair: HAProxyPair) -> None:
+    mode = pair.haproxy_mode
+    shown = tracker(pair, "lb1")
+    expected = "master-worker" if mode == "foreground" else mode  # -Ws: a master, no pidfile
+    assert shown["mode"] == expected, shown
+    assert shown["ok"], shown
+    if mode == "foreground":
+        assert str(shown["found_by"]).startswith("stats socket owner ")
+
+    # reload: nothing happens (checked over 2 s, 20 tracker intervals after the reload)
+    before = {n: transitions(pair, n) for n in ("lb1", "lb2")}
+    old_detail = latest(pair, "lb1")
+    pair.haproxy["lb1"].reload()
+    wait_for(lambda: latest(pair, "lb1") != old_detail, 5,
+             "the tracker to follow the reload to the new process")
+    time.sleep(2)
+    assert {n: transitions(pair, n) for n in ("lb1", "lb2")} == before
+    assert pair.holders() == ["lb1"] and tracker(pair, "lb1")["ok"]
+    print(f"{mode}: before reload: {old_detail}; after: {latest(pair, 'lb1')}")
+
+    # kill: lb1 resigns at once
+    start = time.monotonic()
+    pair.haproxy["lb1"].kill()
+    took = wait_for(lambda: pair.holders() == ["lb2"], 2, "lb2 to hold the VIP alone")
+    assert took < MDI_LB2, f"{took:.3f}s: lb1 did not resign with a priority-0 advert"
+    inst = pair.vrrpd["lb1"].instance("web")
+    assert inst["state"] == "FAULT" and inst["faults"] == ["track:haproxy"]
+    print(f"{mode}: HAProxy SIGKILL -> lb2 holds the VIP after "
+          f"{(time.monotonic() - start) * 1000:.0f} ms; {latest(pair, 'lb1')}")
+
+    # restart: lb1 comes back and preempts
+    pair.haproxy["lb1"].stop()
+    pair.haproxy["lb1"].start()
+    wait_for(lambda: pair.holders() == ["lb1"], 5, "lb1 to preempt back")
+    assert transitions(pair, "lb1")[-3:] == [("MASTER", "FAULT"), ("FAULT", "BACKUP"),
+                                             ("BACKUP", "MASTER")]
+    assert tracker(pair, "lb1")["mode"] == expected
