@@ -183,7 +183,7 @@ def test_kill_fails_at_once_zombie_included(haproxy: HAProxyRun) -> None:
 
     latency, detail = asyncio.run(scenario())
     print(f"{haproxy.mode}: death seen after {latency * 1000:.1f} ms: {detail}")
-    assert latency < 0.05
+    assert latency < 0.2  # the tracker's interval is 10 s: only the pidfd event is this quick
     assert "exited" in detail
 
 

@@ -80,15 +80,23 @@ def _haproxies() -> list[psutil.Process]:
 
 
 def successors(pid: int) -> list[psutil.Process]:
-    """Live HAProxy processes started with ``-sf``/``-st`` naming ``pid``: its reload."""
+    """Live HAProxy processes started with ``-sf``/``-st`` naming ``pid``: its reload.
+
+    Reads /proc/*/cmdline directly: this runs when a process exits, so it should be quick.
+    """
     found = []
-    for proc in _haproxies():
-        try:
-            argv = proc.cmdline()
-        except psutil.NoSuchProcess:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
             continue
-        if pid in _successor_pids(argv):
-            found.append(proc)
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if pid in _successor_pids(argv) and "haproxy" in Path(argv[0]).name:
+            proc = _process(int(entry.name))
+            if proc is not None and is_haproxy(proc):
+                found.append(proc)
     return found
 
 
