@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
+
+from vrrpd.timefmt import iso
 
 
 def _age(seconds: float) -> str:
@@ -54,13 +55,17 @@ def render_status(doc: dict[str, Any]) -> str:
             lines.append(f"  {i['name']}: waiting for {i['interface']}: "
                          f"{i['interface_problem']}")
         for t in i["transitions"][-3:]:
-            when = time.strftime("%H:%M:%S", time.localtime(t["at"]))
-            lines.append(f"  {i['name']}: {when} {t['old']} -> {t['new']}: {t['reason']}")
+            lines.append(f"  {i['name']}: {iso(t['at'])} {t['old']} -> {t['new']}: "
+                         f"{t['reason']}")
     drops = [f"{e['interface']} IPv{e['family']}: "
              + ",".join(f"{k}={v}" for k, v in sorted(e["dropped"].items()))
              for e in doc.get("endpoints", []) if e["dropped"]]
     if drops:
         lines.append("dropped before reaching an instance: " + "; ".join(drops))
+    health = doc.get("health")
+    if health:
+        lines.append(f"health: {health['status']}" + "".join(
+            f"\n  {p['severity']}: {p['text']}" for p in health["problems"]))
     return "\n".join(lines)
 
 
@@ -78,9 +83,36 @@ def render_reload(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_check(verdict: dict[str, Any]) -> str:
+    """One line, monitoring-plugin style: ``VRRPD OK - lb1: pacs MASTER ... | perfdata``."""
+    perf = f" | {verdict['perfdata']}" if verdict.get("perfdata") else ""
+    return f"VRRPD {verdict['status']} - {verdict['summary']}{perf}"
+
+
+def render_event(event: dict[str, Any]) -> str:
+    """``2026-11-30T11:02:03.123+01:00 transition pacs BACKUP -> MASTER: reason``."""
+    fields = {k: v for k, v in event.items() if k not in ("ts", "time", "type")}
+    if event["type"] == "transition":
+        text = (f"{fields.pop('instance')} {fields.pop('old')} -> {fields.pop('new')}: "
+                f"{fields.pop('reason', '')}")
+    else:
+        text = ""
+    rest = " ".join(f"{k}={_plain(v)}" for k, v in fields.items())
+    return " ".join(x for x in (event.get("time") or iso(event["ts"]), event["type"], text,
+                                rest) if x)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "-"
+    return json.dumps(value) if isinstance(value, str) and " " in value else str(value)
+
+
 def render(cmd: str, result: dict[str, Any]) -> str:
     if cmd == "status":
         return render_status(result)
+    if cmd == "check":
+        return render_check(result)
     if cmd.startswith("sync-"):
         from vrrpd.cli.sync_cli import render_sync
 
@@ -93,4 +125,4 @@ def render(cmd: str, result: dict[str, Any]) -> str:
         return render_reload(result)
     if cmd == "version":
         return f"vrrpd {result['version']} on {result['node']}"
-    return json.dumps(result, indent=2)
+    return "\n".join(f"{k}: {_plain(v)}" for k, v in result.items())

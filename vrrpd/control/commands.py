@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from vrrpd import __version__
+from vrrpd.control.health import assess
 from vrrpd.control.registry import CommandError, command, help_dict
 from vrrpd.proto.events import AdminMode, State
 
@@ -69,7 +71,13 @@ async def status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("instance"):
         names = _names(daemon, args)
         doc["instances"] = [i for i in doc["instances"] if i["name"] in names]
+    doc["health"] = assess(doc)
     return doc
+
+
+@command("check", "one-line health for Nagios/Icinga: OK, WARNING, CRITICAL (exit 0/1/2)")
+async def check(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return assess(daemon.status())
 
 
 @command("demote", "hand mastership to the peer (make-before-break) and stay BACKUP until "
@@ -122,9 +130,14 @@ async def reload(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("events", "transition and tracker history; --follow streams new events",
-         "[--follow]", streaming=True)
+         "[--since SECONDS] [--follow]", streaming=True)
 async def events(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
-    return {"events": list(daemon.events.history)}
+    since = args.get("since")
+    if since is not None and (not isinstance(since, int | float) or since < 0):
+        raise CommandError(f"since must be a number of seconds, not {since!r}")
+    start = 0.0 if since is None else time.time() - since
+    return {"node": daemon.config.node,
+            "events": [e for e in daemon.events.history if e["ts"] >= start]}
 
 
 @command("version", "daemon version")

@@ -7,6 +7,8 @@ import time
 from collections import deque
 from typing import Any
 
+from vrrpd.timefmt import iso
+
 HISTORY = 500
 SUBSCRIBER_BACKLOG = 1000  # a follower this far behind is cut off rather than grow memory
 
@@ -17,7 +19,8 @@ class EventLog:
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
     def record(self, kind: str, **fields: Any) -> None:
-        event = {"ts": round(time.time(), 6), "type": kind, **fields}
+        now = time.time()
+        event = {"ts": round(now, 6), "time": iso(now), "type": kind, **fields}
         self.history.append(event)
         for queue in list(self._subscribers):
             try:

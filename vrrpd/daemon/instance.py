@@ -148,6 +148,7 @@ class InstanceDriver:
         self.listeners: list[TransitionListener] = []
         self.state_since = time.time()
         self.vips_held = False
+        self.last_master_advert: dict[str, Any] | None = None  # the latest from another router
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._queue: asyncio.Queue[Action] = asyncio.Queue()
@@ -212,7 +213,11 @@ class InstanceDriver:
                 "a rogue or misconfigured router on the LAN - find it by this address")])
             return
         was_foreign = self.router.foreign_master
-        self.post(AdvertReceived(adv, source))
+        actions = self.post(AdvertReceived(adv, source))
+        if adv.priority and not any(isinstance(a, Dropped) for a in actions):
+            # a router acting as master (priority 0 = one resigning), for `vrrpctl check`
+            self.last_master_advert = {"at": time.time(), "from": str(source),
+                                       "priority": adv.priority}
         if self.router.foreign_master and not was_foreign:
             self.counters["foreign_masters"] += 1
             self.log.warning("following foreign master %s (priority %d), which is not in peers: "
@@ -423,6 +428,9 @@ class InstanceDriver:
             "advert_interval": cfg.advert_interval_cs / 100,
             "master_advert_interval": r.master_adver_int / 100,
             "checksum_form": self.router.send_form.value if cfg.version == 3 else None,
+            # for `vrrpctl check` and the metrics: is someone else master, is anyone?
+            "last_master_advert": self.last_master_advert,
+            "master_down_interval": round(r.master_down_interval(), 3),
             "transitions": [t.as_dict() for t in self.history],
             "counters": dict(self.counters),
             "dropped": dict(self.drops),

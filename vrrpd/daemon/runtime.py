@@ -222,10 +222,13 @@ class Daemon:
         self.modes.set(names, mode)
 
     def status(self) -> dict[str, Any]:
-        """``vrrpctl status``, metrics: node, version, every instance and endpoint."""
+        """``vrrpctl status``, metrics: node, version, every instance and endpoint, and the
+        config sync as last heard (no network round trip)."""
         trackers = self.tracking.instance_status if self.tracking is not None else None
         hooks = self.hooks.runners if self.hooks is not None else {}
+        sync = self.config_sync.cached_status() if self.config_sync is not None else None
         return {"node": self.config.node, "version": __version__,
                 "config": str(self.config.path), **self.instances.status(trackers),
                 "log_lines_dropped": BoundedQueueHandler.dropped,
-                "notify_coalesced": {k: r.coalesced for k, r in hooks.items() if r.coalesced}}
+                "notify_coalesced": {k: r.coalesced for k, r in hooks.items() if r.coalesced},
+                "sync": sync}

@@ -38,6 +38,8 @@ log = logging.getLogger("vrrpd.sync")
 
 POLL = 0.25
 RETRY = 5.0  # seconds before pushing again to a peer that could not be reached
+PEER_POLL = 10.0  # seconds between status questions to the peers (metrics, `vrrpctl check`;
+#                  a push's outcome counts as an answer)
 HEADER_SLACK = 64 * 1024
 
 
@@ -72,6 +74,10 @@ class SyncService:
         self._stat: tuple[tuple[int, int], ...] | None = None
         self._retry_at: float | None = None
         self._stopping = False
+        self._poll: asyncio.Task[None] | None = None
+        # each peer's last status answer (or error) with its "sync" comparison and "at" time
+        self.peer_states: dict[str, dict[str, Any]] = {}
+        self.local_state: dict[str, Any] = {}  # local_status() as of the last poll
 
     # ---- state -----------------------------------------------------------------------
 
@@ -118,16 +124,18 @@ class SyncService:
     async def start(self) -> None:
         await self.server.start()
         self._watch = asyncio.create_task(self._watch_files())
+        self._poll = asyncio.create_task(self._poll_peers())
         log.info("sync: listening on %s:%d as sha256:%s, generation %d, source of %s",
                  self.config.listen[0], self.server.port, self.identity.fingerprint,
                  self.generation, self.config.instance)
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for task in (self._watch, self._poll):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.server.stop()
 
     def on_transition(self, instance: str, new_state: str) -> None:
@@ -179,6 +187,7 @@ class SyncService:
             for host, port in self.config.peers:
                 peer = f"{host}:{port}"
                 results[peer] = await self._push_one(host, port, local, live, force)
+                self._pushed(peer, results[peer])
                 await self._save(last_push={"at": time.time(), "peer": peer, **results[peer]})
             unreachable = any(r.get("unreachable") for r in results.values())
             self._retry_at = asyncio.get_running_loop().time() + RETRY if unreachable else None
@@ -295,8 +304,37 @@ class SyncService:
                 continue
             peer["sync"] = compare(local, peer)
             peers[f"{host}:{port}"] = peer
+        now = time.time()
+        self.local_state = local
+        self.peer_states = {p: {**doc, "at": now} for p, doc in peers.items()}
         return {"local": local, "peers": peers, "last_push": self.state.get("last_push"),
                 "listener": self.server.gate.status()}
+
+    def cached_status(self) -> dict[str, Any]:
+        """Like :meth:`status` without reading files or asking the peers: the last poll's
+        answers (every :data:`PEER_POLL` seconds; a push's outcome counts as the peer's
+        answer).  For the metrics and ``vrrpctl status``/``check``."""
+        return {"local": self.local_state, "peers": self.peer_states,
+                "last_push": self.state.get("last_push")}
+
+    async def _poll_peers(self) -> None:
+        self.local_state = await self.local_status()
+        while not self._stopping:
+            await asyncio.sleep(PEER_POLL)
+            try:
+                await self.status()
+            except Exception:  # a failing poll must not end the service
+                log.exception("sync: asking the peers for their status failed")
+
+    def _pushed(self, peer: str, result: dict[str, Any]) -> None:
+        """A push's outcome is the peer's state until the next poll."""
+        if result.get("ok"):
+            state = {"sync": "in-sync", "generation": result.get("generation", self.generation)}
+        elif result.get("unreachable"):
+            state = {"sync": "unknown", "error": result.get("error")}
+        else:
+            return  # refused (diverged, newer): the next poll says how they compare
+        self.peer_states[peer] = {**state, "at": time.time()}
 
 
 def compare(local: dict[str, Any], peer: dict[str, Any]) -> str:
