@@ -90,6 +90,22 @@ class Tracker(ABC):
         else:
             self._log_repeat(logging.WARNING, f"still failing ({detail})")
 
+    def status_dict(self) -> dict[str, object]:
+        """JSON-able status for ``vrrpctl status``: the published status and the latest raw
+        check (the published one changes only with rise/fall)."""
+        last = self.last_result
+        return {
+            "type": str(self.kind),
+            "ok": self.status.ok,
+            "detail": self.status.detail,
+            "since": self.status.since,
+            "value": self.status.value,
+            "last_check": None if last is None else {"ok": last.ok, "detail": last.detail},
+            "rise": self.config.rise,
+            "fall": self.config.fall,
+            "pending": self._rise_fall.pending,
+        }
+
     def _publish(self, result: CheckResult) -> None:
         self.status = TrackStatus(self.name, result.ok, result.detail, time.time(), result.value)
         if result.ok:

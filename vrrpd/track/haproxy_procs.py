@@ -145,7 +145,7 @@ def socket_owners(path: Path, likely: Iterable[psutil.Process] = ()) -> list[psu
 
 def _links(pid: int) -> set[str]:
     fds = f"/proc/{pid}/fd"
-    links = set()
+    links: set[str] = set()
     try:
         names = os.listdir(fds)
     except OSError:

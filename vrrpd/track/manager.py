@@ -88,6 +88,10 @@ class TrackerSet:
     def statuses(self) -> dict[str, TrackStatus]:
         return {name: t.status for name, t in self._trackers.items()}
 
+    def status_dict(self) -> dict[str, dict[str, object]]:
+        """JSON-able ``{name: {...}}`` for ``vrrpctl status`` (:meth:`Tracker.status_dict`)."""
+        return {name: t.status_dict() for name, t in self._trackers.items()}
+
     async def _stop(self, names: list[str]) -> None:
         tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
         for task in tasks:
