@@ -344,3 +344,13 @@ def test_unicast_peers_keep_keepalived_semantics(tmp_path: Path) -> None:
     text = text.replace("  interface eth0\n", "  interface eth0\n  check_unicast_src\n")
     inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
     assert inst["strict_peers"] is True
+
+
+@pytest.mark.parametrize(("line", "accept"), [("no_accept", False), ("accept", True),
+                                              ("strict_mode on", False)])
+def test_accept_mode(tmp_path: Path, line: str, accept: bool) -> None:
+    """keepalived's accept / no_accept (and strict mode, which implies no_accept) are
+    RFC 5798 §6.1 Accept_Mode: vrrpd's accept_mode."""
+    text = INSTANCE.replace("  interface eth0\n", f"  interface eth0\n  {line}\n")
+    inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
+    assert inst["accept_mode"] is accept

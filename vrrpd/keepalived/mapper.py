@@ -32,7 +32,8 @@ _HOOKS = ("notify", *(f"notify_{state.lower()}" for state in HOOK_STATES))
 # the order of an instance's keys in the output, as in README "Configuration"
 _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_interval",
                    "preempt", "preempt_delay", "vips", "unicast_peers", "strict_peers",
-                   "virtual_mac", "v3_checksum", "auth_pass", "track", *_HOOKS)
+                   "virtual_mac", "accept_mode", "v3_checksum", "auth_pass", "track",
+                   *_HOOKS)
 
 
 @dataclass(frozen=True)
@@ -410,6 +411,12 @@ class _Converter:
                 vips += [(e, self.vip(e)) for e in s.children]
             elif k == "unicast_peer":
                 d["unicast_peers"] = [self.peer(e) for e in s.children]
+            elif k in ("accept", "no_accept"):
+                d["accept_mode"] = k == "accept"
+            elif k == "strict_mode" and _flag(s):
+                d.setdefault("accept_mode", False)  # keepalived: strict implies no_accept
+                self.unmapped(s, unsupported.INSTANCE[k] + "; its no_accept is converted as "
+                                 "accept_mode: false")
             elif k == "check_unicast_src":
                 d["strict_peers"] = True
             elif k == "use_vmac":

@@ -142,8 +142,6 @@ INSTANCE: dict[str, str] = {
     "virtual_routes": "no routes tied to mastership",
     "virtual_rules": "no policy rules tied to mastership",
     "promote_secondaries": "set net.ipv4.conf.IF.promote_secondaries=1 with sysctl",
-    "accept": "vrrpd does not filter traffic to the VIPs (Accept_Mode is the host firewall's)",
-    "no_accept": "vrrpd does not filter traffic to the VIPs: use the host firewall",
     "skip_check_adv_addr": "vrrpd does not compare the advert's address list (RFC 5798 §7.1 "
                            "MAY)",
     "strict_mode": "vrrpd follows the RFCs without a strict switch and adds no firewall rules",
