@@ -32,6 +32,7 @@ import pytest
 from lab.container import Container, booted, package, unavailable, wait_for
 
 ADDRESS, VIP, EXTRA_VIP = "198.51.100.11/24", "198.51.100.100/24", "198.51.100.101/24"
+VMAC_VIP = "198.51.100.102/24"
 VRID = 51
 WATCHDOG_LIMIT = 30.0  # WatchdogSec=10 + TimeoutAbortSec=5 + RestartSec=1, and slack
 FIGURES: dict[str, float] = {}  # what the run measured, printed at the end
@@ -65,6 +66,13 @@ instances:
     vips: [{VIP}]
     track: [init, nobody]
     notify: /etc/vrrpd/hooks/test-hook.sh
+  - name: vmac                 # a macvlan link and its ARP sysctls, under the unit's sandbox
+    interface: eth0
+    vrid: 52
+    priority: 150
+    advert_interval: 0.5
+    vips: [{VMAC_VIP}]
+    virtual_mac: true
 """
 
 # What the sandbox lets a hook do: write under /run/vrrpd (and no capabilities).
@@ -158,6 +166,10 @@ def test_enable_now_runs_it_and_vrrpctl_reaches_it(box: Container) -> None:
     assert VIP in box.addresses()
     trackers = {t["name"]: t["ok"] for t in web(box)["trackers"]}
     assert trackers == {"init": True, "nobody": True}
+    wait_for(lambda: box.instance("vmac")["state"] == "MASTER", 10, "vmac MASTER")
+    link = box.instance("vmac")["virtual_mac"]["link"]
+    assert box.addresses(link) == {VMAC_VIP}
+    assert box.out(f"cat /sys/class/net/{link}/address") == "00:00:5e:00:01:34"
     user = box.out("ps -o user= -p $(systemctl show -p MainPID --value vrrpd)")
     assert user == "vrrpd"
     # control_socket_group: a member of adm may use vrrpctl, another user may not.
