@@ -17,7 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VAGRANTFILE = REPO / "vagrant/Vagrantfile"
-SCRIPTS = [REPO / "vagrant/provision", REPO / "scripts/pair-net", REPO / "scripts/build-box"]
+SCRIPTS = [REPO / "vagrant/provision", REPO / "scripts/pair-net", REPO / "scripts/build-box",
+           REPO / "scripts/pair-test", REPO / "scripts/test"]
 DOCUMENTATION = [ipaddress.ip_network(n) for n in
                  ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
 IPV4 = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![\d.])")
