@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from test_sync_transport import Node, pair
 
+from vrrpd.cli.sync_cli import render_sync
 from vrrpd.sync import gate as gates
 from vrrpd.sync import transport
 from vrrpd.sync.tls import PinError, channel_binding
@@ -67,6 +68,8 @@ def test_strangers_are_aborted_at_accept(tmp_path: Path) -> None:
         assert server.gate.counters["not_a_peer"] == 50
         await _push(a, b, "global\n  maxconn 10\n")
         assert b.service.server.gate.status()["allowed"] == ["127.0.0.1"]
+        text = render_sync("sync-status", await b.service.status())
+        assert "listener (peers 127.0.0.1): accepted " in text and "not_a_peer 50, " in text
 
     pair(tmp_path, body)
 

@@ -72,4 +72,9 @@ def render_sync(cmd: str, doc: dict[str, Any]) -> str:
         ago = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"]))
         way = "received from" if last.get("received") else "pushed to"
         lines.append(f"last push: {ago} {way} {last['peer']}: {_result(last)}")
+    listener = doc.get("listener")
+    if listener:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(listener["counters"].items()))
+        lines.append(f"listener (peers {', '.join(listener['allowed']) or 'none'}): "
+                     f"{counts or 'no connections yet'}; {listener['pending']} authenticating")
     return "\n".join(lines)
