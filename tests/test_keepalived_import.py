@@ -354,3 +354,13 @@ def test_accept_mode(tmp_path: Path, line: str, accept: bool) -> None:
     text = INSTANCE.replace("  interface eth0\n", f"  interface eth0\n  {line}\n")
     inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
     assert inst["accept_mode"] is accept
+
+
+def test_garp_settings(tmp_path: Path) -> None:
+    """global vrrp_garp_* are defaults, garp_* in an instance override them."""
+    text = ("global_defs {\n  vrrp_garp_master_refresh 60\n  vrrp_garp_master_delay 5\n}\n"
+            + INSTANCE.replace("  interface eth0\n", "  interface eth0\n"
+                               "  garp_master_refresh_repeat 2\n  garp_master_repeat 4\n"))
+    inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
+    assert inst["announce"] == {"refresh": 60, "repeat_delay": 5, "refresh_count": 2,
+                                "count": 4}

@@ -149,7 +149,9 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         a = s.section("announce")
         announce = AnnounceConfig(a.take("count", int, 3, in_range(1, 100)),
                                   a.take("interval", float, 0.01, in_range(0, 1)),
-                                  a.take("repeat_delay", float, 2.0, in_range(0, 60)))
+                                  a.take("repeat_delay", float, 2.0, in_range(0, 60)),
+                                  a.take("refresh", float, 0.0, _refresh),
+                                  a.take("refresh_count", int, 1, in_range(1, 100)))
         a.done()
     notify, notify_states = _hooks(s, host)
     auth_pass = s.take("auth_pass", OPTIONAL_STR, None, _auth_pass)
@@ -179,6 +181,13 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
     )
     s.done()
     return config
+
+
+def _refresh(v: float) -> float:
+    """``announce.refresh``: 0 (off) or 1..86400 seconds, so a typo cannot flood the LAN."""
+    if v != 0 and not 1 <= v <= 86400:
+        raise ValueError(f"{number(v)} must be 0 (no refresh) or 1..86400 seconds")
+    return v
 
 
 def _auth_pass(v: str) -> str:

@@ -38,6 +38,10 @@ class AnnounceConfig:
     count: int = 3  # frames per VIP in each burst
     interval: float = 0.01  # seconds between frames of one burst
     repeat_delay: float = 2.0  # seconds until the second burst; 0 disables it
+    # keepalived's garp_master_refresh: a burst of ``refresh_count`` every ``refresh`` seconds
+    # while master, after the second burst; 0 disables it
+    refresh: float = 0.0
+    refresh_count: int = 1
 
 
 @dataclass(frozen=True)

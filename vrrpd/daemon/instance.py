@@ -342,19 +342,26 @@ class InstanceDriver:
                 self.counters["priority_zero_sent"] += 1
 
     async def _announce_bursts(self) -> None:
-        """Gratuitous ARP / unsolicited NA: a burst now and, if still master, one later."""
+        """Gratuitous ARP / unsolicited NA: a burst now and, if still master, one later; then,
+        with ``announce.refresh`` (keepalived's garp_master_refresh), one every ``refresh``
+        seconds while master.  Cancelled when the VIPs go."""
         await self._burst(self.cfg.vips)
         if self.cfg.announce.repeat_delay > 0:
             await asyncio.sleep(self.cfg.announce.repeat_delay)
             if self.router.state is State.MASTER:
                 await self._burst(self.cfg.vips)
+        while self.cfg.announce.refresh > 0 and self.router.state is State.MASTER:
+            await asyncio.sleep(self.cfg.announce.refresh)
+            if self.router.state is State.MASTER:
+                await self._burst(self.cfg.vips, self.cfg.announce.refresh_count)
 
-    async def _burst(self, vips: Any) -> None:
-        """One burst for ``vips``; NAs come from our advert source, the link-local address."""
+    async def _burst(self, vips: Any, count: int | None = None) -> None:
+        """One burst for ``vips`` (``count`` frames each, default ``announce.count``); NAs come
+        from our advert source, the link-local address."""
         cfg, source = self.cfg, self.endpoint.primary_address
         na_source = source if source is not None and source.version == 6 else None
-        await self.announcer.send_burst(vips, cfg.announce.count, cfg.announce.interval,
-                                        na_source=na_source,
+        await self.announcer.send_burst(vips, count or cfg.announce.count,
+                                        cfg.announce.interval, na_source=na_source,
                                         na_router=cfg.na_router_flag)
         self.counters["announcements"] += 1
 

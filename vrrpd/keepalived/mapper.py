@@ -27,6 +27,9 @@ from vrrpd.keepalived import unsupported
 from vrrpd.keepalived.parser import Parsed, ParseError, Statement, Where
 
 Doc = dict[str, Any]
+# keepalived's GARP keywords (in global_defs with a vrrp_ prefix), see _Converter._announce
+_GARP = ("garp_master_delay", "garp_master_repeat", "garp_interval", "garp_master_refresh",
+         "garp_master_refresh_repeat")
 # keepalived's hook keywords, which are vrrpd's keys too
 _HOOKS = ("notify", *(f"notify_{state.lower()}" for state in HOOK_STATES))
 # the order of an instance's keys in the output, as in README "Configuration"
@@ -185,8 +188,7 @@ class _Converter:
                 self.defaults["version"] = _int(s, 2, 3)
             elif k == "script_user":
                 self.defaults["script_user"] = s.args[0] if s.args else None
-            elif k in ("vrrp_garp_master_delay", "vrrp_garp_master_repeat",
-                       "vrrp_garp_interval"):
+            elif k.removeprefix("vrrp_") in _GARP:
                 self._announce(s, k.removeprefix("vrrp_"), announce)
             elif k in unsupported.GLOBAL_DEFS:
                 self.unmapped(s, unsupported.GLOBAL_DEFS[k])
@@ -195,13 +197,20 @@ class _Converter:
         self.defaults["announce"] = announce
 
     def _announce(self, s: Statement, key: str, announce: Doc) -> None:
-        """garp_master_delay/repeat, garp_interval -> announce: {repeat_delay, count, interval}."""
+        """keepalived's GARP settings -> ``announce:`` keys."""
         if key == "garp_master_delay":
             announce["repeat_delay"] = _seconds(s, 0, 60)
         elif key == "garp_master_repeat":
             announce["count"] = _int(s, 1, 100)
-        else:
+        elif key == "garp_interval":
             announce["interval"] = _seconds(s, 0, 1)
+        elif key == "garp_master_refresh":
+            refresh = _seconds(s, 0, 86400)
+            announce["refresh"] = refresh if refresh == 0 else max(1, refresh)
+            if refresh not in (0, announce["refresh"]):
+                self.note(s, "vrrpd refreshes at most once a second: converted as 1")
+        else:
+            announce["refresh_count"] = _int(s, 1, 100)
 
     # -- trackers
 
@@ -430,7 +439,7 @@ class _Converter:
                 self.authentication(s, d)
             elif k in _HOOKS:
                 self.hook(s, d)
-            elif k in ("garp_master_delay", "garp_master_repeat", "garp_interval"):
+            elif k in _GARP:
                 self._announce(s, k, announce)
             elif k in unsupported.INSTANCE:
                 self.unmapped(s, unsupported.INSTANCE[k])

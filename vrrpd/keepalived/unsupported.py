@@ -131,8 +131,6 @@ INSTANCE: dict[str, str] = {
                              "VRRPv3 checksum form (auto accepts both)"),
     "garp_lower_prio_delay": "no GARP on hearing a lower priority",
     "garp_lower_prio_repeat": "no GARP on hearing a lower priority",
-    "garp_master_refresh": "no periodic GARP refresh while master",
-    "garp_master_refresh_repeat": "no periodic GARP refresh while master",
     "garp_extra_if": "GARPs go only on the VIPs' interfaces",
     "down_timer_adverts": "Master_Down_Interval is the RFC's 3 intervals + Skew_Time",
     "lower_prio_no_advert": "vrrpd's master answers a lower-priority advert (RFC 5798 §6.4.3)",
