@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.daemons import Vrrpd
+from lab.netns import Topology
 from lab.vmac_pair import FAULTS, VIRTUAL_MAC, VmacPair, failover
 
 
@@ -55,3 +57,28 @@ def test_failover_without_gratuitous_arp(pair: VmacPair, fault: str) -> None:
     assert result.neighbour_after == VIRTUAL_MAC
     assert result.garps_dropped > 0
     assert pair.neighbour() == VIRTUAL_MAC
+
+
+def test_interface_that_appears_later(two_nodes: Topology, tmp_path: Path) -> None:
+    """An instance with ``virtual_mac`` whose interface does not exist yet waits in FAULT
+    like any other; when the interface appears it takes over, and the virtual MAC link is
+    made then, on the new interface."""
+    lb1 = two_nodes.nodes["lb1"]
+    daemon = Vrrpd(lb1, tmp_path, [{"name": "web", "interface": "lan0", "vrid": 51,
+                                    "priority": 150, "advert_interval": 0.1,
+                                    "vips": ["192.0.2.100/24"], "virtual_mac": True}])
+    try:
+        daemon.start().wait_state("web", "FAULT")
+        two_nodes.switch.run(["ip", "link", "add", "lb1-lan0", "type", "veth", "peer", "name",
+                              "lan0", "netns", lb1.ns.name])
+        two_nodes.switch.run(["ip", "link", "set", "lb1-lan0", "master", "br0", "up"])
+        lb1.ns.run(["ip", "addr", "add", "192.0.2.21/24", "dev", "lan0"])
+        lb1.ns.run(["ip", "link", "set", "lan0", "up"])
+        daemon.wait_state("web", "MASTER")
+        link = daemon.instance("web")["virtual_mac"]["link"]
+        shown = json.loads(lb1.ns.run(["ip", "-j", "addr", "show", link]).stdout)[0]
+        assert shown["address"] == VIRTUAL_MAC and shown["link"] == "lan0"
+        assert any(a["local"] == "192.0.2.100" for a in shown["addr_info"])
+    finally:
+        daemon.stop()
+        print(daemon.log()[-3000:])

@@ -99,6 +99,8 @@ class VirtualMacPort(Protocol):
     name: str
     mac: bytes
 
+    async def ensure(self) -> None: ...
+
     async def up(self) -> None: ...
 
     async def down(self) -> None: ...
@@ -294,6 +296,7 @@ class InstanceDriver:
                 self._send_advert(priority)
             case AddVips():
                 if self.vmac is not None:
+                    await self.vmac.ensure()  # made now if the interface came up late
                     await self.vmac.up()
                 if not self.router.accepts:  # before the VIPs: never accept for them
                     await self._filter().block(cfg.name, cfg.vips)

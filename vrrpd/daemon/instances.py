@@ -58,7 +58,7 @@ class Instances:
                 await vmac.close()
                 raise OSError(exc.errno, f"instance {cfg.name}: virtual_mac: {exc.strerror or exc}"
                               ) from None
-            announcer = vmac.announcer
+            announcer = vmac  # announces from the virtual MAC of its current link
         driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac,
                                 self.kernel.accept_filter)
         driver.listeners.append(self._on_transition)

@@ -13,9 +13,11 @@ such instance gets a macvlan link (bridge mode) on its interface carrying the vi
   changed or deleted.
 * administratively **down** except while MASTER, so a backup never sends from (or answers
   for) the shared MAC: :meth:`VirtualMac.up` before the VIPs are added, :meth:`VirtualMac.down`
-  after they are removed.  The link is deleted when the instance goes away; on start, a link
-  left by a crash is adopted (same name and alias) and links of instances no longer configured
-  are deleted (:func:`remove_stale`).
+  after they are removed.  It is made at start when the interface exists, else (and again
+  after the interface was re-created) just before the instance takes over
+  (:meth:`VirtualMac.ensure`).  The link is deleted when the instance goes away; on start, a
+  link left by a crash is adopted (same name and alias) and links of instances no longer
+  configured are deleted (:meth:`VirtualMacs.remove_stale`).
 * sysctls, so that only the master answers, and only with the virtual MAC: on the
   *interface*, ``arp_ignore=1`` (answer ARP only for addresses on the receiving interface: the
   VIPs live on the macvlan) and ``arp_announce=2`` (ARP requests it sends carry its own
@@ -42,6 +44,7 @@ import struct
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+from typing import Any
 
 from pyroute2 import AsyncIPRoute, NetlinkError
 
@@ -115,33 +118,57 @@ class VirtualMac:
         self.family = family
         self.vrid = vrid
         self.mac = virtual_router_mac(family, vrid)
-        self.name = link_name(link.ifindex(interface), family, vrid)
+        self.name = ""  # known once the interface exists (it holds the interface's index)
         self.index = 0
         self.announcer: Announcer | None = None
         self._source = source
         self._sock: socket.socket | None = None
 
     async def open(self) -> None:
-        """Create the link (or adopt the one a crashed run left), down, with its sysctls."""
+        """At start: make the link now when the interface exists, so that a problem is refused
+        at once; otherwise the instance waits in FAULT and :meth:`ensure` makes the link when
+        it first takes over."""
+        if link.exists(self.interface):
+            await self.ensure()
+
+    async def ensure(self) -> None:
+        """Make sure the link exists: create it (or adopt the one a crashed run left), down,
+        with its sysctls, socket and announcer.  Cheap when it is there already; after the
+        interface was re-created (the kernel deletes a macvlan with its parent) it makes the
+        link again.  OSError when the interface does not exist or cannot carry the link."""
+        name = link_name(link.ifindex(self.interface), self.family, self.vrid)
+        if self.index and name == self.name and link.exists(name) \
+                and link.ifindex(name) == self.index:
+            return
         why = problem(self.interface, self.family, self.vrid)
         if why is not None:
             raise OSError(errno.EINVAL, why)
-        parent = link.ifindex(self.interface)
-        if link.exists(self.name):
-            log.warning("[%s] adopting %s, left by an earlier run", self.interface, self.name)
+        self._close_sockets()
+        self.name = name
+        if link.exists(name):
+            log.warning("[%s] adopting %s, left by an earlier run", self.interface, name)
         else:
-            await self.rtnl.link("add", ifname=self.name, kind="macvlan", link=parent,
-                                 macvlan_mode="bridge", address=self.mac.hex(":"))
-        self.index = link.ifindex(self.name)
+            await self.rtnl.link("add", ifname=name, kind="macvlan",
+                                 link=link.ifindex(self.interface), macvlan_mode="bridge",
+                                 address=self.mac.hex(":"))
+        self.index = link.ifindex(name)
         await self.rtnl.link("set", index=self.index, state="down",
                              ifalias=alias(self.interface, self.family, self.vrid))
         for template, value in INTERFACE_SYSCTLS.items():
             _sysctl(template, self.interface, value)
         for template, value in LINK_SYSCTLS[self.family].items():
-            _sysctl(template, self.name, value)
+            _sysctl(template, name, value)
         self._sock = self._open_socket()
-        self.announcer = Announcer(self.name)
+        self.announcer = Announcer(name)
         self.announcer.refresh_addresses()  # binds to the link we just made, reads its MAC
+
+    async def send_burst(self, vips: Iterable[Any], count: int, interval: float, *,
+                         na_source: IPv6Address | None = None, na_router: bool = True) -> None:
+        """Gratuitous ARPs / NAs from the virtual MAC (the announcer of the current link)."""
+        if self.announcer is None:
+            raise OSError(f"{self.interface}: the virtual MAC link does not exist yet")
+        await self.announcer.send_burst(vips, count, interval, na_source=na_source,
+                                        na_router=na_router)
 
     def _open_socket(self) -> socket.socket:
         af = socket.AF_INET if self.family == 4 else socket.AF_INET6
@@ -178,12 +205,17 @@ class VirtualMac:
             self._sock.sendmsg([payload], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)],
                                0, (str(dst), 0, 0, self.index))
 
-    async def close(self) -> None:
-        """Delete the link (its VIPs go with it) and close the sockets."""
+    def _close_sockets(self) -> None:
         if self.announcer is not None:
             self.announcer.close()
+            self.announcer = None
         if self._sock is not None:
             self._sock.close()
+            self._sock = None
+
+    async def close(self) -> None:
+        """Delete the link (its VIPs go with it) and close the sockets."""
+        self._close_sockets()
         if self.index:
             try:
                 await self.rtnl.link("del", index=self.index)
