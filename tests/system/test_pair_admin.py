@@ -11,7 +11,7 @@ import pytest
 from conftest import healthy
 from pair import Machine, wait_for
 
-pytestmark = pytest.mark.usefixtures("baseline")
+pytestmark = [pytest.mark.usefixtures("baseline"), pytest.mark.timeout(300)]
 
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 VRRPD_YAML = "/etc/vrrpd/vrrpd.yaml"

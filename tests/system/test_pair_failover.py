@@ -12,6 +12,9 @@ import time
 import pytest
 from pair import Client, Machine, report, wait_for
 
+# Each test: settling the pair (up to ~2 min after a power cycle) plus its own bounded waits.
+pytestmark = pytest.mark.timeout(300)
+
 # Upper bounds for what the client may see, well above the namespace lab's figures (README
 # "Benchmarks") to allow for a busy CI machine, well below what a radiologist would notice
 # as more than a hiccup.

@@ -8,7 +8,7 @@ import time
 import pytest
 from pair import Machine, wait_for
 
-pytestmark = pytest.mark.usefixtures("baseline")
+pytestmark = [pytest.mark.usefixtures("baseline"), pytest.mark.timeout(300)]
 
 # "Plugged in a minute later": 20 s make the same point (the daemon waits in FAULT, does not
 # exit, and systemd does not restart it) in a third of the time.
@@ -81,7 +81,7 @@ def test_ipv6_instance_started_as_its_link_comes_up(lb1: Machine, lb2: Machine) 
         print(f"lb2's IPv6 instance joined as BACKUP {time.monotonic() - started:.1f} s after "
               "its start, once DAD completed, same vrrpd process")
         assert lb2.unit("MainPID") == pid
-        assert lb2.state("pacs") == "BACKUP"
+        wait_for(lambda: lb2.state("pacs") == "BACKUP", 10, "lb2's IPv4 instance BACKUP")
     finally:
         lb2.sh("sysctl -qw net.ipv6.conf.eth1.dad_transmits=1; ip link set eth1 up")
         for lb, text in originals.items():
