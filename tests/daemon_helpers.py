@@ -21,8 +21,8 @@ from vrrpd.kernel.fakes import (
     FakeNeighbourCache,
     FakeVrrpSocket,
 )
-from vrrpd.kernel.vrrp_socket import VRRP_GROUP
 from vrrpd.proto.events import State
+from vrrpd.proto.numbers import VRRP_GROUP
 
 VIP = "192.0.2.100/24"
 

@@ -13,7 +13,8 @@ from vrrpd.kernel.fakes import (
     FakeVrrpSocket,
 )
 from vrrpd.kernel.link import Readiness
-from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket
+from vrrpd.kernel.vrrp_socket import ReceivedPacket
+from vrrpd.proto.numbers import VRRP_GROUP
 
 LB1, LB2, LB3 = (IPv4Address(f"192.0.2.{n}") for n in (11, 12, 13))
 

@@ -18,7 +18,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.vrrp import VRRP, VRRPv3
 from scapy.packet import Packet
 
-from vrrpd.proto.checksum import IPPROTO_VRRP, inet_checksum, pseudo_header
+from vrrpd.proto.checksum import inet_checksum, pseudo_header
+from vrrpd.proto.numbers import IPPROTO_VRRP
 from vrrpd.proto.packet import (
     AUTH_SIMPLE_TEXT,
     Advertisement,

@@ -20,7 +20,8 @@ from vrrpd.kernel import link
 from vrrpd.kernel.addresses import AddressManager
 from vrrpd.kernel.announcer import Announcer
 from vrrpd.kernel.link import InterfaceWatcher
-from vrrpd.kernel.vrrp_socket import VRRP_GROUP, ReceivedPacket, VrrpSocket
+from vrrpd.kernel.vrrp_socket import ReceivedPacket, VrrpSocket
+from vrrpd.proto.numbers import VRRP_GROUP
 from vrrpd.proto.packet import Advertisement, decode, encode
 
 VIPS = {4: [ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101/32")],

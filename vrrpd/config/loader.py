@@ -31,6 +31,7 @@ from vrrpd.config.model import (
     TrackConfig,
     TrackRef,
     TrackType,
+    default,
 )
 from vrrpd.config.schema import (
     Section,
@@ -44,6 +45,7 @@ from vrrpd.config.schema import (
     one_of,
     refuse_duplicates,
 )
+from vrrpd.proto.numbers import OWNER_PRIORITY, V2_MAX_ADVER_SECONDS, VRID_MAX
 from vrrpd.proto.packet import ChecksumMode, simple_text_auth
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
@@ -89,12 +91,13 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
     config = Config(
         path=path,
         node=top.take("node", str, socket.gethostname(), check_name),
-        control_socket=top.take("control_socket", str, Path("/run/vrrpd/vrrpd.sock"),
+        control_socket=top.take("control_socket", str, default(Config, "control_socket"),
                                 absolute_path),
         control_socket_group=top.take("control_socket_group", OPTIONAL_STR, None,
                                       on_host.group if host else None),
-        state_dir=top.take("state_dir", str, Path("/var/lib/vrrpd"), absolute_path),
-        log_format=top.take("log_format", str, "text", one_of("text", "json")),
+        state_dir=top.take("state_dir", str, default(Config, "state_dir"), absolute_path),
+        log_format=top.take("log_format", str, default(Config, "log_format"),
+                            one_of("text", "json")),
         instances=instances,
         tracks=tracks,
         sync_groups=_sync_groups(top.section("sync_groups"), instances, host)
@@ -137,21 +140,26 @@ def _hooks(s: Section, host: bool) -> tuple[str | None, dict[str, str]]:
 def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> InstanceConfig:
     name = s.take("name", str, check=check_name)
     interface = s.take("interface", str, check=_interface_name)
-    vrid = s.take("vrid", int, check=in_range(1, 255))
-    version = s.take("version", int, 3, one_of(2, 3))
-    priority = s.take("priority", int, 100, in_range(1, 255))
-    interval_cs = s.take("advert_interval", float, 100, lambda v: _interval_cs(v, version))
+    vrid = s.take("vrid", int, check=in_range(1, VRID_MAX))
+    version = s.take("version", int, default(InstanceConfig, "version"), one_of(2, 3))
+    priority = s.take("priority", int, default(InstanceConfig, "priority"),
+                      in_range(1, OWNER_PRIORITY))
+    interval_cs = s.take("advert_interval", float, default(InstanceConfig, "advert_interval_cs"),
+                         lambda v: _interval_cs(v, version))
     vips = _vips(s, vrid)
     if version == 2 and vips[0].version == 6:
         raise s.error("version", "VRRPv2 is IPv4-only (RFC 3768); use version 3 for IPv6")
     announce = AnnounceConfig()
     if s.has("announce"):
         a = s.section("announce")
-        announce = AnnounceConfig(a.take("count", int, 3, in_range(1, 100)),
-                                  a.take("interval", float, 0.01, in_range(0, 1)),
-                                  a.take("repeat_delay", float, 2.0, in_range(0, 60)),
-                                  a.take("refresh", float, 0.0, _refresh),
-                                  a.take("refresh_count", int, 1, in_range(1, 100)))
+        announce = AnnounceConfig(
+            a.take("count", int, default(AnnounceConfig, "count"), in_range(1, 100)),
+            a.take("interval", float, default(AnnounceConfig, "interval"), in_range(0, 1)),
+            a.take("repeat_delay", float, default(AnnounceConfig, "repeat_delay"),
+                   in_range(0, 60)),
+            a.take("refresh", float, default(AnnounceConfig, "refresh"), _refresh),
+            a.take("refresh_count", int, default(AnnounceConfig, "refresh_count"),
+                   in_range(1, 100)))
         a.done()
     notify, notify_states = _hooks(s, host)
     auth_pass = s.take("auth_pass", OPTIONAL_STR, None, _auth_pass)
@@ -162,20 +170,22 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
     config = InstanceConfig(
         name=name, interface=interface, vrid=vrid, version=version, priority=priority,
         advert_interval_cs=interval_cs,
-        preempt=s.take("preempt", bool, True),
-        preempt_delay=s.take("preempt_delay", float, 0.0, in_range(0, 3600)),
+        preempt=s.take("preempt", bool, default(InstanceConfig, "preempt")),
+        preempt_delay=s.take("preempt_delay", float, default(InstanceConfig, "preempt_delay"),
+                             in_range(0, 3600)),
         vips=vips,
         **_peers(s, vips[0].version),
-        v3_checksum=ChecksumMode(s.take("v3_checksum", str, "auto",
+        v3_checksum=ChecksumMode(s.take("v3_checksum", str,
+                                        default(InstanceConfig, "v3_checksum"),
                                         one_of(*(m.value for m in ChecksumMode)))),
         track=_track_refs(s, tracks, priority),
         notify=notify,
         notify_states=notify_states,
         auth_pass=auth_pass,
         announce=announce,
-        na_router_flag=s.take("na_router_flag", bool, True),
-        accept_mode=s.take("accept_mode", bool, True),
-        virtual_mac=s.take("virtual_mac", bool, False,
+        na_router_flag=s.take("na_router_flag", bool, default(InstanceConfig, "na_router_flag")),
+        accept_mode=s.take("accept_mode", bool, default(InstanceConfig, "accept_mode")),
+        virtual_mac=s.take("virtual_mac", bool, default(InstanceConfig, "virtual_mac"),
                            on_host.virtual_mac(interface, vips[0].version, vrid)
                            if host else None),
     )
@@ -206,7 +216,7 @@ def _interface_name(name: str) -> str:
 def _interval_cs(seconds: float, version: int) -> int:
     """``advert_interval`` in seconds -> centiseconds, if the version can carry it."""
     cs = round(seconds * 100)
-    if version == 2 and (seconds != round(seconds) or not 1 <= seconds <= 255):
+    if version == 2 and (seconds != round(seconds) or not 1 <= seconds <= V2_MAX_ADVER_SECONDS):
         raise ValueError(f"advert_interval {number(seconds)} is not allowed with version 2: VRRPv2 "
                          "advertises whole seconds 1..255; use version 3 for sub-second "
                          "intervals")
@@ -294,7 +304,7 @@ def _track_refs(s: Section, tracks: dict[str, TrackConfig], priority: int
             known = ", ".join(sorted(tracks)) or "(none; declare them under tracks:)"
             raise v.error(f"unknown tracker {ref.name!r}; defined trackers: {known}")
         weight = tracks[ref.name].weight if ref.weight is None else ref.weight
-        if priority == 255 and weight != 0:
+        if priority == OWNER_PRIORITY and weight != 0:
             raise v.error(f"tracker {ref.name!r} has weight {weight}, but priority 255 is the "
                           "address owner's fixed priority (RFC 5798 §5.2.4) and cannot be "
                           "adjusted; use weight 0 (FAULT on failure) or a priority below 255")
@@ -327,13 +337,15 @@ def _tracks(s: Section, host: bool) -> dict[str, TrackConfig]:
     for name, value in s.entries():
         t = Section(value)
         kind = TrackType(t.take("type", str, check=one_of(*(k.value for k in TrackType))))
-        interval = t.take("interval", float, 1.0, in_range(TRACK_FLOOR, 3600))
+        interval = t.take("interval", float, default(TrackConfig, "interval"),
+                          in_range(TRACK_FLOOR, 3600))
         tracks[name] = TrackConfig(
             name=name, type=kind, interval=interval,
-            timeout=t.take("timeout", float, min(1.0, interval), _timeout),
-            rise=t.take("rise", int, 1, in_range(1, 100)),
-            fall=t.take("fall", int, 1, in_range(1, 100)),
-            weight=t.take("weight", int, 0, in_range(-253, 253)),
+            timeout=t.take("timeout", float, min(default(TrackConfig, "timeout"), interval),
+                           _timeout),
+            rise=t.take("rise", int, default(TrackConfig, "rise"), in_range(1, 100)),
+            fall=t.take("fall", int, default(TrackConfig, "fall"), in_range(1, 100)),
+            weight=t.take("weight", int, default(TrackConfig, "weight"), in_range(-253, 253)),
             options=_OPTIONS[kind](t, host))
         t.done()
     return tracks
@@ -519,13 +531,14 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...], host: bool) -> Sync
                       "; files travel to the peer by name, so each needs its own"),
         validate=s.take("validate", str, check=template),
         reload=s.take("reload", str),
-        source=s.take("source", str, "master", one_of("master")),
+        source=s.take("source", str, default(SyncConfig, "source"), one_of("master")),
         instance=s.take("instance", str, check=instance),
-        max_file_size=s.take("max_file_size", int, 16 * 1024 * 1024, in_range(1, 1 << 30)),
+        max_file_size=s.take("max_file_size", int, default(SyncConfig, "max_file_size"),
+                             in_range(1, 1 << 30)),
         master_socket=s.take("master_socket", OPTIONAL_STR, None, absolute_path),
         stats_socket=s.take("stats_socket", OPTIONAL_STR, None, absolute_path),
         pidfile=s.take("pidfile", OPTIONAL_STR, None, absolute_path),
-        allow_code=s.take("allow_code", bool, False),
+        allow_code=s.take("allow_code", bool, default(SyncConfig, "allow_code")),
     )
     if config.pidfile is not None and config.stats_socket is None:
         raise s.error("pidfile", "is checked together with `stats_socket:`; set that too")

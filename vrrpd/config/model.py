@@ -7,15 +7,26 @@ VRRP advertisement interval, which is kept in centiseconds as on the wire (RFC 5
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
+from typing import Any
 
+from vrrpd.proto.numbers import DEFAULT_PRIORITY, OWNER_PRIORITY
 from vrrpd.proto.packet import ChecksumMode
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
+
+
+def default(model: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``model``: every default has its one home in
+    this module; the loader (:mod:`vrrpd.config.loader`) and ``vrrpctl`` ask for it here."""
+    f = {f.name: f for f in fields(model)}[name]
+    if f.default is MISSING and f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
 
 
 # The states notify hooks name (keepalived's): STOP is an instance stopping (shutdown, or
@@ -52,7 +63,7 @@ class InstanceConfig:
     interface: str
     vrid: int
     version: int = 3
-    priority: int = 100
+    priority: int = DEFAULT_PRIORITY
     advert_interval_cs: int = 100
     preempt: bool = True
     preempt_delay: float = 0.0
@@ -167,5 +178,6 @@ class Config:
         """The VIPs on ``ifname`` that must never be an advert source: every instance's but
         the address owner's (priority 255), whose VIPs are the interface's own (RFC 5798 §1)."""
         return frozenset(v.ip for i in self.instances
-                         if i.interface == ifname and i.family == family and i.priority != 255
+                         if i.interface == ifname and i.family == family
+                         and i.priority != OWNER_PRIORITY
                          for v in i.vips)

@@ -12,9 +12,10 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from vrrpd.config.model import Config, default
 from vrrpd.control.registry import PROTOCOL_VERSION
 
-DEFAULT_SOCKET = "/run/vrrpd/vrrpd.sock"
+DEFAULT_SOCKET = str(default(Config, "control_socket"))
 TIMEOUT = 60.0  # a demote waits for the peer to take over
 
 

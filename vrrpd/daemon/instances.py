@@ -18,7 +18,7 @@ from vrrpd.daemon.instance import AnnouncePort, InstanceDriver, TransitionListen
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.receiver import NOT_LOOKED_AT, VrrpEndpoint
 from vrrpd.proto.events import FaultChanged, Shutdown, State
-from vrrpd.proto.router import OWNER_PRIORITY
+from vrrpd.proto.numbers import OWNER_PRIORITY
 
 log = logging.getLogger("vrrpd")
 

@@ -44,7 +44,8 @@ def real_kernel() -> Kernel:
     from vrrpd.kernel.link import InterfaceWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
     from vrrpd.kernel.vmac import VirtualMacs
-    from vrrpd.kernel.vrrp_socket import VRRP_GROUP, VrrpSocket
+    from vrrpd.kernel.vrrp_socket import VrrpSocket
+    from vrrpd.proto.numbers import VRRP_GROUP
 
     addresses = AddressManager()
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,

@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 from vrrpd.daemon.logs import RateLimitedLog
 from vrrpd.kernel.link import Readiness
+from vrrpd.proto.numbers import VRRP_TTL
 from vrrpd.proto.packet import Advertisement, DecodeError, DropReason, IPAddress, decode
 
 log = logging.getLogger("vrrpd.receiver")
 
 NOT_LOOKED_AT = "not looked at yet"  # an endpoint's problem until the daemon first looks
 READ_BATCH = 256  # packets per wake-up, so a flood cannot starve the timers
-VRRP_TTL = 255  # RFC 5798 §5.1.1.3 / §5.1.2.3
 
 
 class Driver(Protocol):

@@ -23,7 +23,8 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable
 
 from vrrpd.kernel.link import IPInterface, Readiness
-from vrrpd.kernel.vrrp_socket import VRRP_TTL, IPAddress, ReceivedPacket
+from vrrpd.kernel.vrrp_socket import IPAddress, ReceivedPacket
+from vrrpd.proto.numbers import VRRP_TTL
 
 
 class FakeLink:

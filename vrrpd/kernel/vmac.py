@@ -51,9 +51,9 @@ from pyroute2 import AsyncIPRoute, NetlinkError
 from vrrpd.kernel import link
 from vrrpd.kernel.announcer import Announcer
 from vrrpd.kernel.link import RtnlClient
-from vrrpd.kernel.vrrp_socket import IP_PKTINFO, VRRP_TTL
+from vrrpd.kernel.vrrp_socket import IP_PKTINFO
 from vrrpd.proto.announce import virtual_router_mac
-from vrrpd.proto.checksum import IPPROTO_VRRP
+from vrrpd.proto.numbers import IPPROTO_VRRP, VRRP_TTL
 
 log = logging.getLogger("vrrpd.kernel.vmac")
 

@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from vrrpd.kernel import link
-from vrrpd.proto.checksum import IPPROTO_VRRP
+from vrrpd.proto.numbers import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL
 
 log = logging.getLogger("vrrpd.kernel.socket")
 
 IPAddress = IPv4Address | IPv6Address
 
-VRRP_GROUP: dict[int, IPAddress] = {4: IPv4Address("224.0.0.18"), 6: IPv6Address("ff02::12")}
-VRRP_TTL = 255
 RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: some 5,000 queued adverts
 SO_RCVBUFFORCE = 33  # Linux socket(7); not in Python's socket module
 IP_PKTINFO = 8  # <linux/in.h>; missing from Python's socket module

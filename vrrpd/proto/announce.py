@@ -24,6 +24,7 @@ import struct
 from ipaddress import IPv4Address, IPv6Address
 
 from vrrpd.proto.checksum import IPPROTO_ICMPV6, inet_checksum, pseudo_header
+from vrrpd.proto.numbers import VRID_MAX
 
 ETH_BROADCAST = b"\xff" * 6
 ETH_P_ARP = 0x0806
@@ -48,7 +49,7 @@ _NA = struct.Struct("!BBHI16sBB6s")
 def virtual_router_mac(family: int, vrid: int) -> bytes:
     """RFC 5798 §7.3: "00-00-5E-00-01-{VRID}" for IPv4 (RFC 3768 §7.3 alike), "00-00-5E-00-02-
     {VRID}" for IPv6 - the IANA block, the family, then the VRID in hex."""
-    if not 1 <= vrid <= 255 or family not in (4, 6):
+    if not 1 <= vrid <= VRID_MAX or family not in (4, 6):
         raise ValueError(f"no virtual router MAC for IPv{family} VRID {vrid}")
     return bytes((0x00, 0x00, 0x5E, 0x00, 1 if family == 4 else 2, vrid))
 

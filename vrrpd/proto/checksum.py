@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from ipaddress import IPv4Address, IPv6Address
 
-IPPROTO_VRRP = 112
 IPPROTO_ICMPV6 = 58
 
 

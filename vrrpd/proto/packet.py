@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from vrrpd.proto.checksum import IPPROTO_VRRP, inet_checksum, pseudo_header
+from vrrpd.proto.checksum import inet_checksum, pseudo_header
+from vrrpd.proto.numbers import IPPROTO_VRRP, V2_MAX_ADVER_SECONDS
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -158,7 +159,7 @@ def encode(adv: Advertisement, src: IPAddress, dst: IPAddress,
         trailer = b""
     elif adv.version == 2:
         seconds, rest = divmod(adv.max_adver_int, 100)
-        if rest or not 0 < seconds <= 255:
+        if rest or not 0 < seconds <= V2_MAX_ADVER_SECONDS:
             raise ValueError(f"v2 interval {adv.max_adver_int} cs is not 1..255 whole seconds")
         first = struct.pack("!BBBB", 0x21, adv.vrid, adv.priority, len(adv.addresses))
         word2 = struct.pack("!BB", adv.auth_type, seconds)

@@ -65,6 +65,7 @@ from vrrpd.proto.events import (
     State,
     Transition,
 )
+from vrrpd.proto.numbers import OWNER_PRIORITY
 from vrrpd.proto.packet import (
     AUTH_NONE,
     AUTH_SIMPLE_TEXT,
@@ -77,7 +78,6 @@ from vrrpd.proto.timers import master_down_interval, skew_time
 
 IPAddress = IPv4Address | IPv6Address
 
-OWNER_PRIORITY = 255  # RFC 5798 §5.2.4: the IP address owner
 PROMOTED_PRIORITY = 254  # highest priority a non-owner may advertise
 DEMOTED_PRIORITY = 1  # lowest priority that still serves (0 means "resigning")
 
