@@ -65,7 +65,7 @@ def accept_mode_warnings(config: Config) -> list[str]:
     """HAProxy ``bind`` lines on a VIP of an ``accept_mode: false`` instance: the master would
     drop every connection to it.  The file is the first of ``sync.files``, else
     /etc/haproxy/haproxy.cfg when it exists."""
-    from vrrpd.proto.router import OWNER_PRIORITY
+    from vrrpd.proto.numbers import OWNER_PRIORITY
     from vrrpd.sync.apply import parse_binds
 
     refused = {v.ip: (i, cfg.name) for i, cfg in enumerate(config.instances)

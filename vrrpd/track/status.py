@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-PRIORITY_OWNER = 255  # RFC 5798 §5.2.4: the address owner; trackers never move it
+from vrrpd.proto.numbers import OWNER_PRIORITY
+
 PRIORITY_MIN = 1  # 0 is reserved for "master resigns" (RFC 5798 §5.2.4)
 PRIORITY_MAX = 254  # highest priority of a router that is not the address owner
 
@@ -64,6 +65,6 @@ def effective_priority(base: int, results: Iterable[tuple[int, TrackStatus]]) ->
             faulted = faulted or not status.ok
         elif (weight > 0) == status.ok:
             delta += weight
-    if base == PRIORITY_OWNER:
+    if base == OWNER_PRIORITY:  # the address owner: trackers never move it
         return base, faulted
     return max(PRIORITY_MIN, min(PRIORITY_MAX, base + delta)), faulted
