@@ -138,8 +138,8 @@ async def _metrics(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
     body = (await reader.read()).decode()
     writer.close()
     assert body.startswith("HTTP/1.1 200 OK")
-    assert 'vrrpd_instance_state{instance="web",state="MASTER"} 1.0' in body
-    assert 'vrrpd_instance_effective_priority{instance="web"} 150.0' in body
+    assert 'vrrpd_instance_state{vrrp_instance="web",state="MASTER"} 1.0' in body
+    assert 'vrrpd_instance_effective_priority{vrrp_instance="web"} 150.0' in body
     assert "vrrpd_adverts_sent_total" in body
 
 
@@ -270,8 +270,8 @@ def test_rogue_router_reported_or_refused(tmp_path: Path, strict: bool) -> None:
                 "192.0.2.66 (foreign master, not in peers) is master with higher priority")
             body = "\n".join(line for line in _scrape(lb1.daemon).splitlines()
                              if line.startswith("vrrpd_foreign"))
-            assert 'vrrpd_foreign_master{instance="web"} 1.0' in body
-            assert 'vrrpd_foreign_adverts_total{instance="web"}' in body
+            assert 'vrrpd_foreign_master{vrrp_instance="web"} 1.0' in body
+            assert 'vrrpd_foreign_adverts_total{vrrp_instance="web"}' in body
             await until(lambda: reasons.exists()
                         and "BACKUP 192.0.2.66 (foreign master" in reasons.read_text())
         finally:

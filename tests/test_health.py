@@ -7,7 +7,6 @@ stand-in control socket answering with those documents, and with nobody listenin
 
 from __future__ import annotations
 
-import copy
 import json
 import socket
 import threading
@@ -16,47 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from status_docs import IN_SYNC, NOW, doc, heard, instance, sync
 
 from vrrpd import __version__
 from vrrpd.cli.vrrpctl import main
 from vrrpd.control.health import assess
-
-NOW = 1_800_000_000.0
-MDI = 0.361  # Master_Down_Interval at 0.1 s adverts, priority 100
-
-
-def instance(**changes: Any) -> dict[str, Any]:
-    base = {"name": "pacs", "state": "MASTER", "since": NOW - 600, "time_in_state": 600.0,
-            "priority": 150, "effective_priority": 150, "admin": "normal", "faults": [],
-            "master": "192.0.2.11", "foreign_master": False, "vips_held": True,
-            "master_down_interval": MDI, "last_master_advert": None,
-            "trackers": [{"name": "haproxy", "weight": 0, "ok": True, "detail": "running"}],
-            "interface": "eth0", "vrid": 51, "version": 3, "advert_interval": 0.1,
-            "master_advert_interval": 0.1, "vips": ["192.0.2.100/24"], "counters": {},
-            "dropped": {}, "transitions": [{"at": NOW - 600, "old": "BACKUP", "new": "MASTER",
-                                            "reason": "preempting"}]}
-    return {**base, **changes}
-
-
-def doc(*instances: dict[str, Any], sync: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"node": "lb1", "version": __version__, "config": "/etc/vrrpd/vrrpd.yaml",
-            "instances": list(instances) or [instance()], "endpoints": [], "sync": sync}
-
-
-def heard(ago: float, source: str = "192.0.2.12", priority: int = 100) -> dict[str, Any]:
-    return {"at": NOW - ago, "from": source, "priority": priority}
-
-
-IN_SYNC = {"local": {"diverged": False}, "last_push": {"ok": True, "peer": "192.0.2.12:7000"},
-           "peers": {"192.0.2.12:7000": {"sync": "in-sync", "generation": 4}}}
-
-
-def sync(**changes: Any) -> dict[str, Any]:
-    out = copy.deepcopy(IN_SYNC)
-    for key, value in changes.items():
-        out[key] = value
-    return out
-
 
 VERDICTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("master", doc(sync=IN_SYNC), "OK", "lb1: pacs MASTER (priority 150, VIPs held)"),

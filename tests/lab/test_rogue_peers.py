@@ -95,7 +95,7 @@ def test_rogue_priority_254(pair: Pair) -> None:
             assert web["dropped"] == {"unknown_peer": 20}, name
             assert web["master"] == "192.0.2.11" and not web["foreign_master"]
             assert "dropped advert from 192.0.2.13" in daemon.log()
-            assert 'vrrpd_dropped_total{instance="web",reason="unknown_peer"} 20.0' in (
+            assert 'vrrpd_dropped_total{vrrp_instance="web",reason="unknown_peer"} 20.0' in (
                 pair.metrics(name))
         return
     pair.rogue(10)  # 1 s: lb1 steps down at the first advert; lb2 follows the rogue
@@ -110,8 +110,8 @@ def test_rogue_priority_254(pair: Pair) -> None:
         assert f"WARNING [eth0 vrid=51 v3 web] following foreign master {ROGUE}" in log
         assert f"WARNING [eth0 vrid=51 v3 web] advert from {ROGUE} (priority 254)" in log
         metrics = pair.metrics(name)
-        assert 'vrrpd_foreign_master{instance="web"} 1.0' in metrics
-        assert 'vrrpd_foreign_adverts_total{instance="web"}' in metrics
+        assert 'vrrpd_foreign_master{vrrp_instance="web"} 1.0' in metrics
+        assert 'vrrpd_foreign_adverts_total{vrrp_instance="web"}' in metrics
     status = pair.daemons["lb2"].ctl("status")
     assert status["instances"][0]["foreign_master"]
     wait_for(lambda: pair.hook_out.exists() and
@@ -120,6 +120,6 @@ def test_rogue_priority_254(pair: Pair) -> None:
     # The rogue goes quiet: lb1 (priority 150) wins again after Master_Down_Interval.
     wait_for(lambda: pair.holders() == ["lb1"], 3, "lb1 to take the VIP back", poll=0.01)
     assert pair.daemons["lb1"].state("web") == "MASTER"
-    assert 'vrrpd_foreign_master{instance="web"} 0.0' in pair.metrics("lb2")
+    assert 'vrrpd_foreign_master{vrrp_instance="web"} 0.0' in pair.metrics("lb2")
     # The rogue's checksum form (scapy: pseudo-header) was not learnt: only peers teach it.
     assert pair.daemons["lb1"].instance("web")["checksum_form"] == "rfc9568"
