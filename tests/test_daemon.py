@@ -138,7 +138,7 @@ async def _metrics(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
     body = (await reader.read()).decode()
     writer.close()
     assert body.startswith("HTTP/1.1 200 OK")
-    assert 'vrrpd_instance_state{vrrp_instance="web",state="MASTER"} 1.0' in body
+    assert 'vrrpd_instance_state{state="MASTER",vrrp_instance="web"} 1.0' in body
     assert 'vrrpd_instance_effective_priority{vrrp_instance="web"} 150.0' in body
     assert "vrrpd_adverts_sent_total" in body
 

@@ -296,7 +296,7 @@ def test_reload_applies_notify_and_metrics_live(tmp_path: Path) -> None:
             assert reply["ok"], reply
             assert reply["result"]["applied"] == ["notify", "metrics"]
             assert reply["result"]["updated"] == ["web"]
-            assert 'vrrpd_instance_state{vrrp_instance="web",state="MASTER"} 1.0' in await _scrape(
+            assert 'vrrpd_instance_state{state="MASTER",vrrp_instance="web"} 1.0' in await _scrape(
                 first)
             assert (await ctl(lb1, "demote", instance="web"))["ok"]
             await until(lambda: record.exists() and "BACKUP" in record.read_text())

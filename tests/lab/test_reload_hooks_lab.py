@@ -172,7 +172,7 @@ def test_reload_applies_notify_metrics_and_sync_live(two_nodes: Topology,
         out = _vrrpctl(lb1, "reload")
         assert "updated: web" in out and "applied live: notify, sync, metrics" in out, out
         metrics = node.ns.run(["curl", "-s", "http://127.0.0.1:9650/metrics"]).stdout
-        assert 'vrrpd_instance_state{vrrp_instance="web",state="MASTER"} 1.0' in metrics
+        assert 'vrrpd_instance_state{state="MASTER",vrrp_instance="web"} 1.0' in metrics
         assert lb1.ctl("sync-status")["local"]["generation"] == 0
         assert node.ns.run(["ss", "-Htln", "sport = :7000"]).stdout.strip()
         lb1.ctl("demote", instance="web")

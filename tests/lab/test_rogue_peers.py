@@ -95,7 +95,7 @@ def test_rogue_priority_254(pair: Pair) -> None:
             assert web["dropped"] == {"unknown_peer": 20}, name
             assert web["master"] == "192.0.2.11" and not web["foreign_master"]
             assert "dropped advert from 192.0.2.13" in daemon.log()
-            assert 'vrrpd_dropped_total{vrrp_instance="web",reason="unknown_peer"} 20.0' in (
+            assert 'vrrpd_dropped_total{reason="unknown_peer",vrrp_instance="web"} 20.0' in (
                 pair.metrics(name))
         return
     pair.rogue(10)  # 1 s: lb1 steps down at the first advert; lb2 follows the rogue
