@@ -48,3 +48,23 @@ def test_protocol_numbers_are_defined_once(name: str) -> None:
     homes = [p for p in Path(__file__).parents[1].joinpath("vrrpd").rglob("*.py")
              if name in p.read_text()]
     assert [p.name for p in homes] == ["numbers.py"]
+
+
+def test_vrrpctl_commands_and_help_come_from_the_daemons_registry() -> None:
+    """vrrpctl offers exactly the commands the daemon registers (``sync-X`` as ``sync X``,
+    plus ``sync keygen``, which runs without a daemon), and ``help`` shows usages built from
+    the same argument lists vrrpctl parses."""
+    from vrrpd.cli.vrrpctl import build_parser
+    from vrrpd.control.registry import COMMANDS, help_dict
+
+    sub = next(a for a in build_parser()._actions if a.dest == "cmd")
+    assert sub.choices is not None
+    sync = next(a for a in sub.choices["sync"]._actions if a.dest == "sync_cmd")
+    assert sync.choices is not None
+    offered = (set(sub.choices) - {"sync"}) | {f"sync-{n}" for n in sync.choices} - {
+        "sync-keygen"}
+    assert offered == set(COMMANDS)
+    usage = {c["name"]: c["usage"] for c in help_dict()["commands"]}
+    assert usage["demote"] == "demote [INSTANCE] [--all] [--force]"
+    assert usage["maintenance"] == "maintenance on|off [--force]"
+    assert usage["events"] == "events [--since AGE] [--follow]"

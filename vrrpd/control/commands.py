@@ -9,7 +9,16 @@ from typing import Any
 
 from vrrpd import __version__
 from vrrpd.control.health import assess
-from vrrpd.control.registry import CommandError, command, help_dict
+from vrrpd.control.registry import (
+    ALL,
+    FORCE,
+    INSTANCE,
+    Arg,
+    CommandError,
+    command,
+    duration,
+    help_dict,
+)
 from vrrpd.proto.events import AdminMode, State
 
 log = logging.getLogger("vrrpd.control")
@@ -64,8 +73,8 @@ async def _hand_over(daemon: Any, args: dict[str, Any], mode: AdminMode) -> dict
     return {"mode": mode.value, "states": _states(daemon, names), "handed_over": masters}
 
 
-@command("status", "state, priorities, VIPs, trackers, counters of every instance",
-         "[INSTANCE]")
+@command("status", "state, priorities, VIPs, trackers, counters of every instance; "
+         "vrrpctl exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", INSTANCE)
 async def status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = daemon.status()
     if args.get("instance"):
@@ -81,13 +90,12 @@ async def check(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("demote", "hand mastership to the peer (make-before-break) and stay BACKUP until "
-         "resume", "[INSTANCE|--all] [--force]")
+         "resume", INSTANCE, ALL, FORCE)
 async def demote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     return await _hand_over(daemon, args, AdminMode.DEMOTED)
 
 
-@command("promote", "take mastership now, preempting the peer, until resume",
-         "[INSTANCE|--all]")
+@command("promote", "take mastership now, preempting the peer, until resume", INSTANCE, ALL)
 async def promote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     names = _names(daemon, args)
     refused = {n: sorted(daemon.drivers[n].faults) for n in names if daemon.drivers[n].faults}
@@ -98,8 +106,7 @@ async def promote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     return {"mode": AdminMode.PROMOTED.value, "states": _states(daemon, names)}
 
 
-@command("resume", "back to the configured behaviour (undo demote/promote)",
-         "[INSTANCE|--all]")
+@command("resume", "back to the configured behaviour (undo demote/promote)", INSTANCE, ALL)
 async def resume(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     names = _names(daemon, args)
     daemon.set_admin(names, AdminMode.NORMAL)
@@ -107,7 +114,7 @@ async def resume(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("maintenance", "on: hand over and never become master (persisted); off: resume",
-         "on|off [--force]")
+         Arg(("state",), "on or off", {"choices": ["on", "off"]}), FORCE)
 async def maintenance(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     state = args.get("state")
     if state not in ("on", "off"):
@@ -129,8 +136,11 @@ async def reload(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@command("events", "transition and tracker history; --follow streams new events",
-         "[--since SECONDS] [--follow]", streaming=True)
+@command("events", "transition, tracker and link history; --follow streams new events",
+         Arg(("--since",), "only events of the last AGE (90s, 10m, 2h, 1d)",
+             {"type": duration, "metavar": "AGE"}),
+         Arg(("--follow", "-f"), "keep printing new events", {"action": "store_true"}),
+         streaming=True)
 async def events(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     since = args.get("since")
     if since is not None and (not isinstance(since, int | float) or since < 0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vrrpd.control.registry import CommandError, command
+from vrrpd.control.registry import Arg, CommandError, command
 
 
 def _service(daemon: Any) -> Any:
@@ -20,8 +20,9 @@ async def sync_status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@command("sync-push", "push the listed HAProxy files to the peers now (--force: over a "
-         "diverged or newer peer)", "[--force]")
+@command("sync-push", "push the listed HAProxy files to the peers now",
+         Arg(("--force",), "also over a diverged peer or one with a newer generation",
+             {"action": "store_true"}))
 async def sync_push(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     service = _service(daemon)
     if not service.is_source() and not args.get("force"):
