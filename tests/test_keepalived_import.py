@@ -364,3 +364,15 @@ def test_garp_settings(tmp_path: Path) -> None:
     inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
     assert inst["announce"] == {"refresh": 60, "repeat_delay": 5, "refresh_count": 2,
                                 "count": 4}
+
+
+def test_excluded_vips(tmp_path: Path) -> None:
+    """virtual_ipaddress_excluded -> vips_excluded; another family is reported, not mixed."""
+    text = INSTANCE.replace("  interface eth0\n", "  interface eth0\n"
+                            "  virtual_ipaddress_excluded {\n    192.0.2.6/24\n"
+                            "    2001:db8::6\n    192.0.2.5\n  }\n")
+    conv = convert(parse_text(text, tmp_path / "k.conf"))
+    assert conv.doc["instances"][0]["vips_excluded"] == ["192.0.2.6/24"]
+    assert [(f.where.line, f.why.split(":")[0]) for f in conv.unmapped] == [
+        (5, "vrrpd holds one family per instance (the VIPs are IPv4)"),
+        (6, "listed twice; converted once")]

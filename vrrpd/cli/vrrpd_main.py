@@ -69,7 +69,7 @@ def accept_mode_warnings(config: Config) -> list[str]:
     from vrrpd.sync.apply import parse_binds
 
     refused = {v.ip: (i, cfg.name) for i, cfg in enumerate(config.instances)
-               if not cfg.accept_mode and cfg.priority != OWNER_PRIORITY for v in cfg.vips}
+               if not cfg.accept_mode and cfg.priority != OWNER_PRIORITY for v in cfg.held}
     path = config.sync.files[0] if config.sync is not None else HAPROXY_CFG
     if not refused or not path.exists():
         return []

@@ -38,8 +38,9 @@ class InstanceChange:
 
     @property
     def vips_only(self) -> bool:
-        """Only the VIP list changed (same family): a master adds/removes them in place."""
-        return self.fields == ("vips",) and self.old.family == self.new.family
+        """Only the VIP lists changed (same family): a master adds/removes them in place."""
+        return (bool(self.fields) and set(self.fields) <= {"vips", "vips_excluded"}
+                and self.old.family == self.new.family)
 
     @property
     def restart(self) -> bool:
@@ -49,11 +50,11 @@ class InstanceChange:
 
     @property
     def added_vips(self) -> tuple[IPInterface, ...]:
-        return tuple(v for v in self.new.vips if v not in self.old.vips)
+        return tuple(v for v in self.new.held if v not in self.old.held)
 
     @property
     def removed_vips(self) -> tuple[IPInterface, ...]:
-        return tuple(v for v in self.old.vips if v not in self.new.vips)
+        return tuple(v for v in self.old.held if v not in self.new.held)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
     interval_cs = s.take("advert_interval", float, default(InstanceConfig, "advert_interval_cs"),
                          lambda v: _interval_cs(v, version))
     vips = _vips(s, vrid)
+    vips_excluded = _vips_excluded(s, vips)
     if version == 2 and vips[0].version == 6:
         raise s.error("version", "VRRPv2 is IPv4-only (RFC 3768); use version 3 for IPv6")
     announce = AnnounceConfig()
@@ -174,6 +175,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         preempt_delay=s.take("preempt_delay", float, default(InstanceConfig, "preempt_delay"),
                              in_range(0, 3600)),
         vips=vips,
+        vips_excluded=vips_excluded,
         **_peers(s, vips[0].version),
         v3_checksum=ChecksumMode(s.take("v3_checksum", str,
                                         default(InstanceConfig, "v3_checksum"),
@@ -254,6 +256,20 @@ def _vips(s: Section, vrid: int) -> tuple[IPInterface, ...]:
                              f"adverts carry it as the router's address), got {vips[0]}; "
                              f"add e.g. fe80::{vrid}/64 first")
     return tuple(vips)
+
+
+def _vips_excluded(s: Section, vips: tuple[IPInterface, ...]) -> tuple[IPInterface, ...]:
+    """keepalived's virtual_ipaddress_excluded: the VIPs' family, none listed twice."""
+    items = s.items("vips_excluded", required=False)
+    excluded = [v.get(str, _vip) for v in items]
+    refuse_duplicates([(s.value("vips"), vip.ip) for vip in vips]
+                      + [(v, vip.ip) for v, vip in zip(items, excluded, strict=True)],
+                      "; an address is either advertised (vips) or not (vips_excluded)")
+    for v, vip in zip(items, excluded, strict=True):
+        if vip.version != vips[0].version:
+            raise v.error(f"{vip} is IPv{vip.version}, the VIPs are IPv{vips[0].version}: "
+                          "make a second instance for the other family")
+    return tuple(excluded)
 
 
 def _peers(s: Section, family: int) -> dict[str, Any]:

@@ -68,6 +68,8 @@ class InstanceConfig:
     preempt: bool = True
     preempt_delay: float = 0.0
     vips: tuple[IPInterface, ...] = ()
+    # keepalived's virtual_ipaddress_excluded: held with the VIPs, never in adverts
+    vips_excluded: tuple[IPInterface, ...] = ()
     unicast_peers: tuple[IPAddress, ...] = ()
     peers: tuple[IPAddress, ...] = ()  # the legitimate other routers (unicast_peers included)
     strict_peers: bool = False  # drop adverts from any other source before the state machine
@@ -87,6 +89,11 @@ class InstanceConfig:
     def family(self) -> int:
         """4 or 6; validation guarantees every VIP has the same family."""
         return self.vips[0].version
+
+    @property
+    def held(self) -> tuple[IPInterface, ...]:
+        """Every address the master holds: the VIPs, then the excluded ones."""
+        return self.vips + self.vips_excluded
 
 
 class TrackType(StrEnum):

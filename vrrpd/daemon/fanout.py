@@ -60,7 +60,7 @@ class Reactions:
         if d.hooks is None:
             return
         args = (record.new.value, record.old.value, driver.router.priority,
-                [str(v.ip) for v in driver.cfg.vips], record.reason, d.config.node)
+                [str(v.ip) for v in driver.cfg.held], record.reason, d.config.node)
         d.hooks.instance_changed(driver.name, *args)
         for group in d.groups.of(driver):
             if all(m.state is record.new for m in group.members):

@@ -299,12 +299,12 @@ class InstanceDriver:
                     await self.vmac.ensure()  # made now if the interface came up late
                     await self.vmac.up()
                 if not self.router.accepts:  # before the VIPs: never accept for them
-                    await self._filter().block(cfg.name, cfg.vips)
-                await self.addresses.add(self.vip_interface, cfg.vips)
+                    await self._filter().block(cfg.name, cfg.held)
+                await self.addresses.add(self.vip_interface, cfg.held)
                 self.vips_held = True
             case RemoveVips():
                 self._stop_announcing()
-                await self.addresses.remove(self.vip_interface, cfg.vips)
+                await self.addresses.remove(self.vip_interface, cfg.held)
                 self.vips_held = False
                 if not self.router.accepts:
                     await self._filter().unblock(cfg.name)
@@ -348,15 +348,15 @@ class InstanceDriver:
         """Gratuitous ARP / unsolicited NA: a burst now and, if still master, one later; then,
         with ``announce.refresh`` (keepalived's garp_master_refresh), one every ``refresh``
         seconds while master.  Cancelled when the VIPs go."""
-        await self._burst(self.cfg.vips)
+        await self._burst(self.cfg.held)
         if self.cfg.announce.repeat_delay > 0:
             await asyncio.sleep(self.cfg.announce.repeat_delay)
             if self.router.state is State.MASTER:
-                await self._burst(self.cfg.vips)
+                await self._burst(self.cfg.held)
         while self.cfg.announce.refresh > 0 and self.router.state is State.MASTER:
             await asyncio.sleep(self.cfg.announce.refresh)
             if self.router.state is State.MASTER:
-                await self._burst(self.cfg.vips, self.cfg.announce.refresh_count)
+                await self._burst(self.cfg.held, self.cfg.announce.refresh_count)
 
     async def _burst(self, vips: Any, count: int | None = None) -> None:
         """One burst for ``vips`` (``count`` frames each, default ``announce.count``); NAs come
@@ -383,7 +383,7 @@ class InstanceDriver:
         self.post(Reconfigure(self._params(cfg)))
         if self.vips_held and (change.added_vips or change.removed_vips):
             if not self.router.accepts:  # the chain follows the VIP list, before any is added
-                await self._filter().block(cfg.name, cfg.vips)
+                await self._filter().block(cfg.name, cfg.held)
             if change.added_vips:
                 await self.addresses.add(self.vip_interface, change.added_vips)
                 await self._burst(change.added_vips)

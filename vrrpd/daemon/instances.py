@@ -103,7 +103,7 @@ class Instances:
                 present = await self.kernel.addresses.present(ifname)
             except OSError:  # no such interface (yet): nothing can be left on it
                 continue
-            stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.vips
+            stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.held
                      if v in present]
             for cfg in cfgs:
                 missing = [str(v) for v in cfg.vips if v not in present]

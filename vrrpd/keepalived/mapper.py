@@ -34,7 +34,8 @@ _GARP = ("garp_master_delay", "garp_master_repeat", "garp_interval", "garp_maste
 _HOOKS = ("notify", *(f"notify_{state.lower()}" for state in HOOK_STATES))
 # the order of an instance's keys in the output, as in README "Configuration"
 _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_interval",
-                   "preempt", "preempt_delay", "vips", "unicast_peers", "strict_peers",
+                   "preempt", "preempt_delay", "vips", "vips_excluded", "unicast_peers",
+                   "strict_peers",
                    "virtual_mac", "accept_mode", "v3_checksum", "auth_pass", "track",
                    *_HOOKS)
 
@@ -391,6 +392,7 @@ class _Converter:
         version: int | None = None
         interval: float = 1
         vips: list[tuple[Statement, Any]] = []
+        excluded: list[tuple[Statement, Any]] = []
         track: list[Any] = []
         announce: Doc = dict(self.defaults.get("announce", {}))
         for s in block.children:
@@ -418,6 +420,8 @@ class _Converter:
                 d["preempt_delay"] = _seconds(s, 0, 3600)
             elif k == "virtual_ipaddress":
                 vips += [(e, self.vip(e)) for e in s.children]
+            elif k == "virtual_ipaddress_excluded":
+                excluded += [(e, self.vip(e)) for e in s.children]
             elif k == "unicast_peer":
                 d["unicast_peers"] = [self.peer(e) for e in s.children]
             elif k in ("accept", "no_accept"):
@@ -451,6 +455,7 @@ class _Converter:
                                  f"{'interface' if key == 'interface' else 'virtual_router_id'}")
         d["vips"] = self.vip_list(block, d, [(s, v) for s, v in vips if v is not None])
         family = ip_interface(d["vips"][0]).version
+        self.excluded(d, family, [(s, v) for s, v in excluded if v is not None])
         d["version"] = version or (3 if family == 6 else self.defaults.get("version", 2))
         if family == 6 and d["version"] == 2:
             self.note(block, "IPv6 needs VRRPv3 (keepalived switches too)", "version 2")
@@ -536,6 +541,22 @@ class _Converter:
                 out.remove(local)
             out.insert(0, local)
         return out
+
+    def excluded(self, d: Doc, family: int, vips: list[tuple[Statement, Any]]) -> None:
+        """virtual_ipaddress_excluded -> vips_excluded (the VIPs' family, each address once)."""
+        seen = {ip_interface(v).ip for v in d["vips"]}
+        out = []
+        for s, vip in vips:
+            if vip.version != family:
+                self.unmapped(s, f"vrrpd holds one family per instance (the VIPs are "
+                                 f"IPv{family}): make a second instance for IPv{vip.version}")
+            elif vip.ip in seen:
+                self.unmapped(s, "listed twice; converted once")
+            else:
+                seen.add(vip.ip)
+                out.append(str(vip) if "/" in s.keyword else str(vip.ip))
+        if out:
+            d["vips_excluded"] = out
 
     def peer(self, e: Statement) -> str | None:
         words = e.words()
