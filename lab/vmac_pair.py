@@ -32,6 +32,9 @@ class VmacPair(HAProxyPair):
 
     def __init__(self, *args: Any, version: int = 3, unicast: bool = False,
                  **kwargs: Any) -> None:
+        # The faults here are SIGTERM and a dead port, not HAProxy: a slower HAProxy check
+        # keeps a loaded machine's check timeouts from moving the VIP between runs.
+        kwargs.setdefault("track_interval", 0.5)
         super().__init__(*args, customize=self._virtual_mac, **kwargs)
         self.version = version
         self.unicast = unicast
