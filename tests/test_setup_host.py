@@ -40,9 +40,10 @@ def test_default_run_changes_no_service(tmp_path: Path) -> None:
 def test_lab_host_stops_and_disables_and_says_so(tmp_path: Path) -> None:
     done, calls = run(tmp_path, "--lab-host")
     assert done.returncode == 0, done.stderr
-    assert calls == ["disable --now haproxy", "disable --now keepalived"]
+    assert calls == ["disable --now haproxy", "disable --now keepalived", "disable --now frr"]
     assert "setup-host --lab-host: stopped and disabled haproxy.service" in done.stdout
     assert "setup-host --lab-host: stopped and disabled keepalived.service" in done.stdout
+    assert "setup-host --lab-host: stopped and disabled frr.service" in done.stdout
 
 
 def test_unknown_option_is_refused(tmp_path: Path) -> None:
