@@ -6,7 +6,8 @@ capability, bounding and no-new-privileges settings are read from the unit), nex
 peer.  Each capability the unit grants is used and checked here:
 
 * CAP_NET_ADMIN: the VIP appears on the interface (netlink); a ``virtual_mac`` instance makes
-  its macvlan link, brings it up and puts its VIP there;
+  its macvlan link, brings it up and puts its VIP there; an ``accept_mode: false`` instance
+  installs its nftables chain;
 * CAP_NET_RAW: the peer hears its adverts (raw protocol 112) and its gratuitous ARPs (AF_PACKET);
 * CAP_SETUID/CAP_SETGID: a script tracker runs as ``nobody``;
 * CAP_KILL: an overrunning script tracker (as ``nobody``) is killed, none pile up;
@@ -43,6 +44,7 @@ from vrrpd.daemon.privileges import CAPABILITIES
 UNIT = REPO / "etc" / "systemd" / "vrrpd.service"
 VIP = "192.0.2.100/24"
 VMAC_VIP = "192.0.2.101/24"
+FILTERED_VIP = "192.0.2.102/24"
 VIRTUAL_MAC = "00:00:5e:00:01:34"  # RFC 5798 section 7.3, VRID 52
 OVERRUN = "sleep 31.4159"  # a script tracker that never finishes in time
 
@@ -148,10 +150,14 @@ def test_the_daemon_works_with_exactly_the_units_credentials(two_nodes: Topology
     web = {"name": "web", "interface": "eth0", "vrid": 51, "advert_interval": 0.1,
            "vips": [VIP]}
     vmac = {**web, "name": "vmac", "vrid": 52, "vips": [VMAC_VIP], "virtual_mac": True}
+    filtered = {**web, "name": "filtered", "vrid": 53, "vips": [FILTERED_VIP],
+                "accept_mode": False}
     d1 = Vrrpd(lb1, home, [{**web, "priority": 150, "notify": str(hook),
-                            "track": list(tracks)}, {**vmac, "priority": 150}],
+                            "track": list(tracks)}, {**vmac, "priority": 150},
+                           {**filtered, "priority": 150}],
                tracks=tracks, control_socket_group=group.gr_name)
-    d2 = Vrrpd(lb2, home, [{**web, "priority": 100}, {**vmac, "priority": 100}])
+    d2 = Vrrpd(lb2, home, [{**web, "priority": 100}, {**vmac, "priority": 100},
+                           {**filtered, "priority": 100}])
     os.chown(d1.dir, uid, uid)
     for path in d1.dir.iterdir():
         os.chown(path, uid, uid)
@@ -172,6 +178,10 @@ def test_the_daemon_works_with_exactly_the_units_credentials(two_nodes: Topology
             wait_for(lambda: [f for f in sniff.frames("garp") if f.mac == VIRTUAL_MAC
                               and f.target == VMAC_VIP.split("/")[0]],
                      5, "the gratuitous ARP from the virtual MAC")
+            d1.wait_state("filtered", "MASTER")
+        wait_for(lambda: probe.has(FILTERED_VIP), 5, "the accept_mode: false VIP on lb1")
+        rules = lb1.ns.run(["nft", "list", "chain", "inet", "vrrpd_accept", "am_filtered"]).stdout
+        assert FILTERED_VIP.split("/")[0] in rules and "drop" in rules, rules
         link = d1.instance("vmac")["virtual_mac"]["link"]
         shown = json.loads(lb1.ns.run(["ip", "-j", "addr", "show", link]).stdout)[0]
         assert shown["address"] == VIRTUAL_MAC and "UP" in shown["flags"]

@@ -177,14 +177,15 @@ class Daemon:
 
     async def _reset_accept_filter(self) -> None:
         """Delete the accept_mode: false table (whatever a crashed run left, or ours at
-        stop); a missing ``nft`` matters only when an instance needs it."""
+        stop); a missing libnftables matters only when an instance needs it."""
         if self.kernel.accept_filter is None:
             return
         try:
             await self.kernel.accept_filter.reset()
         except OSError as exc:
             if any(not d.router.accepts for d in self.drivers.values()):
-                raise OSError(exc.errno, f"accept_mode: false needs nftables: {exc}") from None
+                raise OSError(f"accept_mode: false needs nftables: {exc.strerror or exc}") \
+                    from None
 
     async def _ping_watchdog(self, interval: float) -> None:
         while True:

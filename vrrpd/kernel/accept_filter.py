@@ -10,24 +10,63 @@ nftables' ``inet`` family never sees it).  The chain is added before the VIPs an
 after them, so there is no moment at which the host accepts for a VIP it should not.
 
 On start and on stop the table is deleted (:meth:`AcceptFilter.reset`): chains a crashed run
-left are gone; :meth:`AcceptFilter.block` makes it again when needed.  ``nft`` is run as
-``nft -f -`` with the whole change in one transaction.
+left are gone; :meth:`AcceptFilter.block` makes it again when needed.  Each change is one
+nft script, run as one transaction by libnftables (Debian's libnftables1, which the ``nft``
+command is built on) inside the daemon, off the event loop.  In-process because of the unit:
+vrrpd clears its ambient capabilities (:mod:`vrrpd.daemon.privileges`), so an ``nft`` child
+would run without CAP_NET_ADMIN and be refused; the daemon itself keeps it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
+import ctypes
+import errno
+import functools
 from collections.abc import Iterable
 from ipaddress import IPv4Interface, IPv6Interface
 
 TABLE = "inet vrrpd_accept"
-NFT = shutil.which("nft") or "/usr/sbin/nft"
+LIBNFTABLES = "libnftables.so.1"
 IPInterface = IPv4Interface | IPv6Interface
 
 
 class NftError(OSError):
-    """``nft`` refused a change (its message says why)."""
+    """nftables refused a change (its message says why)."""
+
+
+@functools.cache
+def _libnftables() -> ctypes.CDLL:
+    """libnftables, loaded on first use: only ``accept_mode: false`` needs it."""
+    try:
+        lib = ctypes.CDLL(LIBNFTABLES)
+    except OSError:
+        raise OSError(errno.ENOENT, f"{LIBNFTABLES} is missing: apt install nftables") from None
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+    lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    return lib
+
+
+def run_nft(script: str) -> None:
+    """Run ``script`` (``nft -f`` syntax) as one transaction; blocking (netlink)."""
+    lib = _libnftables()
+    ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT
+    if not ctx:
+        raise NftError("libnftables could not make a context (out of memory?)")
+    try:
+        lib.nft_ctx_buffer_output(ctx)  # keep nft's output off our stdout
+        lib.nft_ctx_buffer_error(ctx)
+        if lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0:
+            message = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+            raise NftError(f"nftables refused {script.strip()!r}: {message.strip()}")
+    finally:
+        lib.nft_ctx_free(ctx)
 
 
 def chain(instance: str) -> str:
@@ -57,12 +96,7 @@ class AcceptFilter:
     """vrrpd's nftables table for ``accept_mode: false`` instances."""
 
     async def _nft(self, script: str) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            NFT, "-f", "-", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate(script.encode())
-        if proc.returncode:
-            raise NftError(f"nft refused {script.strip()!r}: {err.decode().strip()}")
+        await asyncio.to_thread(run_nft, script)
 
     async def reset(self) -> None:
         """Delete the table, with whatever a crashed run left in it."""
