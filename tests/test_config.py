@@ -20,7 +20,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrrpd.config.loader import ConfigError, load_config, parse_config
-from vrrpd.config.model import Config, TrackRef, TrackType
+from vrrpd.config.model import (
+    Config,
+    HAProxyOptions,
+    HttpOptions,
+    InterfaceOptions,
+    ProcessOptions,
+    ScriptOptions,
+    TcpOptions,
+    TrackRef,
+    TrackType,
+)
 from vrrpd.proto.packet import ChecksumMode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,15 +136,13 @@ def test_trackers_are_typed_with_converted_options() -> None:
         "proc": TrackType.PROCESS}
     haproxy = tracks["haproxy"]
     assert (haproxy.interval, haproxy.timeout, haproxy.rise, haproxy.fall) == (0.1, 0.1, 3, 2)
-    assert haproxy.options == {"pidfile": Path("/run/haproxy.pid"),
-                               "socket": Path("/run/haproxy/admin.sock"), "backends": ["web"]}
-    assert tracks["portal"].options == {"url": "http://127.0.0.1:80/", "method": "GET",
-                                        "status": (200, 299)}
-    assert tracks["dicom"].options == {"host": "127.0.0.1", "port": 104}
-    assert tracks["check"].options == {"command": "/usr/local/bin/check", "user": "nobody",
-                                       "max_output": 4096}
+    assert haproxy.options == HAProxyOptions(Path("/run/haproxy.pid"),
+                                             Path("/run/haproxy/admin.sock"), ("web",))
+    assert tracks["portal"].options == HttpOptions("http://127.0.0.1:80/", "GET", (200, 299))
+    assert tracks["dicom"].options == TcpOptions("127.0.0.1", 104)
+    assert tracks["check"].options == ScriptOptions("/usr/local/bin/check", "nobody", 4096)
     assert tracks["maint"].weight == -10 and tracks["dicom"].timeout == 1.0
-    assert tracks["proc"].options == {"cmdline": "haproxy.*-W"}
+    assert tracks["proc"].options == ProcessOptions(cmdline="haproxy.*-W")
 
 
 def test_groups_sync_and_metrics() -> None:
@@ -340,7 +348,7 @@ def test_missing_interfaces_are_accepted() -> None:
     text = GOOD.replace("eth0", "nosuch0").replace("interface: eth1}", "interface: nosuch1}")
     cfg = parse(text)
     assert cfg.instances[0].interface == "nosuch0"
-    assert cfg.tracks["uplink"].options == {"interface": "nosuch1"}
+    assert cfg.tracks["uplink"].options == InterfaceOptions("nosuch1")
 
 
 def test_yaml_syntax_error_has_a_line() -> None:

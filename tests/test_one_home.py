@@ -68,3 +68,19 @@ def test_vrrpctl_commands_and_help_come_from_the_daemons_registry() -> None:
     assert usage["demote"] == "demote [INSTANCE] [--all] [--force]"
     assert usage["maintenance"] == "maintenance on|off [--force]"
     assert usage["events"] == "events [--since AGE] [--follow]"
+
+
+def test_tracker_options_are_typed_with_their_defaults_in_the_model() -> None:
+    """Each tracker type's keys are a typed dataclass (config/model.py) whose defaults the
+    loader uses and the trackers read, instead of a dict whose defaults each side repeated."""
+    from vrrpd.config.model import HttpOptions, ScriptOptions
+
+    text = MINIMAL.replace("t: {type: file, path: /nonexistent}",
+                           "t: {type: file, path: /nonexistent}\n"
+                           "  s: {type: script, command: /bin/true}\n"
+                           "  h: {type: http, url: 'http://127.0.0.1/'}")
+    tracks = parse_config(text, Path("/etc/vrrpd/vrrpd.yaml"), host=False).tracks
+    assert tracks["s"].options == ScriptOptions("/bin/true")
+    assert tracks["h"].options == HttpOptions("http://127.0.0.1/")
+    assert (tracks["s"].options.user, tracks["h"].options.method) == (  # type: ignore[union-attr]
+        default(ScriptOptions, "user"), default(HttpOptions, "method"))

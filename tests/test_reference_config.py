@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from vrrpd.config.loader import load_config
-from vrrpd.config.model import Config
+from vrrpd.config.model import Config, HAProxyOptions, HttpOptions, TcpOptions
 
 REPO = Path(__file__).resolve().parents[1]
 HAPROXY_CFG = REPO / "etc/haproxy/haproxy.cfg"
@@ -148,15 +148,15 @@ def test_haproxy_binds_every_vip_and_every_tracked_port(configs: dict[str, Confi
     vips = {str(v.ip) for i in configs["lb1"].instances for v in i.vips}
     assert vips == {b.rsplit(":", 1)[0] for b in binds} - {"127.0.0.1"}
     for track in configs["lb1"].tracks.values():
-        if track.type.value == "tcp":
-            assert f"{track.options['host']}:{track.options['port']}" in binds, track.name
-        elif track.type.value == "http":
-            url = urlsplit(str(track.options["url"]))
+        if isinstance(track.options, TcpOptions):
+            assert f"{track.options.host}:{track.options.port}" in binds, track.name
+        elif isinstance(track.options, HttpOptions):
+            url = urlsplit(track.options.url)
             assert f"{url.hostname}:{url.port or 80}" in binds, track.name
             assert url.path in haproxy_lines("monitor-uri")
-        elif track.type.value == "haproxy":
-            assert str(track.options["pidfile"]) in haproxy_lines("pidfile")
-            assert any(s.split()[:2] == ["socket", str(track.options["socket"])]
+        elif isinstance(track.options, HAProxyOptions):
+            assert str(track.options.pidfile) in haproxy_lines("pidfile")
+            assert any(s.split()[:2] == ["socket", str(track.options.socket)]
                        for s in haproxy_lines("stats"))
 
 

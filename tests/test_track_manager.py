@@ -16,8 +16,8 @@ from vrrpd.track.status import TrackStatus
 
 def file_config(name: str, path: Path, **overrides: object) -> TrackConfig:
     config = track_config(TrackType.FILE, path=path, interval=0.05, **overrides)
-    return TrackConfig(name, config.type, config.interval, config.timeout, config.rise,
-                       config.fall, config.weight, config.options)  # fmt: skip
+    return TrackConfig(name, config.type, config.options, config.interval, config.timeout,
+                       config.rise, config.fall, config.weight)  # fmt: skip
 
 
 def test_set_reports_reloads_and_stops(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import TRACK_OPTIONS, TrackConfig, TrackType
 from vrrpd.track.base import Tracker
 from vrrpd.track.manager import make_tracker
 from vrrpd.track.status import TrackStatus
@@ -20,7 +20,8 @@ def track_config(kind: TrackType, **options: object) -> TrackConfig:
     for key in common:
         if key in options:
             common[key] = options.pop(key)  # type: ignore[assignment]
-    return TrackConfig(name=str(kind), type=kind, options=options, **common)  # type: ignore[arg-type]
+    return TrackConfig(name=str(kind), type=kind, options=TRACK_OPTIONS[kind](**options),  # type: ignore[arg-type]
+                       **common)  # type: ignore[arg-type]
 
 
 class Recorder:

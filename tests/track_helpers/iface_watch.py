@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import InterfaceOptions, TrackConfig, TrackType
 from vrrpd.track.interface import InterfaceTracker
 from vrrpd.track.status import TrackStatus
 
@@ -22,7 +22,7 @@ def emit(status: TrackStatus) -> None:
 
 async def main(interface: str) -> None:
     config = TrackConfig(
-        "link", TrackType.INTERFACE, interval=10.0, options={"interface": interface}
+        "link", TrackType.INTERFACE, interval=10.0, options=InterfaceOptions(interface)
     )
     await InterfaceTracker(config, emit).run()
 

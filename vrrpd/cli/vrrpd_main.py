@@ -51,7 +51,7 @@ def interface_warnings(config: Config) -> list[str]:
             warnings.append(f"instances[{i}].interface: {problem}: instance {cfg.name} would "
                             "wait in FAULT until it is usable")
     for name, track in config.tracks.items():
-        ifname = track.options.get("interface")
+        ifname = getattr(track.options, "interface", None)
         if isinstance(ifname, str) and not exists(ifname):
             warnings.append(f"tracks.{name}.interface: interface {ifname} does not exist: the "
                             "tracker fails until it appears")

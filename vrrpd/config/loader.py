@@ -22,13 +22,21 @@ from vrrpd.config.model import (
     HOOK_STATES,
     AnnounceConfig,
     Config,
+    FileOptions,
+    HAProxyOptions,
+    HttpOptions,
     InstanceConfig,
+    InterfaceOptions,
     IPAddress,
     IPInterface,
     MetricsConfig,
+    ProcessOptions,
+    ScriptOptions,
     SyncConfig,
     SyncGroupConfig,
+    TcpOptions,
     TrackConfig,
+    TrackOptions,
     TrackRef,
     TrackType,
     default,
@@ -380,16 +388,16 @@ def _strings(t: Section, key: str) -> list[str]:
     return strings
 
 
-def _haproxy(t: Section, _: bool) -> dict[str, object]:
-    options: dict[str, object] = {
-        "pidfile": t.take("pidfile", OPTIONAL_STR, None, absolute_path),
-        "socket": t.take("socket", OPTIONAL_STR, None, absolute_path),
-        "backends": _strings(t, "backends"),
-    }
-    if options["pidfile"] is None and options["socket"] is None:
+def _haproxy(t: Section, _: bool) -> HAProxyOptions:
+    options = HAProxyOptions(
+        pidfile=t.take("pidfile", OPTIONAL_STR, default(HAProxyOptions, "pidfile"),
+                       absolute_path),
+        socket=t.take("socket", OPTIONAL_STR, default(HAProxyOptions, "socket"), absolute_path),
+        backends=tuple(_strings(t, "backends")))
+    if options.pidfile is None and options.socket is None:
         raise t.error("pidfile", "required unless `socket:` is given (then HAProxy is found "
                                  "by the process listening on its stats socket)")
-    if options["backends"] and options["socket"] is None:
+    if options.backends and options.socket is None:
         raise t.error("backends", "needs `socket:` (the stats socket to ask `show stat`)")
     return options
 
@@ -402,17 +410,17 @@ def _regex(v: str) -> str:
     return v
 
 
-def _process(t: Section, _: bool) -> dict[str, object]:
+def _process(t: Section, _: bool) -> ProcessOptions:
     given = [k for k in t.data if k in ("pidfile", "name", "cmdline")]  # in file order
     if len(given) != 1:
         raise t.error(given[1] if given else "pidfile",
                       "give exactly one of pidfile, name, cmdline")
     checks = {"pidfile": absolute_path, "name": None, "cmdline": _regex}
-    return {given[0]: t.take(given[0], str, check=checks[given[0]])}
+    return ProcessOptions(**{given[0]: t.take(given[0], str, check=checks[given[0]])})
 
 
-def _tcp(t: Section, _: bool) -> dict[str, object]:
-    return {"host": t.take("host", str), "port": t.take("port", int, check=in_range(1, 65535))}
+def _tcp(t: Section, _: bool) -> TcpOptions:
+    return TcpOptions(t.take("host", str), t.take("port", int, check=in_range(1, 65535)))
 
 
 def _url(v: str) -> str:
@@ -430,28 +438,32 @@ def _status(v: str | int) -> tuple[int, int]:
     return lo, hi
 
 
-def _http(t: Section, _: bool) -> dict[str, object]:
-    return {"url": t.take("url", str, check=_url),
-            "method": t.take("method", str, "HEAD", lambda v: one_of(*HTTP_METHODS)(v.upper())),
-            "status": t.take("status", (str, int), (200, 399), _status)}
+def _http(t: Section, _: bool) -> HttpOptions:
+    return HttpOptions(
+        t.take("url", str, check=_url),
+        t.take("method", str, default(HttpOptions, "method"),
+               lambda v: one_of(*HTTP_METHODS)(v.upper())),
+        t.take("status", (str, int), default(HttpOptions, "status"), _status))
 
 
-def _script(t: Section, host: bool) -> dict[str, object]:
-    return {"command": t.take("command", str),
-            "user": t.take("user", str, "nobody", on_host.user if host else None),
-            "max_output": t.take("max_output", int, 4096, in_range(1, 1048576))}
+def _script(t: Section, host: bool) -> ScriptOptions:
+    return ScriptOptions(
+        t.take("command", str),
+        t.take("user", str, default(ScriptOptions, "user"), on_host.user if host else None),
+        t.take("max_output", int, default(ScriptOptions, "max_output"), in_range(1, 1048576)))
 
 
-def _interface(t: Section, _: bool) -> dict[str, object]:
-    return {"interface": t.take("interface", str, check=_interface_name)}
+def _interface(t: Section, _: bool) -> InterfaceOptions:
+    return InterfaceOptions(t.take("interface", str, check=_interface_name))
 
 
-def _file(t: Section, _: bool) -> dict[str, object]:
-    return {"path": t.take("path", str, check=absolute_path)}
+def _file(t: Section, _: bool) -> FileOptions:
+    return FileOptions(t.take("path", str, check=absolute_path))
 
 
-# Type-specific tracker keys, converted (see vrrpd.track for their meaning).
-_OPTIONS = {TrackType.HAPROXY: _haproxy, TrackType.PROCESS: _process, TrackType.TCP: _tcp,
+# Type-specific tracker keys, converted (config.model's *Options; vrrpd.track uses them).
+_OPTIONS: dict[TrackType, Callable[[Section, bool], TrackOptions]] = {
+    TrackType.HAPROXY: _haproxy, TrackType.PROCESS: _process, TrackType.TCP: _tcp,
             TrackType.HTTP: _http, TrackType.SCRIPT: _script, TrackType.INTERFACE: _interface,
             TrackType.FILE: _file}
 

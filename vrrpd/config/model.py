@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vrrpd.proto.numbers import DEFAULT_PRIORITY, OWNER_PRIORITY
 from vrrpd.proto.packet import ChecksumMode
@@ -106,9 +106,75 @@ class TrackType(StrEnum):
     FILE = "file"
 
 
+# ---- type-specific tracker options (the keys of a ``tracks:`` entry beside the common ones) --
+
+@dataclass(frozen=True)
+class HAProxyOptions:
+    """``type: haproxy`` (:mod:`vrrpd.track.haproxy`): the master by pidfile or by the process
+    listening on the stats socket; ``backends`` need the socket."""
+
+    pidfile: Path | None = None
+    socket: Path | None = None
+    backends: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """``type: process`` (:mod:`vrrpd.track.process`): exactly one of the three."""
+
+    pidfile: Path | None = None
+    name: str | None = None
+    cmdline: str | None = None  # a regular expression
+
+
+@dataclass(frozen=True)
+class TcpOptions:
+    """``type: tcp`` (:mod:`vrrpd.track.net`): a TCP connect."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """``type: http`` (:mod:`vrrpd.track.net`)."""
+
+    url: str
+    method: str = "HEAD"
+    status: tuple[int, int] = (200, 399)  # accepted status codes, inclusive
+
+
+@dataclass(frozen=True)
+class ScriptOptions:
+    """``type: script`` (:mod:`vrrpd.track.script`)."""
+
+    command: str
+    user: str = "nobody"
+    max_output: int = 4096  # bytes of output kept
+
+
+@dataclass(frozen=True)
+class InterfaceOptions:
+    """``type: interface`` (:mod:`vrrpd.track.interface`)."""
+
+    interface: str
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """``type: file`` (:mod:`vrrpd.track.file`)."""
+
+    path: Path
+
+
+Opts = TypeVar("Opts")
+TrackOptions = (HAProxyOptions | ProcessOptions | TcpOptions | HttpOptions | ScriptOptions
+                | InterfaceOptions | FileOptions)
+
+
 @dataclass(frozen=True)
 class TrackConfig:
-    """One entry of the top-level ``tracks:`` map.  Type-specific keys are in ``options``.
+    """One entry of the top-level ``tracks:`` map; ``options`` holds the type's own keys.
 
     ``weight`` 0 means a failing tracker puts its instances in FAULT; otherwise it adjusts the
     effective priority (negative while failing, positive while passing), clamped to 1..254.
@@ -116,12 +182,26 @@ class TrackConfig:
 
     name: str
     type: TrackType
+    options: TrackOptions
     interval: float = 1.0
     timeout: float = 1.0
     rise: int = 1
     fall: int = 1
     weight: int = 0
-    options: dict[str, object] = field(default_factory=dict, hash=False, compare=True)
+
+
+def options_of(config: TrackConfig, kind: type[Opts]) -> Opts:
+    """``config.options`` as ``kind``; a tracker given another type's options is a bug."""
+    if not isinstance(config.options, kind):
+        raise TypeError(f"tracker {config.name}: {type(config.options).__name__}, "
+                        f"expected {kind.__name__}")
+    return config.options
+
+
+TRACK_OPTIONS: dict[TrackType, type[TrackOptions]] = {
+    TrackType.HAPROXY: HAProxyOptions, TrackType.PROCESS: ProcessOptions,
+    TrackType.TCP: TcpOptions, TrackType.HTTP: HttpOptions, TrackType.SCRIPT: ScriptOptions,
+    TrackType.INTERFACE: InterfaceOptions, TrackType.FILE: FileOptions}
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import cast
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import FileOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback, Tracker
 from vrrpd.track.status import CheckResult
 
@@ -51,7 +50,7 @@ class FileTracker(Tracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        self.path = cast(Path, config.options["path"])
+        self.path = options_of(config, FileOptions).path
 
     async def check(self) -> CheckResult:
         return await asyncio.to_thread(read_track_file, self.path)

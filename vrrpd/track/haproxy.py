@@ -26,9 +26,8 @@ import csv
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import cast
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import HAProxyOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback
 from vrrpd.track.haproxy_procs import Found, Mode, NoWorker, find
 from vrrpd.track.pidwatch import ProcessWatchTracker, Watched, describe
@@ -55,10 +54,8 @@ class HAProxyTracker(ProcessWatchTracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        opts = config.options
-        self.pidfile = cast(Path | None, opts.get("pidfile"))
-        self.socket = cast(Path | None, opts.get("socket"))
-        self.backends = cast(list[str], opts.get("backends") or [])
+        opts = options_of(config, HAProxyOptions)
+        self.pidfile, self.socket, self.backends = opts.pidfile, opts.socket, list(opts.backends)
         if self.backends and self.socket is None:
             raise ValueError(f"tracker {config.name}: backends need the stats socket")
         if self.pidfile is None and self.socket is None:

@@ -13,12 +13,12 @@ Option (converted by the config loader): ``interface`` (str).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 from pyroute2 import AsyncIPRoute, NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import InterfaceOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback, Tracker
 from vrrpd.track.status import CheckResult
 
@@ -34,7 +34,7 @@ class InterfaceTracker(Tracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        self.interface = cast(str, config.options["interface"])
+        self.interface = options_of(config, InterfaceOptions).interface
         self._current = CheckResult(False, f"{self.interface}: state not read yet")
         self._index: int | None = None
 

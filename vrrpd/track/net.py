@@ -13,10 +13,9 @@ import contextlib
 import re
 import ssl
 from collections.abc import AsyncIterator
-from typing import cast
 from urllib.parse import urlsplit
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import HttpOptions, TcpOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback, Tracker
 from vrrpd.track.status import CheckResult
 
@@ -46,8 +45,8 @@ class TcpTracker(Tracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        self.host = cast(str, config.options["host"])
-        self.port = cast(int, config.options["port"])
+        opts = options_of(config, TcpOptions)
+        self.host, self.port = opts.host, opts.port
 
     async def check(self) -> CheckResult:
         where = f"{self.host}:{self.port}"
@@ -65,10 +64,9 @@ class HttpTracker(Tracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        opts = config.options
-        self.url = cast(str, opts["url"])
-        self.method = cast(str, opts.get("method", "HEAD"))
-        self.low, self.high = cast(tuple[int, int], opts.get("status", (200, 399)))
+        opts = options_of(config, HttpOptions)
+        self.url, self.method = opts.url, opts.method
+        self.low, self.high = opts.status
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"tracker {config.name}: url must be http:// or https://: {self.url}")

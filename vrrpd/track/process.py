@@ -14,7 +14,7 @@ from typing import cast
 
 import psutil
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import ProcessOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback
 from vrrpd.track.pidwatch import (
     ProcessWatchTracker,
@@ -32,11 +32,9 @@ class ProcessTracker(ProcessWatchTracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        opts = config.options
-        self.pidfile = cast(Path | None, opts.get("pidfile"))
-        self.process_name = cast(str | None, opts.get("name"))
-        cmdline = cast(str | None, opts.get("cmdline"))
-        self.cmdline = re.compile(cmdline) if cmdline is not None else None
+        opts = options_of(config, ProcessOptions)
+        self.pidfile, self.process_name = opts.pidfile, opts.name
+        self.cmdline = re.compile(opts.cmdline) if opts.cmdline is not None else None
         if (self.pidfile, self.process_name, self.cmdline) == (None, None, None):
             raise ValueError(f"tracker {config.name}: process needs pidfile, name or cmdline")
 

@@ -16,9 +16,8 @@ import contextlib
 import os
 import pwd
 import signal
-from typing import cast
 
-from vrrpd.config.model import TrackConfig, TrackType
+from vrrpd.config.model import ScriptOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback, Tracker
 from vrrpd.track.status import CheckResult
 
@@ -33,10 +32,8 @@ class ScriptTracker(Tracker):
 
     def __init__(self, config: TrackConfig, on_status: StatusCallback) -> None:
         super().__init__(config, on_status)
-        opts = config.options
-        self.command = cast(str, opts["command"])
-        self.user = cast(str, opts.get("user", "nobody"))
-        self.max_output = cast(int, opts.get("max_output", 4096))
+        opts = options_of(config, ScriptOptions)
+        self.command, self.user, self.max_output = opts.command, opts.user, opts.max_output
         try:
             account = pwd.getpwnam(self.user)
         except KeyError:
