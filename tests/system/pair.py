@@ -72,9 +72,14 @@ class Machine:
         return state in ("running", "degraded")
 
     def status(self) -> dict[str, Any] | None:
-        """``vrrpctl --json status``, or None while the daemon does not answer."""
+        """``vrrpctl --json status``, or None while the daemon does not answer.  Its exit code
+        is a monitoring verdict (README, vrrpctl), not whether the daemon answered."""
         done = self.sh("vrrpctl --json status", check=False, timeout=10)
-        return json.loads(done.stdout) if done.returncode == 0 else None
+        try:
+            doc = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) and "instances" in doc else None
 
     def instance(self, name: str = "pacs") -> dict[str, Any] | None:
         status = self.status()
