@@ -5,7 +5,9 @@ etc/haproxy/haproxy.cfg and etc/vrrpd/lbN.yaml, two PACS backends, a client), st
 that sends an HTTP HEAD through the VIP every 10 ms and a DICOM C-ECHO every 200 ms, then
 (a) SIGKILLs the master's HAProxy, (b) hands over with ``vrrpctl demote`` and resumes, (c) cuts
 the master off the switch and plugs it back, printing one timeline line per event with the
-VIP move, the client-visible outage and who answered, and tears everything down.
+VIP move, the client-visible outage and who answered, draws both nodes' events as an SVG
+timeline (:mod:`vrrpd.cli.timeline`, as ``vrrpctl events --plot`` does; ``--timeline PATH``,
+default :data:`TIMELINE`) and tears everything down.
 ``up`` leaves the lab running, ``status`` shows it, ``down`` removes everything the lab made
 (also after a crash).  Everything lives in namespaces named ``vrlab-*`` and in
 ``/run/vrrpd-lab``.
@@ -29,12 +31,14 @@ from lab.dicom import DicomProber, find
 from lab.haproxy_pair import LBS, VIP_ADDR, wait_for
 from lab.netns import Namespace
 from lab.pacs import PacsLab
+from vrrpd.cli import timeline
 from vrrpd.cli.render import render_status
 from vrrpd.control.client import ControlError, request
 
 PREFIX = "vrlab"
 RUN = Path("/run/vrrpd-lab")
 PAUSE = 2.0  # seconds between events, so a human can follow (and the client settles)
+TIMELINE = Path("/tmp/vrrpd-lab-timeline.svg")  # outside RUN, which `down` removes
 
 
 def say(msg: str) -> None:
@@ -159,7 +163,18 @@ class Timeline:
         say(f"{'':<34} {msg}")
 
 
-def demo(keep: bool) -> None:
+def write_timeline(path: Path, start: float) -> None:
+    """Both nodes' events since ``start`` as an SVG timeline."""
+    events = []
+    for node in LBS:
+        answer = request(str(socket_of(node)), "events", {})
+        events += answer["events"]
+    path.write_text(timeline.render(events, start, time.time(),
+                                    "vrrpd lab: (a) HAProxy killed, (b) demote, (c) cable cut"))
+    say(f"timeline of both nodes (states, priorities, VIP holder, trackers): {path}")
+
+
+def demo(keep: bool, timeline_path: Path = TIMELINE) -> None:
     lab = up()
     try:
         m = lab.master()
@@ -179,8 +194,10 @@ def demo(keep: bool) -> None:
                 say(f"stick table web on {other} (replicated by `peers pacs`): "
                     + (table[0].split(": ", 1)[-1] if table else "empty"))
                 line = Timeline(lab, http, dicom)
+                started = time.time() - 1
                 scenarios(lab, line, m, other)
                 say(summary())
+                write_timeline(timeline_path, started)
             finally:
                 dicom.stop()
     finally:
@@ -212,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/lab", description=__doc__.split("\n\n")[0])
     p.add_argument("command", nargs="?", default="demo", choices=["demo", "up", "status", "down"])
     p.add_argument("--keep", action="store_true", help="demo: leave the lab running")
+    p.add_argument("--timeline", type=Path, default=TIMELINE,
+                   help=f"demo: where to write the SVG timeline (default {TIMELINE})")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("scripts/lab: run as root: the lab creates network namespaces", file=sys.stderr)
@@ -226,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         show()
     else:
-        demo(args.keep)
+        demo(args.keep, args.timeline)
     return 0
 
 

@@ -67,7 +67,8 @@ def test_vrrpctl_commands_and_help_come_from_the_daemons_registry() -> None:
     usage = {c["name"]: c["usage"] for c in help_dict()["commands"]}
     assert usage["demote"] == "demote [INSTANCE] [--all] [--force]"
     assert usage["maintenance"] == "maintenance on|off [--force]"
-    assert usage["events"] == "events [--since AGE] [--follow]"
+    assert usage["events"] == ("events [--since AGE] [--follow] [--plot FILE.svg] "
+                               "[--also EVENTS]")
 
 
 def test_tracker_options_are_typed_with_their_defaults_in_the_model() -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from vrrpd import __version__
+from vrrpd.cli import timeline
 from vrrpd.cli.render import render, render_event
 from vrrpd.cli.sync_cli import add_keygen, keygen
 from vrrpd.control import commands as _commands  # noqa: F401  (registers the commands)
@@ -21,6 +23,7 @@ from vrrpd.control.health import UNKNOWN, unreachable
 from vrrpd.control.registry import COMMANDS, Command
 
 MONITORING = ("status", "check")  # commands whose exit code is the health verdict
+CLIENT_ONLY = ("plot", "also")  # events --plot: drawn here, not sent to the daemon
 SYNC = "sync-"  # the daemon's sync-status, sync-push are `vrrpctl sync status|push`
 
 
@@ -56,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             return keygen(args)
         args.cmd = f"{SYNC}{args.sync_cmd}"
     fields = {k: v for k, v in vars(args).items()
-              if k not in ("socket", "json", "cmd", "sync_cmd") and v not in (None, False)}
+              if k not in ("socket", "json", "cmd", "sync_cmd", *CLIENT_ONLY)
+              and v not in (None, False)}
     show = json.dumps if args.json else render_event
     try:
+        if args.cmd == "events" and args.plot:
+            return plot(args)
         if args.cmd == "events":
             if args.follow:
                 result, more = follow(args.socket, "events", fields)
@@ -81,6 +87,35 @@ def main(argv: list[str] | None = None) -> int:
         return int(result["health"]["code"])
     if args.cmd == "check":
         return int(result["code"])
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    """``events --plot FILE``: this node's history (all of it: the state before the window
+    counts) plus ``--also`` files, drawn from ``--since`` ago (default: the first event)."""
+    events = [{**e, "node": e.get("node") or "?"}
+              for e in request(args.socket, "events", {})["events"]]
+    for path in args.also:
+        try:
+            with open(path, encoding="utf-8") as f:
+                events += [json.loads(line) for line in f if line.strip()]
+        except (OSError, ValueError) as exc:
+            print(f"vrrpctl: --also {path}: {exc}", file=sys.stderr)
+            return 1
+    if not events:
+        print("vrrpctl: no events to plot", file=sys.stderr)
+        return 1
+    end = time.time()
+    start = end - args.since if args.since else min(e["ts"] for e in events)
+    nodes = sorted({str(e.get("node")) for e in events})
+    svg = timeline.render(events, start, end, f"vrrpd: {' and '.join(nodes)}")
+    try:
+        with open(args.plot, "w", encoding="utf-8") as f:
+            f.write(svg)
+    except OSError as exc:
+        print(f"vrrpctl: cannot write {args.plot}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.plot}: {len(events)} events of {', '.join(nodes)}")
     return 0
 
 

@@ -140,14 +140,21 @@ async def reload(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
          Arg(("--since",), "only events of the last AGE (90s, 10m, 2h, 1d)",
              {"type": duration, "metavar": "AGE"}),
          Arg(("--follow", "-f"), "keep printing new events", {"action": "store_true"}),
+         Arg(("--plot",), "draw the events as an SVG timeline (states, priorities, VIP "
+             "holder, trackers) instead of printing them; vrrpctl asks for all events and "
+             "draws from --since ago", {"metavar": "FILE.svg"}),
+         Arg(("--also",), "with --plot: the other node's `vrrpctl events --json` output, so "
+             "both nodes are drawn (repeatable)",
+             {"metavar": "EVENTS", "action": "append", "default": []}),
          streaming=True)
 async def events(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     since = args.get("since")
     if since is not None and (not isinstance(since, int | float) or since < 0):
         raise CommandError(f"since must be a number of seconds, not {since!r}")
     start = 0.0 if since is None else time.time() - since
-    return {"node": daemon.config.node,
-            "events": [e for e in daemon.events.history if e["ts"] >= start]}
+    node = daemon.config.node
+    return {"node": node,
+            "events": [{**e, "node": node} for e in daemon.events.history if e["ts"] >= start]}
 
 
 @command("version", "daemon version")

@@ -53,7 +53,8 @@ class Reactions:
 
     def record(self, driver: InstanceDriver, record: TransitionRecord) -> None:
         self.daemon.events.record("transition", instance=driver.name, old=record.old.value,
-                                  new=record.new.value, reason=record.reason)
+                                  new=record.new.value, reason=record.reason,
+                                  priority=driver.router.priority)
 
     def run_hooks(self, driver: InstanceDriver, record: TransitionRecord) -> None:
         d = self.daemon

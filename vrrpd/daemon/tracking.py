@@ -78,6 +78,7 @@ class InstanceTracking:
             driver.cfg.priority, [(w, statuses[t]) for t, w in weights if w != 0])
         if priority != driver.router.effective_priority:
             driver.post(PriorityChanged(priority))
+            self._record("priority", instance=name, priority=driver.router.priority)
 
     def instance_status(self, cfg: InstanceConfig) -> list[dict[str, Any]]:
         """Each tracker the instance uses, with its weight here and its full status (the
