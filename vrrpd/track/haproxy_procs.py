@@ -182,8 +182,10 @@ def workers(proc: psutil.Process) -> list[psutil.Process]:
 
 
 def is_master(proc: psutil.Process, children: list[psutil.Process]) -> bool:
-    """A master-worker master: it has HAProxy children, or ``-W``/``-Ws`` says it will."""
-    return bool(children) or bool({"-W", "-Ws"} & set(proc.cmdline()))
+    """A master-worker master: ``-W``/``-Ws`` says so, or it has HAProxy children and is not
+    a classic ``-D`` launcher (which forks the serving process, writes the pidfile, exits)."""
+    argv = set(proc.cmdline())
+    return bool({"-W", "-Ws"} & argv) or (bool(children) and "-D" not in argv)
 
 
 def find(pidfile: Path | None, socket: Path | None, known: Iterable[int] = ()) -> Found:
