@@ -323,6 +323,10 @@ BAD = [
      "auth_pass", "instances[2].auth_pass", "1 to 8 ASCII characters"),
     ("vrid: 52\n", "vrid: 52\n    auth_pass: secret\n", "auth_pass", "instances[1].auth_pass",
      "authentication exists only in VRRPv2 (RFC 5798 §9 removed it)"),
+    ("vrid: 52\n", "vrid: 52\n    src_ip: 2001:db8::9\n", "src_ip", "instances[1].src_ip",
+     "come from a link-local address (RFC 5798 §5.1.2.1)"),
+    ("vrid: 51\n", "vrid: 51\n    src_ip: 192.0.2.101\n", "src_ip", "instances[0].src_ip",
+     "is one of the instance's VIPs"),
     ("notify: /etc/vrrpd/hooks/notify.sh", "notify_master: \"/bin/x 'a\"", None,
      "instances[0].notify_master", "No closing quotation"),
 ]

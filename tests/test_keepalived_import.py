@@ -376,3 +376,9 @@ def test_excluded_vips(tmp_path: Path) -> None:
     assert [(f.where.line, f.why.split(":")[0]) for f in conv.unmapped] == [
         (5, "vrrpd holds one family per instance (the VIPs are IPv4)"),
         (6, "listed twice; converted once")]
+
+
+def test_src_ip(tmp_path: Path) -> None:
+    text = INSTANCE.replace("  interface eth0\n", "  interface eth0\n  unicast_src_ip 192.0.2.21\n")
+    inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
+    assert inst["src_ip"] == "192.0.2.21"

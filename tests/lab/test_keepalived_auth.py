@@ -63,7 +63,7 @@ def test_simple_text_password_with_keepalived(two_nodes: Topology, tmp_path: Pat
         keepalived.start()
         if password != "1111":  # neither hears the other: both are master
             wait_for(lambda: states(keepalived)[-1:] == ["MASTER"], 10, "keepalived MASTER")
-            wait_for(lambda: vrrpd.instance("web")["dropped"].get("auth_data", 0) >= 2, 5,
+            wait_for(lambda: vrrpd.instance("web")["dropped"].get("auth_data", 0) >= 1, 10,
                      "vrrpd to drop keepalived's adverts as auth_data")
             assert vrrpd.state("web") == "MASTER"
             assert "received an invalid passwd" in keepalived.log()  # keepalived drops ours

@@ -156,6 +156,10 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
                          lambda v: _interval_cs(v, version))
     vips = _vips(s, vrid)
     vips_excluded = _vips_excluded(s, vips)
+    src_ip = s.take("src_ip", OPTIONAL_STR, None, _src_ip(vips[0].version))
+    if src_ip is not None and src_ip in {v.ip for v in vips + vips_excluded}:
+        raise s.error("src_ip", f"{src_ip} is one of the instance's VIPs, which the backup does "
+                                "not hold: use an address of this host's own")
     if version == 2 and vips[0].version == 6:
         raise s.error("version", "VRRPv2 is IPv4-only (RFC 3768); use version 3 for IPv6")
     announce = AnnounceConfig()
@@ -184,6 +188,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
                              in_range(0, 3600)),
         vips=vips,
         vips_excluded=vips_excluded,
+        src_ip=src_ip,
         **_peers(s, vips[0].version),
         v3_checksum=ChecksumMode(s.take("v3_checksum", str,
                                         default(InstanceConfig, "v3_checksum"),
@@ -264,6 +269,24 @@ def _vips(s: Section, vrid: int) -> tuple[IPInterface, ...]:
                              f"adverts carry it as the router's address), got {vips[0]}; "
                              f"add e.g. fe80::{vrid}/64 first")
     return tuple(vips)
+
+
+def _src_ip(family: int) -> Callable[[str], IPAddress]:
+    """``src_ip``: a unicast address of the VIPs' family (IPv6: link-local, RFC 5798 §5.1.2.1)."""
+    def check(text: str) -> IPAddress:
+        try:
+            address = ip_address(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address") from None
+        if address.version != family:
+            raise ValueError(f"{address} is IPv{address.version}, the VIPs are IPv{family}")
+        if address.is_multicast or address.is_unspecified or address.is_loopback:
+            raise ValueError(f"{address} cannot be a source address")
+        if family == 6 and not address.is_link_local:
+            raise ValueError(f"{address}: VRRPv3 adverts over IPv6 come from a link-local "
+                             "address (RFC 5798 §5.1.2.1)")
+        return address
+    return check
 
 
 def _vips_excluded(s: Section, vips: tuple[IPInterface, ...]) -> tuple[IPInterface, ...]:

@@ -71,6 +71,8 @@ class InstanceConfig:
     # keepalived's virtual_ipaddress_excluded: held with the VIPs, never in adverts
     vips_excluded: tuple[IPInterface, ...] = ()
     unicast_peers: tuple[IPAddress, ...] = ()
+    # source of our adverts (keepalived's unicast_src_ip / mcast_src_ip); None: the interface's
+    src_ip: IPAddress | None = None
     peers: tuple[IPAddress, ...] = ()  # the legitimate other routers (unicast_peers included)
     strict_peers: bool = False  # drop adverts from any other source before the state machine
     v3_checksum: ChecksumMode = ChecksumMode.AUTO

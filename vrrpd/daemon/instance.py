@@ -67,7 +67,7 @@ class Endpoint(Protocol):
     @property
     def group(self) -> IPAddress: ...
 
-    def send(self, payload: bytes, dst: IPAddress) -> None: ...
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None: ...
 
 
 class AddressPort(Protocol):
@@ -105,7 +105,7 @@ class VirtualMacPort(Protocol):
 
     async def down(self) -> None: ...
 
-    def send(self, payload: bytes, dst: IPAddress) -> None: ...
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -184,7 +184,10 @@ class InstanceDriver:
             version=cfg.version, vrid=cfg.vrid, priority=cfg.priority,
             advert_interval_cs=cfg.advert_interval_cs,
             addresses=tuple(v.ip for v in cfg.vips),
-            primary_address=self.endpoint.primary_address, preempt=cfg.preempt,
+            # our adverts' source: the RFC 5798 §6.4.3 tie-break compares it
+            primary_address=(cfg.src_ip if cfg.src_ip is not None
+                             and self.endpoint.primary_address is not None
+                             else self.endpoint.primary_address), preempt=cfg.preempt,
             preempt_delay=cfg.preempt_delay, peers=cfg.peers, checksum=cfg.v3_checksum,
             accept_mode=cfg.accept_mode,
             auth_data=None if cfg.auth_pass is None else simple_text_auth(cfg.auth_pass))
@@ -325,7 +328,7 @@ class InstanceDriver:
                             self.router.params.addresses,
                             AUTH_NONE if auth is None else AUTH_SIMPLE_TEXT,
                             auth_data=V2_AUTH_DATA if auth is None else auth)
-        src = self.endpoint.primary_address
+        src = self.router.params.primary_address  # src_ip, else the interface's
         if src is None:  # the interface became unusable: this instance is going to FAULT
             self.counters["send_errors"] += 1
             return
@@ -334,7 +337,7 @@ class InstanceDriver:
         transmit = self.vmac if self.vmac is not None and not cfg.unicast_peers else self.endpoint
         for dst in cfg.unicast_peers or (self.endpoint.group,):
             try:
-                transmit.send(encode(adv, src, dst, self.router.send_form), dst)
+                transmit.send(encode(adv, src, dst, self.router.send_form), dst, cfg.src_ip)
             except OSError as exc:
                 self.counters["send_errors"] += 1
                 self.drops_log.warning("send", "cannot send advert to %s: %s (is %s up?)", dst,

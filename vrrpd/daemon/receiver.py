@@ -49,7 +49,7 @@ class RawSocket(Protocol):
 
     def receive(self) -> Any: ...
 
-    def send(self, payload: bytes, dst: IPAddress) -> None: ...
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -82,10 +82,10 @@ class VrrpEndpoint:
         """The source of our adverts; None while the interface is not usable."""
         return self.sock.primary_address if self.sock is not None else None
 
-    def send(self, payload: bytes, dst: IPAddress) -> None:
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None:
         if self.sock is None:
             raise OSError(errno.ENETDOWN, f"{self.ifname}: {self.problem}")
-        self.sock.send(payload, dst)
+        self.sock.send(payload, dst, src)
 
     def follow(self, state: Readiness) -> None:
         """Open, re-read or close the socket as the interface's state says.

@@ -34,7 +34,7 @@ _GARP = ("garp_master_delay", "garp_master_repeat", "garp_interval", "garp_maste
 _HOOKS = ("notify", *(f"notify_{state.lower()}" for state in HOOK_STATES))
 # the order of an instance's keys in the output, as in README "Configuration"
 _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_interval",
-                   "preempt", "preempt_delay", "vips", "vips_excluded", "unicast_peers",
+                   "preempt", "preempt_delay", "vips", "vips_excluded", "src_ip", "unicast_peers",
                    "strict_peers",
                    "virtual_mac", "accept_mode", "v3_checksum", "auth_pass", "track",
                    *_HOOKS)
@@ -430,6 +430,8 @@ class _Converter:
                 d.setdefault("accept_mode", False)  # keepalived: strict implies no_accept
                 self.unmapped(s, unsupported.INSTANCE[k] + "; its no_accept is converted as "
                                  "accept_mode: false")
+            elif k in ("unicast_src_ip", "mcast_src_ip"):
+                d["src_ip"] = self.address(s)
             elif k == "check_unicast_src":
                 d["strict_peers"] = True
             elif k == "use_vmac":
@@ -557,6 +559,12 @@ class _Converter:
                 out.append(str(vip) if "/" in s.keyword else str(vip.ip))
         if out:
             d["vips_excluded"] = out
+
+    def address(self, s: Statement) -> str:
+        try:
+            return str(ip_address(_arg(s)[0]))
+        except ValueError:
+            raise ParseError(s.where, f"{s.keyword}: {s.args[0]!r} is not an address") from None
 
     def peer(self, e: Statement) -> str | None:
         words = e.words()

@@ -121,8 +121,6 @@ INSTANCE: dict[str, str] = {
     "use_ipvlan": "no ipvlan interfaces",
     "native_ipv6": "the VIPs' family decides (as in keepalived 2.x, where this is deprecated)",
     "dont_track_primary": "the instance's interface is always tracked (FAULT when down)",
-    "mcast_src_ip": "adverts leave from the interface's primary address",
-    "unicast_src_ip": "adverts leave from the interface's primary address",
     "mcast_dst_ip": "adverts go to the RFC's groups 224.0.0.18 / ff02::12 (or unicast_peers)",
     "track_src_ip": "adverts leave from the interface's primary address",
     "unicast_fault_no_peer": "an instance without unicast_peers multicasts",

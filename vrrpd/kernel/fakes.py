@@ -43,16 +43,18 @@ class FakeLink:
     def detach(self, sock: FakeVrrpSocket) -> None:
         self._sockets.remove(sock)
 
-    def transmit(self, sender: FakeVrrpSocket, payload: bytes, dst: IPAddress) -> None:
+    def transmit(self, sender: FakeVrrpSocket, payload: bytes, dst: IPAddress,
+                 src: IPAddress | None = None) -> None:
         """Deliver to every other socket of the family that the destination addresses."""
-        self.sent.append((sender.primary_address, dst, payload))
+        src = src or sender.primary_address
+        self.sent.append((src, dst, payload))
         for sock in self._sockets:
             if sock is sender or sock.family != sender.family:
                 continue
             if not (dst.is_multicast or dst == sock.primary_address):
                 continue
             if self._random.random() >= self.loss:
-                sock.queue(ReceivedPacket(payload, sender.primary_address, dst, self.ttl))
+                sock.queue(ReceivedPacket(payload, src, dst, self.ttl))
 
 
 class FakeVrrpSocket:
@@ -91,8 +93,8 @@ class FakeVrrpSocket:
             self._readable.recv(1)
         return packet
 
-    def send(self, payload: bytes, dst: IPAddress) -> None:
-        self._segment.transmit(self, payload, dst)
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None:
+        self._segment.transmit(self, payload, dst, src)
 
     def close(self) -> None:
         self._segment.detach(self)

@@ -192,10 +192,11 @@ class VirtualMac:
     async def down(self) -> None:
         await self.rtnl.link("set", index=self.index, state="down")
 
-    def send(self, payload: bytes, dst: IPAddress) -> None:
-        """Send one advert to the VRRP group from the virtual MAC and our own address."""
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None:
+        """Send one advert to the VRRP group from the virtual MAC and ``src`` (the instance's
+        ``src_ip``) or our own address."""
         assert self._sock is not None
-        src = self._source()
+        src = src or self._source()
         if self.family == 4:
             pktinfo = struct.pack("@i4s4s", self.index, src.packed, bytes(4))
             self._sock.sendmsg([payload], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0,

@@ -165,15 +165,16 @@ class VrrpSocket:
         src = ip_address(address[0].split("%", 1)[0])
         return ReceivedPacket(payload=data, src=src, dst=dst, ttl=ttl)
 
-    def send(self, payload: bytes, dst: IPAddress) -> None:
-        """Send one VRRP message to the group or a unicast peer, from :attr:`primary_address`."""
+    def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None:
+        """Send one VRRP message to the group or a unicast peer, from ``src`` (an address of
+        this host, the instance's ``src_ip``) or else :attr:`primary_address`."""
+        src = src or self.primary_address
         if self.family == 4:
-            pktinfo = struct.pack("@i4s4s", self.ifindex, self.primary_address.packed,
-                                  bytes(4))
+            pktinfo = struct.pack("@i4s4s", self.ifindex, src.packed, bytes(4))
             ancillary = [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)]
             self._sock.sendmsg([payload], ancillary, 0, (str(dst), 0))
         else:
-            pktinfo = self.primary_address.packed + struct.pack("@I", self.ifindex)
+            pktinfo = src.packed + struct.pack("@I", self.ifindex)
             ancillary = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
             self._sock.sendmsg([payload], ancillary, 0, (str(dst), 0, 0, self.ifindex))
 
