@@ -389,10 +389,10 @@ def test_a_slow_disk_in_config_sync_never_delays_an_advert(
         transmit = link.transmit
         loop = asyncio.get_running_loop()
 
-        def timed(sender: object, payload: bytes, dst: object) -> None:
+        def timed(sender: object, payload: bytes, dst: object, src: object = None) -> None:
             if getattr(sender, "primary_address", None) == lb1.address:
                 sent.append(loop.time())
-            transmit(sender, payload, dst)  # type: ignore[arg-type]
+            transmit(sender, payload, dst, src)  # type: ignore[arg-type]
 
         link.transmit = timed  # type: ignore[method-assign]
         await lb1.start()

@@ -271,8 +271,8 @@ def _vips(s: Section, vrid: int) -> tuple[IPInterface, ...]:
     return tuple(vips)
 
 
-def _src_ip(family: int) -> Callable[[str], IPAddress]:
-    """``src_ip``: a unicast address of the VIPs' family (IPv6: link-local, RFC 5798 §5.1.2.1)."""
+def _address_of(family: int) -> Callable[[str], IPAddress]:
+    """An IP address of the VIPs' family."""
     def check(text: str) -> IPAddress:
         try:
             address = ip_address(text)
@@ -280,6 +280,14 @@ def _src_ip(family: int) -> Callable[[str], IPAddress]:
             raise ValueError(f"{text!r} is not an IP address") from None
         if address.version != family:
             raise ValueError(f"{address} is IPv{address.version}, the VIPs are IPv{family}")
+        return address
+    return check
+
+
+def _src_ip(family: int) -> Callable[[str], IPAddress]:
+    """``src_ip``: a unicast address of the VIPs' family (IPv6: link-local, RFC 5798 §5.1.2.1)."""
+    def check(text: str) -> IPAddress:
+        address = _address_of(family)(text)
         if address.is_multicast or address.is_unspecified or address.is_loopback:
             raise ValueError(f"{address} cannot be a source address")
         if family == 6 and not address.is_link_local:
@@ -321,17 +329,8 @@ def _peers(s: Section, family: int) -> dict[str, Any]:
 
 
 def _addresses(s: Section, key: str, family: int) -> tuple[IPAddress, ...]:
-    def peer(text: str) -> IPAddress:
-        try:
-            address = ip_address(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an IP address") from None
-        if address.version != family:
-            raise ValueError(f"{address} is IPv{address.version}, the VIPs are IPv{family}")
-        return address
-
     items = s.items(key, required=False)
-    peers = [v.get(str, peer) for v in items]
+    peers = [v.get(str, _address_of(family)) for v in items]
     refuse_duplicates(zip(items, peers, strict=True))
     return tuple(peers)
 
