@@ -230,7 +230,7 @@ def _interface_name(name: str) -> str:
 
 def _interval_cs(seconds: float, version: int) -> int:
     """``advert_interval`` in seconds -> centiseconds, if the version can carry it."""
-    cs = round(seconds * 100)
+    cs = round(seconds * 100) if abs(seconds) < 1e9 else -1  # -1: out of range, no overflow
     if version == 2 and (seconds != round(seconds) or not 1 <= seconds <= V2_MAX_ADVER_SECONDS):
         raise ValueError(f"advert_interval {number(seconds)} is not allowed with version 2: VRRPv2 "
                          "advertises whole seconds 1..255; use version 3 for sub-second "
