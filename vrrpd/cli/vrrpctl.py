@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         result = request(args.socket, args.cmd, fields)
     except ControlError as exc:
         return _failed(args, str(exc))
+    except BrokenPipeError:  # `vrrpctl events | head`: the reader has what it wanted
+        # Python flushes stdout again at exit: point it at /dev/null so that stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (TimeoutError, OSError) as exc:
         return _failed(args, f"talking to {args.socket} failed: {exc}")
     except KeyboardInterrupt:
