@@ -24,9 +24,10 @@ INTERVAL = 0.1
 VIPS = {4: ["192.0.2.100/24"], 6: ["fe80::51/64", "2001:db8::100/64"]}
 
 
-def instance(priority: int, family: int = 4, ifname: str = "eth0") -> list[dict[str, Any]]:
+def instance(priority: int, family: int = 4, ifname: str = "eth0",
+             **extra: Any) -> list[dict[str, Any]]:
     return [{"name": "web", "interface": ifname, "vrid": 51, "priority": priority,
-             "advert_interval": INTERVAL, "vips": VIPS[family]}]
+             "advert_interval": INTERVAL, "vips": VIPS[family], **extra}]
 
 
 @pytest.fixture
@@ -40,17 +41,19 @@ def daemons(two_nodes: Topology, tmp_path: Path) -> Iterator[list[Vrrpd]]:
 
 
 def start(daemons: list[Vrrpd], lab: Topology, tmp: Path, node: str, priority: int,
-          family: int = 4, ifname: str = "eth0") -> Vrrpd:
-    d = Vrrpd(lab.nodes[node], tmp, instance(priority, family, ifname)).start()
+          family: int = 4, ifname: str = "eth0", **extra: Any) -> Vrrpd:
+    d = Vrrpd(lab.nodes[node], tmp, instance(priority, family, ifname, **extra)).start()
     daemons.append(d)
     return d
 
 
 def status_text(d: Vrrpd) -> str:
+    """``vrrpctl status`` of a node waiting in FAULT: health CRITICAL, exit 2
+    (vrrpd/control/health.py)."""
     done = subprocess.run([sys.executable, "-m", "vrrpd.cli.vrrpctl", "--socket",
                            str(d.socket), "status"], capture_output=True, text=True,
                           timeout=30, cwd=REPO)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2 and "CRITICAL: web FAULT (link:" in done.stdout, done
     return done.stdout
 
 
@@ -116,15 +119,23 @@ def test_ipv6_started_as_its_link_comes_up_joins_once_dad_completes(
     assert took < 10
 
 
+@pytest.mark.parametrize("virtual_mac", [False, True])
 def test_started_before_its_interface_exists_joins_when_it_appears(
-        two_nodes: Topology, tmp_path: Path, daemons: list[Vrrpd]) -> None:
-    """The configured interface (lan0) appears later, as a renamed or late-created NIC does."""
-    lb2 = start(daemons, two_nodes, tmp_path, "lb2", 100)
+        two_nodes: Topology, tmp_path: Path, daemons: list[Vrrpd], virtual_mac: bool) -> None:
+    """The configured interface (lan0) appears later, as a renamed or late-created NIC does;
+    with ``virtual_mac`` the macvlan link is made on it then."""
+    lb2 = start(daemons, two_nodes, tmp_path, "lb2", 100, virtual_mac=virtual_mac)
     lb2.wait_state("web", "MASTER")
-    lb1 = start(daemons, two_nodes, tmp_path, "lb1", 150, ifname="lan0")
+    lb1 = start(daemons, two_nodes, tmp_path, "lb1", 150, ifname="lan0", virtual_mac=virtual_mac)
     waits_in_fault(lb1, "interface lan0 does not exist", ifname="lan0")
+    link_before = (lb1.instance("web")["virtual_mac"] or {}).get("link")
+    assert link_before == ("" if virtual_mac else None)  # no macvlan without its interface
     ns = two_nodes.nodes["lb1"].ns
     ns.run("ip link set eth0 down")
     ns.run("ip link set eth0 name lan0")
     ns.run("ip link set lan0 up")  # IPv4 addresses survive the rename
     joins(lb1, lb2)
+    if virtual_mac:
+        link = lb1.instance("web")["virtual_mac"]["link"]
+        assert link.startswith("vrrp4-")
+        assert VIPS[4][0] in {f"{a['local']}/{a['prefixlen']}" for a in ns.addresses(link)}
