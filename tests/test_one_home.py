@@ -85,3 +85,17 @@ def test_tracker_options_are_typed_with_their_defaults_in_the_model() -> None:
     assert tracks["h"].options == HttpOptions("http://127.0.0.1/")
     assert (tracks["s"].options.user, tracks["h"].options.method) == (  # type: ignore[union-attr]
         default(ScriptOptions, "user"), default(HttpOptions, "method"))
+
+
+def test_json_and_socket_go_before_or_after_the_command() -> None:
+    """``vrrpctl status --json`` and ``vrrpctl --json status`` mean the same; an option given
+    before the command is not reset by the command's own (absent) copy of it."""
+    from vrrpd.cli.vrrpctl import build_parser
+    from vrrpd.control.client import DEFAULT_SOCKET
+
+    parse = build_parser().parse_args
+    assert parse(["status"]).json is False and parse(["status"]).socket == DEFAULT_SOCKET
+    assert parse(["status", "--json"]).json and parse(["--json", "status"]).json
+    assert parse(["--socket", "/s", "status"]).socket == "/s"
+    assert parse(["sync", "status", "--socket", "/s", "--json"]).socket == "/s"
+    assert parse(["events", "--follow", "--json"]).json

@@ -144,24 +144,25 @@ def test_clear_errors_for_unknown_instance_and_no_daemon(pair: HAProxyPair,
     assert pair.holders() == ["lb1"]
 
     done = vrrpctl(tmp_path / "absent.sock", "status")
-    assert done.returncode == 1 and "is vrrpd running?" in done.stderr
+    assert done.returncode == 3 and "is vrrpd running?" in done.stderr  # UNKNOWN
     stale = tmp_path / "stale.sock"
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(stale))
     s.close()  # the file stays, nobody listens: what a crashed daemon leaves
     done = vrrpctl(stale, "status")
-    assert done.returncode == 1 and "not running (stale socket)" in done.stderr
+    assert done.returncode == 3 and "not running (stale socket)" in done.stderr
 
 
 def test_events_json_lines_and_follow(pair: HAProxyPair) -> None:
     sock = pair.socket("lb1")
-    lines = [json.loads(line) for line in ok(sock, "events").splitlines()]
+    lines = [json.loads(line) for line in ok(sock, "events", "--json").splitlines()]
     assert any(e["type"] == "transition" and e["instance"] == "web" and e["new"] == "MASTER"
                for e in lines)
     assert any(e["type"] == "tracker" and e["tracker"] == "haproxy" for e in lines)
 
     follow = subprocess.Popen([sys.executable, "-m", "vrrpd.cli.vrrpctl", "--socket",
-                               str(sock), "events", "--follow"], stdout=subprocess.PIPE,
+                               str(sock), "events", "--follow", "--json"],
+                              stdout=subprocess.PIPE,
                               text=True, cwd=REPO)
     seen: queue.Queue[dict] = queue.Queue()
     assert follow.stdout is not None

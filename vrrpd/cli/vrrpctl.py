@@ -32,20 +32,31 @@ def build_parser() -> argparse.ArgumentParser:
     """The subcommands, their arguments and help come from the daemon's command registry
     (:mod:`vrrpd.control.registry`); ``sync keygen`` runs here, without a daemon."""
     p = argparse.ArgumentParser(prog="vrrpctl", description="Control a running vrrpd.")
-    p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"default {DEFAULT_SOCKET}")
-    p.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     p.add_argument("--version", action="version", version=f"vrrpctl {__version__}")
+    _global_options(p, default_json=False, default_socket=DEFAULT_SOCKET)
+    # The same options after the command (`vrrpctl status --json`); SUPPRESS keeps what was
+    # given before it when they are not repeated.
+    after = argparse.ArgumentParser(add_help=False)
+    _global_options(after, default_json=argparse.SUPPRESS, default_socket=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     for cmd in COMMANDS.values():
         if not cmd.name.startswith(SYNC):
-            _arguments(sub.add_parser(cmd.name, help=cmd.summary), cmd)
+            _arguments(sub.add_parser(cmd.name, help=cmd.summary, parents=[after]), cmd)
     sync = sub.add_parser("sync", help="HAProxy configuration sync: status, push, keygen"
                           ).add_subparsers(dest="sync_cmd", required=True, metavar="SYNC_COMMAND")
     for cmd in COMMANDS.values():
         if cmd.name.startswith(SYNC):
-            _arguments(sync.add_parser(cmd.name.removeprefix(SYNC), help=cmd.summary), cmd)
+            _arguments(sync.add_parser(cmd.name.removeprefix(SYNC), help=cmd.summary,
+                                       parents=[after]), cmd)
     add_keygen(sync)
     return p
+
+
+def _global_options(parser: argparse.ArgumentParser, default_json: object,
+                    default_socket: object) -> None:
+    parser.add_argument("--socket", default=default_socket, help=f"default {DEFAULT_SOCKET}")
+    parser.add_argument("--json", action="store_true", default=default_json,
+                        help="print the daemon's JSON answer")
 
 
 def _arguments(parser: argparse.ArgumentParser, cmd: Command) -> None:
