@@ -214,7 +214,7 @@ def test_the_daemon_works_with_exactly_the_units_credentials(two_nodes: Topology
         assert member.returncode == 0, member.stderr
         stranger = subprocess.run([*setpriv(member_uid, member_uid), *vrrpctl], env=env,
                                   capture_output=True, text=True, timeout=30)
-        assert stranger.returncode == 1 and "permission denied" in stranger.stderr
+        assert stranger.returncode != 0 and "permission denied" in stranger.stderr
 
         # pidfd of a root process, no ptrace: its death is seen at once, not at the 60 s poll.
         root_process.send_signal(signal.SIGKILL)
