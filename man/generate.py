@@ -74,7 +74,9 @@ over its control socket (default {vrrpctl.DEFAULT_SOCKET}, mode 0600; 0660 for t
 control_socket_group of
 .BR vrrpd.yaml (5)).
 Every command takes --json and then prints the daemon's answer unchanged.""",
-    "EXIT STATUS": "0 on success; 1 when the daemon refused the command or could not be "
+    "EXIT STATUS": "status and check follow the monitoring-plugin convention: 0 OK, "
+                   "1 WARNING, 2 CRITICAL, 3 UNKNOWN (daemon unreachable). Other commands: 0 on "
+                   "success, non-zero when the daemon refused the command or could not be "
                    "reached (the reason is printed on standard error).",
     "SEE ALSO": ".BR vrrpd (8),\n.BR vrrpd.yaml (5)",
 }
