@@ -19,6 +19,7 @@ from vrrpd.kernel.fakes import (
     FakeInterfaceWatcher,
     FakeLink,
     FakeNeighbourCache,
+    FakeRouteManager,
     FakeVrrpSocket,
 )
 from vrrpd.proto.events import State
@@ -55,6 +56,7 @@ class Node:
         self.links = FakeInterfaceWatcher()  # every interface usable until a test says
         self.announcers: dict[str, FakeAnnouncer] = {}
         self.neighbours = FakeNeighbourCache()
+        self.routes = FakeRouteManager()
         add, remove = self.addresses.add, self.addresses.remove
 
         async def logged_add(ifname: str, vips: Any) -> None:
@@ -77,7 +79,7 @@ class Node:
                             self.link, self.address),
                         group=VRRP_GROUP.__getitem__, addresses=self.addresses,
                         announcer=self._announcer, interfaces=lambda: self.links,
-                        neighbours=self.neighbours)
+                        neighbours=self.neighbours, routes=self.routes)
         self.daemon = Daemon(load_config(self.path, host=False), kernel)
         await self.daemon.start()
         return self.daemon

@@ -382,3 +382,38 @@ def test_src_ip(tmp_path: Path) -> None:
     text = INSTANCE.replace("  interface eth0\n", "  interface eth0\n  unicast_src_ip 192.0.2.21\n")
     inst = convert(parse_text(text, tmp_path / "k.conf")).doc["instances"][0]
     assert inst["src_ip"] == "192.0.2.21"
+
+
+def test_virtual_routes_and_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write(tmp_path, """
+vrrp_instance pacs {
+    interface eth1
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    virtual_routes {
+        src 192.0.2.100 to 198.51.100.0/24 via 192.0.2.1 dev eth1 table 100
+        blackhole 203.0.113.0/24
+        default via 192.0.2.1 table main metric 7
+        198.51.100.128/25 via 192.0.2.1 scope link
+    }
+    virtual_rules {
+        from 192.0.2.100 table 100 priority 100
+        fwmark 0x7 lookup 100
+        from all iif eth1 table 100
+    }
+}
+""")
+    code, doc, err = run(tmp_path, capsys, conf)
+    assert code == 1  # scope and iif are reported
+    assert "keepalived.conf:12: 198.51.100.128/25 via 192.0.2.1 scope link: 'scope'" in err
+    assert "keepalived.conf:17: from all iif eth1 table 100: 'iif'" in err
+    pacs = by_name(doc)["pacs"]
+    assert pacs["virtual_routes"] == [
+        {"src": "192.0.2.100", "to": "198.51.100.0/24", "via": "192.0.2.1", "dev": "eth1",
+         "table": 100},
+        {"type": "blackhole", "to": "203.0.113.0/24"},
+        {"to": "0.0.0.0/0", "via": "192.0.2.1", "table": 254, "metric": 7}]
+    assert pacs["virtual_rules"] == [{"from": "192.0.2.100", "table": 100, "priority": 100},
+                                     {"fwmark": 7, "table": 100}]

@@ -11,7 +11,7 @@ import re
 import shlex
 import socket
 from collections.abc import Callable, Hashable
-from ipaddress import ip_address, ip_interface
+from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from vrrpd.config import host as on_host
 from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
     HOOK_STATES,
+    ROUTE_TYPES,
     AnnounceConfig,
     Config,
     FileOptions,
@@ -29,6 +30,7 @@ from vrrpd.config.model import (
     InterfaceOptions,
     IPAddress,
     IPInterface,
+    IPNetwork,
     MetricsConfig,
     ProcessOptions,
     ScriptOptions,
@@ -39,6 +41,8 @@ from vrrpd.config.model import (
     TrackOptions,
     TrackRef,
     TrackType,
+    VirtualRoute,
+    VirtualRule,
     default,
 )
 from vrrpd.config.schema import (
@@ -203,9 +207,87 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         virtual_mac=s.take("virtual_mac", bool, default(InstanceConfig, "virtual_mac"),
                            on_host.virtual_mac(interface, vips[0].version, vrid)
                            if host else None),
+        routes=tuple(_route(Section(v)) for v in s.items("virtual_routes", required=False)),
+        rules=tuple(_rule(Section(v), vips[0].version)
+                    for v in s.items("virtual_rules", required=False)),
     )
     s.done()
     return config
+
+
+def _network(text: str) -> IPNetwork:
+    """A network (``192.0.2.0/24``, ``2001:db8::/32``) or one address (a /32 or /128)."""
+    try:
+        return ip_network(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a network address/prefix (host bits must be 0) "
+                         "or an address") from None
+
+
+def _address(text: str) -> IPAddress:
+    try:
+        return ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def _same_family(s: Section, key: str, value: IPAddress | IPNetwork | None,
+                 family: int) -> None:
+    if value is not None and value.version != family:
+        raise s.error(key, f"{value} is IPv{value.version}, but this entry is IPv{family}")
+
+
+_TABLE = in_range(1, 2**32 - 1)  # 0 is RT_TABLE_UNSPEC; ids above 255 travel in RTA_TABLE
+
+
+def _route(s: Section) -> VirtualRoute:
+    """One ``virtual_routes`` entry (keepalived's ``to ... via ... dev ... table ...``)."""
+    to = s.take("to", str, check=_network)
+    route = VirtualRoute(
+        to=to, via=s.take("via", OPTIONAL_STR, None, _address),
+        dev=s.take("dev", OPTIONAL_STR, None, _interface_name),
+        src=s.take("src", OPTIONAL_STR, None, _address),
+        metric=s.take("metric", (int, type(None)), None, in_range(0, 2**32 - 1)),
+        table=s.take("table", int, default(VirtualRoute, "table"), _TABLE),
+        type=s.take("type", str, default(VirtualRoute, "type"), one_of(*ROUTE_TYPES)))
+    _same_family(s, "via", route.via, to.version)
+    _same_family(s, "src", route.src, to.version)
+    if route.type == "unicast" and route.via is None and route.dev is None:
+        raise s.error("to", f"route to {to} needs 'via' (a gateway) or 'dev' (an interface), "
+                            "or a 'type' such as blackhole")
+    if route.type != "unicast" and (route.via is not None or route.dev is not None):
+        raise s.error("type", f"a {route.type} route goes nowhere: remove 'via' and 'dev'")
+    s.done()
+    return route
+
+
+def _rule(s: Section, family: int) -> VirtualRule:
+    """One ``virtual_rules`` entry (keepalived's ``from ... to ... fwmark ... table ...``)."""
+    source = s.take("from", OPTIONAL_STR, None, _network)
+    destination = s.take("to", OPTIONAL_STR, None, _network)
+    family = (source or destination or ip_network(("::", "0.0.0.0")[family == 4])).version
+    _same_family(s, "to", destination, family)
+    rule = VirtualRule(
+        table=s.take("table", int, check=_TABLE), family=family, source=source,
+        destination=destination,
+        fwmark=s.take("fwmark", (int, type(None)), None, in_range(0, 2**32 - 1)),
+        priority=s.take("priority", (int, type(None)), None, in_range(1, 2**32 - 1)))
+    if source is None and destination is None and rule.fwmark is None:
+        raise s.error("table", "this rule would send all traffic to table "
+                               f"{rule.table}: give 'from', 'to' or 'fwmark'")
+    s.done()
+    return rule
+
+
+def entry_refusal(key: str, entry: dict[str, Any]) -> str | None:
+    """Why ``entry`` is not a valid ``virtual_routes`` / ``virtual_rules`` (``key``) entry, or
+    None: for the keepalived converter, which leaves out what vrrpd would refuse."""
+    section = Section(Value(Source("{}", Path(key)), key, None, entry))
+    try:
+        _route(section) if key == "virtual_routes" else _rule(section, 4)
+    except ConfigError as exc:
+        return f"{exc.key}: {exc.reason}"
+    return None
 
 
 def _refresh(v: float) -> float:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +25,10 @@ from vrrpd.proto.packet import ChecksumMode
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
+IPNetwork = IPv4Network | IPv6Network
+
+MAIN_TABLE = 254  # RT_TABLE_MAIN (rtnetlink.h), ``ip route``'s table when none is named
+ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit")  # RTN_* types vrrpd sets
 
 
 def default(model: type, name: str) -> Any:
@@ -56,6 +67,33 @@ class AnnounceConfig:
 
 
 @dataclass(frozen=True)
+class VirtualRoute:
+    """keepalived's ``virtual_routes`` entry: a route the master holds with its VIPs
+    (:mod:`vrrpd.kernel.routes`).  A unicast route has ``via`` or ``dev`` (or both)."""
+
+    to: IPNetwork
+    via: IPAddress | None = None
+    dev: str | None = None
+    src: IPAddress | None = None  # the preferred source (``ip route ... src``)
+    metric: int | None = None
+    table: int = MAIN_TABLE
+    type: str = "unicast"  # one of ROUTE_TYPES
+
+
+@dataclass(frozen=True)
+class VirtualRule:
+    """keepalived's ``virtual_rules`` entry: a policy routing rule the master holds with its
+    VIPs (:mod:`vrrpd.kernel.routes`); ``family`` follows ``from``/``to``, else the VIPs'."""
+
+    table: int
+    family: int
+    source: IPNetwork | None = None  # ``from``
+    destination: IPNetwork | None = None  # ``to``
+    fwmark: int | None = None
+    priority: int | None = None  # None: the kernel picks one below the last rule
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     """One virtual router (``instances:`` list entry)."""
 
@@ -86,6 +124,9 @@ class InstanceConfig:
     na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
     virtual_mac: bool = False  # RFC 5798 §7.3 virtual router MAC on a macvlan link
     accept_mode: bool = True  # RFC 5798 Accept_Mode; True: HAProxy serves on the VIPs
+    # keepalived's virtual_routes / virtual_rules: added after the VIPs, removed before them
+    routes: tuple[VirtualRoute, ...] = ()
+    rules: tuple[VirtualRule, ...] = ()
 
     @property
     def family(self) -> int:

@@ -76,6 +76,14 @@ class AddressPort(Protocol):
     async def remove(self, ifname: str, vips: Any) -> None: ...
 
 
+class RoutePort(Protocol):
+    """:class:`vrrpd.kernel.routes.RouteManager` as a driver uses it."""
+
+    async def add(self, routes: Any, rules: Any) -> None: ...
+
+    async def remove(self, routes: Any, rules: Any) -> None: ...
+
+
 class AnnouncePort(Protocol):
     async def send_burst(self, vips: Any, count: int, interval: float, *,
                          na_source: Any = None, na_router: bool = True) -> None: ...
@@ -133,13 +141,15 @@ class InstanceDriver:
 
     def __init__(self, cfg: InstanceConfig, endpoint: Endpoint, addresses: AddressPort,
                  announcer: AnnouncePort, vmac: VirtualMacPort | None = None,
-                 accept_filter: AcceptFilterPort | None = None) -> None:
+                 accept_filter: AcceptFilterPort | None = None,
+                 routes: RoutePort | None = None) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.addresses = addresses
         self.announcer = announcer
         self.vmac = vmac  # virtual_mac: the macvlan link that carries the VIPs while MASTER
         self.accept_filter = accept_filter  # accept_mode: false (Accept_Mode False)
+        self.routes = routes  # virtual_routes / virtual_rules
         self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
                                version=cfg.version)
         self.drops_log = RateLimitedLog(self.log)
@@ -165,6 +175,11 @@ class InstanceDriver:
         if self.accept_filter is None:
             raise RuntimeError("accept_mode: false needs the nftables accept filter")
         return self.accept_filter
+
+    def _routes(self) -> RoutePort:
+        if self.routes is None:
+            raise RuntimeError("virtual_routes / virtual_rules need the route manager")
+        return self.routes
 
     @property
     def vip_interface(self) -> str:
@@ -305,8 +320,12 @@ class InstanceDriver:
                     await self._filter().block(cfg.name, cfg.held)
                 await self.addresses.add(self.vip_interface, cfg.held)
                 self.vips_held = True
+                if cfg.routes or cfg.rules:  # after the VIPs: a route may use one as src
+                    await self._routes().add(cfg.routes, cfg.rules)
             case RemoveVips():
                 self._stop_announcing()
+                if cfg.routes or cfg.rules:
+                    await self._routes().remove(cfg.routes, cfg.rules)
                 await self.addresses.remove(self.vip_interface, cfg.held)
                 self.vips_held = False
                 if not self.router.accepts:

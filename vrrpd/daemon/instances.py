@@ -60,7 +60,7 @@ class Instances:
                               ) from None
             announcer = vmac  # announces from the virtual MAC of its current link
         driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac,
-                                self.kernel.accept_filter)
+                                self.kernel.accept_filter, self.kernel.routes)
         driver.listeners.append(self._on_transition)
         return driver
 

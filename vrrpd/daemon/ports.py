@@ -35,6 +35,7 @@ class Kernel:
     virtual_macs: Any = None  # vrrpd.kernel.vmac.VirtualMacs (virtual_mac: true)
     accept_filter: Any = None  # vrrpd.kernel.accept_filter.AcceptFilter (accept_mode: false)
     neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
+    routes: Any = None  # vrrpd.kernel.routes.RouteManager (virtual_routes / virtual_rules)
 
 
 def real_kernel() -> Kernel:
@@ -43,6 +44,7 @@ def real_kernel() -> Kernel:
     from vrrpd.kernel.announcer import Announcer
     from vrrpd.kernel.link import InterfaceWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
+    from vrrpd.kernel.routes import RouteManager
     from vrrpd.kernel.vmac import VirtualMacs
     from vrrpd.kernel.vrrp_socket import VrrpSocket
     from vrrpd.proto.numbers import VRRP_GROUP
@@ -51,4 +53,5 @@ def real_kernel() -> Kernel:
     return Kernel(open_socket=VrrpSocket, group=VRRP_GROUP.__getitem__,
                   addresses=addresses, virtual_macs=VirtualMacs(addresses),
                   accept_filter=AcceptFilter(),
-                  announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache())
+                  announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache(),
+                  routes=RouteManager())

@@ -1,9 +1,10 @@
 """The daemon's lifecycle: start, serve, reload, stop.
 
 Startup (RFC 5798 §6.4.1 plus what a crash leaves behind): *reconcile* (remove VIPs that an
-earlier run left on the interfaces), restore the operator's persisted modes, look at each
-interface, then send every instance its Startup event.  The daemon starts in any network
-state: an instance whose interface is not usable waits in FAULT (:mod:`vrrpd.daemon.links`).
+earlier run left on the interfaces, and its virtual routes and rules), restore the operator's
+persisted modes, look at each interface, then send every instance its Startup event.  The
+daemon starts in any network state: an instance whose interface is not usable waits in FAULT
+(:mod:`vrrpd.daemon.links`).
 Shutdown (SIGTERM): every master sends exactly one priority-0 advert and then removes its VIPs.
 
 The parts, each in its own module: the running instances (:mod:`vrrpd.daemon.instances`),
@@ -80,6 +81,8 @@ class Daemon:
         await self.kernel.addresses.open()
         if self.kernel.neighbours is not None:
             await self.kernel.neighbours.open()
+        if self.kernel.routes is not None:
+            await self.kernel.routes.open()
         await self.interfaces.open()
         for cfg in self.config.instances:
             self.instances.register(await self.instances.build(cfg))
@@ -93,6 +96,7 @@ class Daemon:
         self.hooks = NotifyHooks.build(self.config)
         Reactions(self).subscribe(self.bus)
         await self.instances.reconcile(list(self.drivers.values()))
+        await self._reconcile_routes()
         self.modes.restore()
         self.interfaces.start(self.config)
         self.tracking = InstanceTracking(self.config, self.drivers, self.post_fault,
@@ -173,7 +177,19 @@ class Daemon:
         await self.kernel.addresses.close()
         if self.kernel.neighbours is not None:
             await self.kernel.neighbours.close()
+        if self.kernel.routes is not None:
+            await self.kernel.routes.close()
         log.info("vrrpd stopped; all VIPs released")
+
+    async def _reconcile_routes(self) -> None:
+        """Remove the virtual routes and rules an earlier run left (vrrpd's routing protocol
+        number, :mod:`vrrpd.kernel.routes`): no instance is master yet."""
+        if self.kernel.routes is None:
+            return
+        removed = await self.kernel.routes.flush()
+        if removed:
+            log.warning("removed %s left by an earlier run (startup reconcile)",
+                        "; ".join(removed))
 
     async def _reset_accept_filter(self) -> None:
         """Delete the accept_mode: false table (whatever a crashed run left, or ours at

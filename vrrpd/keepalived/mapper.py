@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_interface
 from typing import Any
 
+from vrrpd.config.loader import entry_refusal
 from vrrpd.config.model import HOOK_STATES
 from vrrpd.config.schema import NAME
 from vrrpd.keepalived import unsupported
@@ -37,7 +38,16 @@ _INSTANCE_ORDER = ("name", "interface", "vrid", "version", "priority", "advert_i
                    "preempt", "preempt_delay", "vips", "vips_excluded", "src_ip", "unicast_peers",
                    "strict_peers",
                    "virtual_mac", "accept_mode", "v3_checksum", "auth_pass", "track",
-                   *_HOOKS)
+                   "virtual_routes", "virtual_rules", *_HOOKS)
+# keepalived's (and ip route's) words in a virtual_routes entry -> vrrpd's keys
+_ROUTE_KEYS = {"via": "via", "gw": "via", "dev": "dev", "src": "src", "metric": "metric",
+               "preference": "metric", "table": "table"}
+_ROUTE_TYPES = ("blackhole", "unreachable", "prohibit")
+# ... and in a virtual_rules entry
+_RULE_KEYS = {"from": "from", "to": "to", "fwmark": "fwmark", "table": "table",
+              "lookup": "table", "priority": "priority", "preference": "priority",
+              "pref": "priority"}
+_NUMBERS = ("metric", "table", "fwmark", "priority")
 
 
 @dataclass(frozen=True)
@@ -422,6 +432,9 @@ class _Converter:
                 vips += [(e, self.vip(e)) for e in s.children]
             elif k == "virtual_ipaddress_excluded":
                 excluded += [(e, self.vip(e)) for e in s.children]
+            elif k in ("virtual_routes", "virtual_rules"):
+                entries = [self.route_or_rule(e, k) for e in s.children]
+                d.setdefault(k, []).extend(e for e in entries if e is not None)
             elif k == "unicast_peer":
                 d["unicast_peers"] = [self.peer(e) for e in s.children]
             elif k in ("accept", "no_accept"):
@@ -559,6 +572,50 @@ class _Converter:
                 out.append(str(vip) if "/" in s.keyword else str(vip.ip))
         if out:
             d["vips_excluded"] = out
+
+    def route_or_rule(self, e: Statement, block: str) -> Doc | None:
+        """One virtual_routes / virtual_rules entry in ``ip route`` / ``ip rule`` words (e.g.
+        ``192.0.2.0/24 via 198.51.100.1 dev eth1 table 100``, ``from 192.0.2.100 table 100``)
+        -> its mapping; None, reported, when a word has no vrrpd equivalent."""
+        keys, words, out = (_ROUTE_KEYS if block == "virtual_routes" else _RULE_KEYS), \
+            e.words(), {}
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if block == "virtual_routes" and word in _ROUTE_TYPES:
+                out["type"], i = word, i + 1
+            elif word == "to" and block == "virtual_routes":
+                i += 1  # ``to`` before the destination is optional in ip route
+            elif word in keys and i + 1 < len(words):
+                out[keys[word]], i = words[i + 1], i + 2
+            elif block == "virtual_routes" and "to" not in out and word not in keys:
+                out["to"], i = word, i + 1
+            else:
+                self.unmapped(e, f"{word!r} has no vrrpd equivalent in {block}; entry skipped")
+                return None
+        return self._typed(e, block, out)
+
+    def _typed(self, e: Statement, block: str, out: Doc) -> Doc | None:
+        """Numbers as integers, ``default`` / ``all`` as networks; None, reported, if not."""
+        for key in _NUMBERS:
+            if key in out:
+                text = {"main": "254", "default": "253", "local": "255"}.get(out[key], out[key])
+                try:
+                    out[key] = int(text, 0)
+                except ValueError:
+                    self.unmapped(e, f"{key} {out[key]!r}: vrrpd takes numbers only (see "
+                                     "/etc/iproute2/rt_tables); entry skipped")
+                    return None
+        if out.get("from") == "all":
+            del out["from"]
+        if out.get("to") in ("default", "all"):
+            v6 = ":" in str(out.get("via", "")) + str(out.get("src", ""))
+            out["to"] = "::/0" if v6 else "0.0.0.0/0"
+        refusal = entry_refusal(block, out)
+        if refusal is not None:
+            self.unmapped(e, f"vrrpd would refuse it ({refusal}); entry skipped")
+            return None
+        return out
 
     def address(self, s: Statement) -> str:
         try:

@@ -134,8 +134,6 @@ INSTANCE: dict[str, str] = {
     "lower_prio_no_advert": "vrrpd's master answers a lower-priority advert (RFC 5798 §6.4.3)",
     "higher_prio_send_advert": "a master stepping down for a better master sends one last "
                                "advert (always)",
-    "virtual_routes": "no routes tied to mastership",
-    "virtual_rules": "no policy rules tied to mastership",
     "promote_secondaries": "set net.ipv4.conf.IF.promote_secondaries=1 with sysctl",
     "skip_check_adv_addr": "vrrpd does not compare the advert's address list (RFC 5798 §7.1 "
                            "MAY)",

@@ -4,6 +4,7 @@ Each fake has the public interface of the real class it replaces:
 
 * :class:`FakeVrrpSocket` -- :class:`vrrpd.kernel.vrrp_socket.VrrpSocket`
 * :class:`FakeAddressManager` -- :class:`vrrpd.kernel.addresses.AddressManager`
+* :class:`FakeRouteManager` -- :class:`vrrpd.kernel.routes.RouteManager`
 * :class:`FakeAnnouncer` -- :class:`vrrpd.kernel.announcer.Announcer`
 * :class:`FakeInterfaceWatcher` -- :class:`vrrpd.kernel.link.InterfaceWatcher`
 * :class:`FakeNeighbourCache` -- :class:`vrrpd.kernel.neighbours.NeighbourCache`
@@ -22,6 +23,7 @@ import socket
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable
 
+from vrrpd.config.model import VirtualRoute, VirtualRule
 from vrrpd.kernel.link import IPInterface, Readiness
 from vrrpd.kernel.vrrp_socket import IPAddress, ReceivedPacket
 from vrrpd.proto.numbers import VRRP_TTL
@@ -128,6 +130,43 @@ class FakeAddressManager:
 
     async def present(self, ifname: str) -> set[IPInterface]:
         return set(self.addresses[ifname])
+
+
+class FakeRouteManager:
+    """Keeps routes and rules in memory and records every call as ``(command, routes, rules)``;
+    ``flush`` empties both (set them beforehand to play a crashed run's leftovers)."""
+
+    def __init__(self) -> None:
+        self.routes: set[VirtualRoute] = set()
+        self.rules: set[VirtualRule] = set()
+        self.calls: list[tuple[str, tuple[VirtualRoute, ...], tuple[VirtualRule, ...]]] = []
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def add(self, routes: Iterable[VirtualRoute], rules: Iterable[VirtualRule]) -> None:
+        routes, rules = tuple(routes), tuple(rules)
+        self.calls.append(("add", routes, rules))
+        self.routes.update(routes)
+        self.rules.update(rules)
+
+    async def remove(self, routes: Iterable[VirtualRoute],
+                     rules: Iterable[VirtualRule]) -> None:
+        routes, rules = tuple(routes), tuple(rules)
+        self.calls.append(("remove", routes, rules))
+        self.routes.difference_update(routes)
+        self.rules.difference_update(rules)
+
+    async def flush(self) -> list[str]:
+        removed = [f"route {r.to} table {r.table}" for r in self.routes] + [
+            f"rule table {r.table}" for r in self.rules]
+        self.calls.append(("flush", tuple(self.routes), tuple(self.rules)))
+        self.routes.clear()
+        self.rules.clear()
+        return removed
 
 
 class FakeAnnouncer:
