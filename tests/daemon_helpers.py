@@ -59,8 +59,8 @@ class Node:
         self.routes = FakeRouteManager()
         add, remove = self.addresses.add, self.addresses.remove
 
-        async def logged_add(ifname: str, vips: Any) -> None:
-            await add(ifname, vips)
+        async def logged_add(ifname: str, vips: Any, labels: Any = None) -> None:
+            await add(ifname, vips, labels)
             self.log.append((name, "add"))
 
         async def logged_remove(ifname: str, vips: Any) -> None:

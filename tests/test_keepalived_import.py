@@ -384,11 +384,13 @@ def test_src_ip(tmp_path: Path) -> None:
     assert inst["src_ip"] == "192.0.2.21"
 
 
+def pacs_instance(body: str) -> str:
+    """A keepalived instance ``pacs`` on eth1, VRID 51, with ``body`` after its opening line."""
+    return f"vrrp_instance pacs {{\n    interface eth1\n    virtual_router_id 51\n{body}}}\n"
+
+
 def test_virtual_routes_and_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    conf = write(tmp_path, """
-vrrp_instance pacs {
-    interface eth1
-    virtual_router_id 51
+    conf = write(tmp_path, "\n" + pacs_instance("""\
     virtual_ipaddress {
         192.0.2.100/24
     }
@@ -403,8 +405,7 @@ vrrp_instance pacs {
         fwmark 0x7 lookup 100
         from all iif eth1 table 100
     }
-}
-""")
+"""))
     code, doc, err = run(tmp_path, capsys, conf)
     assert code == 1  # scope and iif are reported
     assert "keepalived.conf:12: 198.51.100.128/25 via 192.0.2.1 scope link: 'scope'" in err
@@ -417,3 +418,25 @@ vrrp_instance pacs {
         {"to": "0.0.0.0/0", "via": "192.0.2.1", "table": 254, "metric": 7}]
     assert pacs["virtual_rules"] == [{"from": "192.0.2.100", "table": 100, "priority": 100},
                                      {"fwmark": 7, "table": 100}]
+
+
+def test_vip_dev_and_label(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write(tmp_path, "\n" + pacs_instance("""\
+    virtual_ipaddress {
+        192.0.2.100/24
+        198.51.100.100/24 dev eth2 label eth2:pacs
+        198.51.100.101/24 dev eth2 scope link
+    }
+    virtual_ipaddress_excluded {
+        203.0.113.5 label eth1:svc
+    }
+"""))
+    code, doc, err = run(tmp_path, capsys, conf)
+    assert code == 1
+    assert ("keepalived.conf:8: 198.51.100.101/24 dev eth2 scope link: VIP options (scope link) "
+            "are not supported: vrrpd adds the address on its dev") in err
+    pacs = by_name(doc)["pacs"]
+    assert pacs["vips"] == ["192.0.2.100/24",
+                            {"address": "198.51.100.100/24", "dev": "eth2", "label": "eth2:pacs"},
+                            {"address": "198.51.100.101/24", "dev": "eth2"}]
+    assert pacs["vips_excluded"] == [{"address": "203.0.113.5", "label": "eth1:svc"}]

@@ -41,6 +41,7 @@ from vrrpd.config.model import (
     TrackOptions,
     TrackRef,
     TrackType,
+    VipPlacement,
     VirtualRoute,
     VirtualRule,
     default,
@@ -158,8 +159,9 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
                       in_range(1, OWNER_PRIORITY))
     interval_cs = s.take("advert_interval", float, default(InstanceConfig, "advert_interval_cs"),
                          lambda v: _interval_cs(v, version))
-    vips = _vips(s, vrid)
-    vips_excluded = _vips_excluded(s, vips)
+    placement: dict[IPInterface, VipPlacement] = {}
+    vips = _vips(s, vrid, placement)
+    vips_excluded = _vips_excluded(s, vips, placement)
     src_ip = s.take("src_ip", OPTIONAL_STR, None, _src_ip(vips[0].version))
     if src_ip is not None and src_ip in {v.ip for v in vips + vips_excluded}:
         raise s.error("src_ip", f"{src_ip} is one of the instance's VIPs, which the backup does "
@@ -192,6 +194,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
                              in_range(0, 3600)),
         vips=vips,
         vips_excluded=vips_excluded,
+        vip_placement=placement,
         src_ip=src_ip,
         **_peers(s, vips[0].version),
         v3_checksum=ChecksumMode(s.take("v3_checksum", str,
@@ -335,11 +338,38 @@ def _vip(text: str) -> IPInterface:
     return vip
 
 
-def _vips(s: Section, vrid: int) -> tuple[IPInterface, ...]:
+def _vip_entry(v: Value, placement: dict[IPInterface, VipPlacement]) -> IPInterface:
+    """A VIP: ``192.0.2.100/24``, or ``{address: 192.0.2.100/24, dev: eth2, label: eth2:pacs}``
+    (keepalived's ``dev`` and ``label``; IPv4 only), whose placement goes into ``placement``."""
+    if not isinstance(v.raw, dict):
+        return v.get(str, _vip)  # type: ignore[no-any-return]
+    s = Section(v)
+    vip: IPInterface = s.take("address", str, check=_vip)
+    where = VipPlacement(s.take("dev", OPTIONAL_STR, None, _interface_name),
+                         s.take("label", OPTIONAL_STR, None, _label))
+    s.done()
+    if vip.version == 6 and where != VipPlacement():
+        raise v.error(f"{vip}: dev and label are for IPv4 VIPs only (IPv6 addresses have no "
+                      "label, and vrrpd announces IPv6 VIPs from the instance's interface)")
+    if where != VipPlacement():
+        placement[vip] = where
+    return vip
+
+
+def _label(text: str) -> str:
+    """An IPv4 address label (IFA_LABEL: at most 15 characters, no blanks)."""
+    if not 0 < len(text) < 16 or re.search(r"\s", text):
+        raise ValueError(f"{text!r} is not a valid address label (1..15 characters, no blanks, "
+                         "e.g. eth1:pacs)")
+    return text
+
+
+def _vips(s: Section, vrid: int, placement: dict[IPInterface, VipPlacement]
+          ) -> tuple[IPInterface, ...]:
     items = s.items("vips")
     if not items:
         raise s.error("vips", "at least one VIP is required")
-    vips = [v.get(str, _vip) for v in items]
+    vips = [_vip_entry(v, placement) for v in items]
     refuse_duplicates((v, vip.ip) for v, vip in zip(items, vips, strict=True))
     for v, vip in zip(items, vips, strict=True):
         if vip.version != vips[0].version:
@@ -379,10 +409,11 @@ def _src_ip(family: int) -> Callable[[str], IPAddress]:
     return check
 
 
-def _vips_excluded(s: Section, vips: tuple[IPInterface, ...]) -> tuple[IPInterface, ...]:
+def _vips_excluded(s: Section, vips: tuple[IPInterface, ...],
+                   placement: dict[IPInterface, VipPlacement]) -> tuple[IPInterface, ...]:
     """keepalived's virtual_ipaddress_excluded: the VIPs' family, none listed twice."""
     items = s.items("vips_excluded", required=False)
-    excluded = [v.get(str, _vip) for v in items]
+    excluded = [_vip_entry(v, placement) for v in items]
     refuse_duplicates([(s.value("vips"), vip.ip) for vip in vips]
                       + [(v, vip.ip) for v, vip in zip(items, excluded, strict=True)],
                       "; an address is either advertised (vips) or not (vips_excluded)")

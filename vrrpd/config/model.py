@@ -67,6 +67,15 @@ class AnnounceConfig:
 
 
 @dataclass(frozen=True)
+class VipPlacement:
+    """Where a VIP lives when not on the instance's interface (keepalived's ``dev``), and its
+    IPv4 address label (keepalived's ``label``, as ``ip addr add ... label``)."""
+
+    dev: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class VirtualRoute:
     """keepalived's ``virtual_routes`` entry: a route the master holds with its VIPs
     (:mod:`vrrpd.kernel.routes`).  A unicast route has ``via`` or ``dev`` (or both)."""
@@ -124,6 +133,9 @@ class InstanceConfig:
     na_router_flag: bool = True  # R flag of unsolicited NAs (RFC 5798 §6.4.2 sets it)
     virtual_mac: bool = False  # RFC 5798 §7.3 virtual router MAC on a macvlan link
     accept_mode: bool = True  # RFC 5798 Accept_Mode; True: HAProxy serves on the VIPs
+    # keepalived's per-VIP dev / label: VIP -> placement; absent VIPs go on the interface
+    vip_placement: dict[IPInterface, VipPlacement] = field(default_factory=dict, hash=False,
+                                                         compare=True)
     # keepalived's virtual_routes / virtual_rules: added after the VIPs, removed before them
     routes: tuple[VirtualRoute, ...] = ()
     rules: tuple[VirtualRule, ...] = ()
@@ -137,6 +149,21 @@ class InstanceConfig:
     def held(self) -> tuple[IPInterface, ...]:
         """Every address the master holds: the VIPs, then the excluded ones."""
         return self.vips + self.vips_excluded
+
+    def by_interface(self, vips: tuple[IPInterface, ...], default: str
+                     ) -> dict[str, tuple[IPInterface, ...]]:
+        """``vips`` grouped by the interface each goes on: its ``dev``, else ``default`` (the
+        instance's interface or its virtual MAC link)."""
+        out: dict[str, tuple[IPInterface, ...]] = {}
+        for vip in vips:
+            placement = self.vip_placement.get(vip)
+            dev = placement.dev if placement is not None and placement.dev else default
+            out[dev] = (*out.get(dev, ()), vip)
+        return out
+
+    @property
+    def vip_labels(self) -> dict[IPInterface, str]:
+        return {vip: p.label for vip, p in self.vip_placement.items() if p.label is not None}
 
 
 class TrackType(StrEnum):

@@ -71,7 +71,7 @@ class Endpoint(Protocol):
 
 
 class AddressPort(Protocol):
-    async def add(self, ifname: str, vips: Any) -> None: ...
+    async def add(self, ifname: str, vips: Any, labels: Any = None) -> None: ...
 
     async def remove(self, ifname: str, vips: Any) -> None: ...
 
@@ -142,7 +142,8 @@ class InstanceDriver:
     def __init__(self, cfg: InstanceConfig, endpoint: Endpoint, addresses: AddressPort,
                  announcer: AnnouncePort, vmac: VirtualMacPort | None = None,
                  accept_filter: AcceptFilterPort | None = None,
-                 routes: RoutePort | None = None) -> None:
+                 routes: RoutePort | None = None,
+                 announcers: dict[str, AnnouncePort] | None = None) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.addresses = addresses
@@ -150,6 +151,7 @@ class InstanceDriver:
         self.vmac = vmac  # virtual_mac: the macvlan link that carries the VIPs while MASTER
         self.accept_filter = accept_filter  # accept_mode: false (Accept_Mode False)
         self.routes = routes  # virtual_routes / virtual_rules
+        self.announcers = announcers or {}  # of the other interfaces VIPs are on (their dev)
         self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
                                version=cfg.version)
         self.drops_log = RateLimitedLog(self.log)
@@ -318,7 +320,7 @@ class InstanceDriver:
                     await self.vmac.up()
                 if not self.router.accepts:  # before the VIPs: never accept for them
                     await self._filter().block(cfg.name, cfg.held)
-                await self.addresses.add(self.vip_interface, cfg.held)
+                await self._add(cfg.held)
                 self.vips_held = True
                 if cfg.routes or cfg.rules:  # after the VIPs: a route may use one as src
                     await self._routes().add(cfg.routes, cfg.rules)
@@ -326,7 +328,7 @@ class InstanceDriver:
                 self._stop_announcing()
                 if cfg.routes or cfg.rules:
                     await self._routes().remove(cfg.routes, cfg.rules)
-                await self.addresses.remove(self.vip_interface, cfg.held)
+                await self._remove(cfg.held)
                 self.vips_held = False
                 if not self.router.accepts:
                     await self._filter().unblock(cfg.name)
@@ -339,6 +341,15 @@ class InstanceDriver:
                 # the old master drops its VIPs on that advert, and hosts must already be
                 # pointed here by then (make-before-break).
                 await asyncio.sleep(0)
+
+    async def _add(self, vips: Any) -> None:
+        """Add ``vips``, each on its interface (its ``dev``, else :attr:`vip_interface`)."""
+        for ifname, group in self.cfg.by_interface(vips, self.vip_interface).items():
+            await self.addresses.add(ifname, group, self.cfg.vip_labels)
+
+    async def _remove(self, vips: Any) -> None:
+        for ifname, group in self.cfg.by_interface(vips, self.vip_interface).items():
+            await self.addresses.remove(ifname, group)
 
     def _send_advert(self, priority: int) -> None:
         cfg = self.cfg
@@ -385,9 +396,21 @@ class InstanceDriver:
         from our advert source, the link-local address."""
         cfg, source = self.cfg, self.endpoint.primary_address
         na_source = source if source is not None and source.version == 6 else None
-        await self.announcer.send_burst(vips, count or cfg.announce.count,
-                                        cfg.announce.interval, na_source=na_source,
-                                        na_router=cfg.na_router_flag)
+        for ifname, group in cfg.by_interface(vips, self.vip_interface).items():
+            if ifname not in self.announcers:
+                await self.announcer.send_burst(group, count or cfg.announce.count,
+                                                cfg.announce.interval, na_source=na_source,
+                                                na_router=cfg.na_router_flag)
+                continue
+            # a VIP with another dev (IPv4, the loader says so): gratuitous ARP there; that
+            # interface is not watched, so bind and read its MAC now
+            try:
+                self.announcers[ifname].refresh_addresses()
+                await self.announcers[ifname].send_burst(group, count or cfg.announce.count,
+                                                         cfg.announce.interval)
+            except OSError as exc:
+                self.drops_log.warning("announce", "cannot announce %s on %s: %s (is it up?)",
+                                       ", ".join(map(str, group)), ifname, exc)
         self.counters["announcements"] += 1
 
     def _stop_announcing(self) -> None:
@@ -407,10 +430,10 @@ class InstanceDriver:
             if not self.router.accepts:  # the chain follows the VIP list, before any is added
                 await self._filter().block(cfg.name, cfg.held)
             if change.added_vips:
-                await self.addresses.add(self.vip_interface, change.added_vips)
+                await self._add(change.added_vips)
                 await self._burst(change.added_vips)
             if change.removed_vips:
-                await self.addresses.remove(self.vip_interface, change.removed_vips)
+                await self._remove(change.removed_vips)
             self.log.info("reload: VIPs added %s, removed %s",
                           [str(v) for v in change.added_vips],
                           [str(v) for v in change.removed_vips])

@@ -44,8 +44,9 @@ class Instances:
     async def build(self, cfg: InstanceConfig) -> InstanceDriver:
         """A driver for ``cfg``, not yet in service; OSError when its kernel parts fail."""
         endpoint = self.endpoint(cfg.interface, cfg.family)
-        if cfg.interface not in self.announcers:
-            self.announcers[cfg.interface] = self.kernel.announcer(cfg.interface)
+        for ifname in {cfg.interface, *(p.dev for p in cfg.vip_placement.values() if p.dev)}:
+            if ifname not in self.announcers:
+                self.announcers[ifname] = self.kernel.announcer(ifname)
         announcer, vmac = self.announcers[cfg.interface], None
         if cfg.virtual_mac:
             if self.kernel.virtual_macs is None:
@@ -60,7 +61,9 @@ class Instances:
                               ) from None
             announcer = vmac  # announces from the virtual MAC of its current link
         driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac,
-                                self.kernel.accept_filter, self.kernel.routes)
+                                self.kernel.accept_filter, self.kernel.routes,
+                                {p.dev: self.announcers[p.dev]
+                                 for p in cfg.vip_placement.values() if p.dev})
         driver.listeners.append(self._on_transition)
         return driver
 
@@ -94,19 +97,22 @@ class Instances:
         self.endpoint_of(driver).drivers.pop(driver.cfg.vrid, None)
 
     async def reconcile(self, drivers: list[InstanceDriver]) -> None:
-        """Remove VIPs a crashed earlier run left behind; we start as non-master."""
-        by_interface: dict[str, list[InstanceConfig]] = {}
+        """Remove VIPs a crashed earlier run left behind (on the instance's interface and on
+        every VIP's ``dev``); we start as non-master."""
+        by_interface: dict[str, list[tuple[InstanceConfig, tuple[Any, ...]]]] = {}
         for driver in drivers:
-            by_interface.setdefault(driver.vip_interface, []).append(driver.cfg)
-        for ifname, cfgs in by_interface.items():
+            cfg = driver.cfg
+            for ifname, vips in cfg.by_interface(cfg.held, driver.vip_interface).items():
+                by_interface.setdefault(ifname, []).append((cfg, vips))
+        for ifname, placed in by_interface.items():
             try:
                 present = await self.kernel.addresses.present(ifname)
             except OSError:  # no such interface (yet): nothing can be left on it
                 continue
-            stale = [v for cfg in cfgs if cfg.priority != OWNER_PRIORITY for v in cfg.held
+            stale = [v for cfg, vips in placed if cfg.priority != OWNER_PRIORITY for v in vips
                      if v in present]
-            for cfg in cfgs:
-                missing = [str(v) for v in cfg.vips if v not in present]
+            for cfg, vips in placed:
+                missing = [str(v) for v in vips if v in cfg.vips and v not in present]
                 if cfg.priority == OWNER_PRIORITY and missing:
                     log.warning("[%s] instance %s has priority 255, so its VIPs are this "
                                 "host's own addresses (RFC 5798 §1), but %s is not on %s: "

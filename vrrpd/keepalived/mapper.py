@@ -147,6 +147,10 @@ class _Converter:
         self.groups: Doc = {}
         self.scripts: dict[str, Statement] = {}  # vrrp_script, track_file, vrrp_track_process
         self.names: dict[str, str] = {}  # keepalived instance name -> vrrpd name
+        # keepalived's dev / label of the current instance's VIP statements (by id), and of
+        # the addresses converted from them
+        self.options: dict[int, Doc] = {}
+        self.placement: dict[Any, Doc] = {}
 
     def unmapped(self, s: Statement, why: str, what: str | None = None) -> None:
         self.out.unmapped.append(Finding(s.where, what or " ".join(s.words()), why))
@@ -403,6 +407,7 @@ class _Converter:
         interval: float = 1
         vips: list[tuple[Statement, Any]] = []
         excluded: list[tuple[Statement, Any]] = []
+        self.options, self.placement = {}, {}
         track: list[Any] = []
         announce: Doc = dict(self.defaults.get("announce", {}))
         for s in block.children:
@@ -471,6 +476,9 @@ class _Converter:
         d["vips"] = self.vip_list(block, d, [(s, v) for s, v in vips if v is not None])
         family = ip_interface(d["vips"][0]).version
         self.excluded(d, family, [(s, v) for s, v in excluded if v is not None])
+        for key in ("vips", "vips_excluded"):
+            if key in d:
+                d[key] = [self.placed(v) for v in d[key]]
         d["version"] = version or (3 if family == 6 else self.defaults.get("version", 2))
         if family == 6 and d["version"] == 2:
             self.note(block, "IPv6 needs VRRPv3 (keepalived switches too)", "version 2")
@@ -521,11 +529,32 @@ class _Converter:
         except ValueError:
             self.unmapped(e, "not an address; keepalived skips it too")
             return None
-        if len(words) > 1:
-            self.unmapped(e, f"VIP options ({' '.join(words[1:])}) are not supported: vrrpd adds "
-                             f"the address on the instance's interface, scope global; "
-                             f"{address} itself is converted", " ".join(words))
+        options, rest = words[1:], []
+        placement: Doc = {}
+        while options:
+            if options[0] in ("dev", "label") and len(options) > 1 and address.version == 4:
+                placement[options[0]] = options[1]
+                options = options[2:]
+            else:
+                rest.append(options.pop(0))
+        if rest:
+            where = "its dev" if "dev" in placement else "the instance's interface"
+            self.unmapped(e, f"VIP options ({' '.join(rest)}) are not supported: vrrpd adds "
+                             f"the address on {where}, scope global; {address} itself is "
+                             "converted", " ".join(words))
+        if placement:
+            self.options[id(e)] = placement
         return address
+
+    def place(self, s: Statement, vip: Any) -> None:
+        """``vip`` is converted from ``s``: it keeps the dev / label given there."""
+        if id(s) in self.options:
+            self.placement[vip.ip] = self.options[id(s)]
+
+    def placed(self, vip: str) -> Any:
+        """A converted VIP, as a mapping when keepalived gave it a dev or label."""
+        placement = self.placement.get(ip_interface(vip).ip)
+        return vip if placement is None else {"address": vip, **placement}
 
     def vip_list(self, block: Statement, d: Doc, vips: list[tuple[Statement, Any]]
                  ) -> list[str]:
@@ -544,6 +573,7 @@ class _Converter:
                                  f"IPv{family}); make a second instance for IPv{vip.version}")
             else:
                 seen[vip.ip] = s
+                self.place(s, vip)
                 out.append(str(vip) if "/" in s.keyword else str(vip.ip))
         if family == 6 and not ip_interface(out[0]).ip.is_link_local:
             local = next((v for v in out if ip_interface(v).ip.is_link_local), None)
@@ -569,6 +599,7 @@ class _Converter:
                 self.unmapped(s, "listed twice; converted once")
             else:
                 seen.add(vip.ip)
+                self.place(s, vip)
                 out.append(str(vip) if "/" in s.keyword else str(vip.ip))
         if out:
             d["vips_excluded"] = out

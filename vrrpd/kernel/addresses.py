@@ -9,6 +9,9 @@ not an error -- and confirmed: after the requests, one RTM_GETADDR dump must sho
 otherwise :class:`AddressError` says what is missing.  Adding is on the failover critical path:
 one request per VIP, one dump.
 
+An IPv4 VIP may carry an address label (IFA_LABEL, keepalived's ``label``; ``ip addr`` shows
+it as the address's interface alias, e.g. ``eth1:pacs``).
+
 IPv6 VIPs get IFA_F_NODAD: RFC 4862 §5.4 DAD would keep a tentative VIP unusable for a second
 or more, and RFC 5798 §8.2.2 notes the virtual address is meant to move between routers
 without it.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pyroute2 import NetlinkError
 
@@ -39,11 +42,14 @@ class AddressError(OSError):
 class AddressManager(RtnlClient):
     """Adds and removes VIPs over one long-lived netlink socket; ``open()`` before use."""
 
-    async def add(self, ifname: str, vips: Iterable[IPInterface]) -> None:
-        """Put ``vips`` on ``ifname``; raise :class:`AddressError` unless all are usable."""
+    async def add(self, ifname: str, vips: Iterable[IPInterface],
+                  labels: Mapping[IPInterface, str] | None = None) -> None:
+        """Put ``vips`` on ``ifname`` (with their ``labels``, IPv4); raise :class:`AddressError`
+        unless all are usable."""
         index, wanted = ifindex(ifname), set(vips)
         for vip in wanted:
-            await self._request("add", index, vip, errno.EEXIST, ifname)
+            await self._request("add", index, vip, errno.EEXIST, ifname,
+                                (labels or {}).get(vip))
         seen = await self._dump(index)
         missing = {vip for vip in wanted if vip not in seen or not seen[vip].usable}
         if missing:
@@ -65,9 +71,11 @@ class AddressManager(RtnlClient):
         return set(await self._dump(ifindex(ifname)))
 
     async def _request(self, command: str, index: int, vip: IPInterface, benign: int,
-                       ifname: str) -> None:
+                       ifname: str, label: str | None = None) -> None:
         spec: dict[str, object] = {"index": index, "address": str(vip.ip),
                                    "prefixlen": vip.network.prefixlen}
+        if label is not None:
+            spec["label"] = label
         if vip.version == 6:
             spec["flags"] = IFA_F_NODAD
         elif vip.network.prefixlen <= 30:  # RFC 3021: /31 and /32 have no broadcast

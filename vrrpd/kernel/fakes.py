@@ -21,7 +21,7 @@ import asyncio
 import random
 import socket
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from vrrpd.config.model import VirtualRoute, VirtualRule
 from vrrpd.kernel.link import IPInterface, Readiness
@@ -106,10 +106,11 @@ class FakeVrrpSocket:
 
 class FakeAddressManager:
     """Keeps addresses per interface in memory and records every call as
-    ``(command, ifname, vips)``."""
+    ``(command, ifname, vips)``, and the label of each labelled address in :attr:`labels`."""
 
     def __init__(self) -> None:
         self.addresses: defaultdict[str, set[IPInterface]] = defaultdict(set)
+        self.labels: dict[IPInterface, str] = {}
         self.calls: list[tuple[str, str, tuple[IPInterface, ...]]] = []
 
     async def open(self) -> None:
@@ -118,15 +119,19 @@ class FakeAddressManager:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def add(self, ifname: str, vips: Iterable[IPInterface]) -> None:
+    async def add(self, ifname: str, vips: Iterable[IPInterface],
+                  labels: Mapping[IPInterface, str] | None = None) -> None:
         vips = tuple(vips)
         self.calls.append(("add", ifname, vips))
         self.addresses[ifname].update(vips)
+        self.labels.update({v: label for v, label in (labels or {}).items() if v in vips})
 
     async def remove(self, ifname: str, vips: Iterable[IPInterface]) -> None:
         vips = tuple(vips)
         self.calls.append(("remove", ifname, vips))
         self.addresses[ifname].difference_update(vips)
+        for vip in vips:
+            self.labels.pop(vip, None)
 
     async def present(self, ifname: str) -> set[IPInterface]:
         return set(self.addresses[ifname])
