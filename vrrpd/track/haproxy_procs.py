@@ -33,6 +33,7 @@ from vrrpd.track.pidwatch import ResolveError, Watched, read_pids
 
 PROC_NET_UNIX = Path("/proc/net/unix")
 SO_ACCEPTCON = 0x10000  # /proc/net/unix "Flags" of a listening socket (include/linux/net.h)
+PF_EXITING = 0x4  # /proc/PID/stat "flags": the process is exiting (include/linux/sched.h)
 SUCCESSOR_FLAGS = ("-sf", "-st")  # `haproxy ... -sf OLDPID...`: the new process of a reload
 LOOKUPS = 3  # tries when processes come and go while being looked at (a reload)
 RETRY_PAUSE = 0.02  # seconds between them
@@ -62,10 +63,37 @@ class Found:
     found_by: str  # "pidfile /run/haproxy.pid" or "stats socket owner /run/haproxy/admin.sock"
 
 
-def is_haproxy(proc: psutil.Process) -> bool:
-    """A live (not zombie) HAProxy process.  A stale pidfile can name an unrelated process."""
+@dataclass(frozen=True)
+class _Stat:
+    """What /proc/PID/stat says about a process's life (proc(5))."""
+
+    exiting: bool  # a zombie, or between exit_group() and the zombie (PF_EXITING)
+    session_leader: bool  # it called setsid(): a daemonized HAProxy (``-D``), never a worker
+
+
+def _stat(pid: int) -> _Stat:
     try:
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        raise psutil.NoSuchProcess(pid) from None
+    fields = text[text.rfind(")") + 2:].split()  # state ppid pgrp session tty tpgid flags
+    return _Stat(exiting=fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING),
+                 session_leader=int(fields[3]) == pid)
+
+
+def _exiting(pid: int) -> bool:
+    try:
+        return _stat(pid).exiting
+    except psutil.NoSuchProcess:
+        return True
+
+
+def is_haproxy(proc: psutil.Process) -> bool:
+    """A live HAProxy process: not a zombie, not exiting (its command line already reads
+    empty then).  A stale pidfile can name an unrelated process."""
+    try:
+        if _stat(proc.pid).exiting:
             return False
         if "haproxy" in proc.name():
             return True
@@ -159,8 +187,12 @@ def _links(pid: int) -> set[str]:
 
 
 def top(proc: psutil.Process) -> psutil.Process:
-    """Climb from a worker to its master: the highest live HAProxy ancestor."""
-    while (parent := proc.parent()) is not None and is_haproxy(parent):
+    """Climb from a worker to its master: the highest live HAProxy ancestor below a session
+    leader.  A daemonized HAProxy (``-D``: the ``-W -D`` master, a classic daemon) started its
+    own session; its HAProxy parent, for a moment, is the command that launched it (a start,
+    or a ``-sf`` reload), which exits at once and is no part of what runs."""
+    while not _stat(proc.pid).session_leader and (parent := proc.parent()) is not None \
+            and is_haproxy(parent):
         proc = parent
     return proc
 
@@ -183,8 +215,12 @@ def workers(proc: psutil.Process) -> list[psutil.Process]:
 
 def is_master(proc: psutil.Process, children: list[psutil.Process]) -> bool:
     """A master-worker master: ``-W``/``-Ws`` says so, or it has HAProxy children and is not
-    a classic ``-D`` launcher (which forks the serving process, writes the pidfile, exits)."""
+    a classic ``-D`` launcher (which forks the serving process, writes the pidfile, exits).
+    A command line that reads empty is a master re-executing itself (a reload) or a process
+    exiting (the launcher, once it has forked): that one is looked at again."""
     argv = set(proc.cmdline())
+    if not argv and _exiting(proc.pid):
+        raise psutil.NoSuchProcess(proc.pid)
     return bool({"-W", "-Ws"} & argv) or (bool(children) and "-D" not in argv)
 
 
@@ -227,7 +263,7 @@ def _find(pidfile: Path | None, socket: Path | None, known: list[int]) -> Found:
         return _classify(entries, f"pidfile {pidfile}")
     for pid in pids:
         proc = _process(pid)
-        if proc is not None and not is_haproxy(proc) and proc.status() != psutil.STATUS_ZOMBIE:
+        if proc is not None and not is_haproxy(proc) and not _exiting(pid):
             raise ResolveError(f"pidfile {pidfile} names pid {pid}, which is "
                                f"{proc.name()!r}, not haproxy")
     entries = _running(pids)
