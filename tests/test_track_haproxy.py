@@ -8,7 +8,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,22 +17,14 @@ from pathlib import Path
 import psutil
 import pytest
 from track_helpers import running, track_config
+from track_helpers.haproxy import alive, free_port, haproxy_config, wait_until
 
 from vrrpd.config.model import TrackType
 from vrrpd.sync.confirm import MasterCLIConfirm, ProcState
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 
-CONFIG = """\
-global
-    master-worker
-    pidfile {dir}/haproxy.pid
-    stats socket {dir}/admin.sock mode 600 level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+PROXIES = """\
 frontend portal
     bind 127.0.0.1:{port}
     default_backend web
@@ -64,24 +55,11 @@ class HAProxy:
         return self.master.children()[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def haproxy(tmp_path: Path) -> Iterator[HAProxy]:
     ports = {name: free_port() for name in ("port", "closed1", "closed2")}
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(CONFIG.format(dir=tmp_path, **ports))
+    cfg.write_text(haproxy_config(tmp_path, PROXIES.format(**ports), master_worker=True))
     h = HAProxy(tmp_path, tmp_path / "haproxy.pid", tmp_path / "admin.sock",
                 MasterCLIConfirm(tmp_path / "master.sock"))
     try:
@@ -102,14 +80,7 @@ def haproxy(tmp_path: Path) -> Iterator[HAProxy]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not any(map(_alive, pids)))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+        wait_until(lambda: not any(map(alive, pids)))
 
 
 def config(h: HAProxy, **options: object) -> object:
@@ -158,7 +129,7 @@ def test_reload_replacing_the_worker_is_not_a_failure(haproxy: HAProxy) -> None:
             haproxy.master.send_signal(signal.SIGUSR2)  # master-worker reload
             await haproxy.master_cli.confirm(before)  # a new worker runs
             async with asyncio.timeout(5):  # the old one leaves (its zombie counts as gone)
-                while _alive(old_worker.pid):
+                while alive(old_worker.pid):
                     await asyncio.sleep(0.02)
             await asyncio.sleep(0.5)  # two tracker intervals
             assert [s.ok for _, s in rec.statuses] == [True]

@@ -18,7 +18,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,20 +26,14 @@ from pathlib import Path
 import psutil
 import pytest
 from track_helpers import running, track_config
+from track_helpers.haproxy import alive, free_port, haproxy_config, wait_until
 
 from vrrpd.config.model import TrackType
 from vrrpd.track.haproxy_procs import socket_owners
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 
-CONFIG = """\
-global
-    stats socket {dir}/admin.sock mode 600 level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+PROXIES = """\
 frontend portal
     bind 127.0.0.1:{port}
     http-request return status 200
@@ -54,20 +47,6 @@ MODES = {  # test mode -> (tracker mode, argv, uses the pidfile)
 }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_until(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 class HAProxyRun:
     """One HAProxy in a test mode; ``start``, ``reload``, ``kill`` as an operator would."""
 
@@ -76,10 +55,7 @@ class HAProxyRun:
         self.mode = mode
         self.expected_mode, self.argv, self.uses_pidfile = MODES[mode]
         self.cfg = tmp_path / "haproxy.cfg"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.cfg.write_text(CONFIG.format(dir=tmp_path, port=port))
+        self.cfg.write_text(haproxy_config(tmp_path, PROXIES.format(port=free_port())))
         self.pidfile = tmp_path / "haproxy.pid"
         self.socket = tmp_path / "admin.sock"
         self.children: list[subprocess.Popen[bytes]] = []  # foreground: we supervise
@@ -117,7 +93,7 @@ class HAProxyRun:
             wait_until(lambda: bool(set(self.serving()) - set(old)), timeout=10)
         else:
             self.start("-sf", str(self.main_pid()))
-        wait_until(lambda: not any(map(_alive, old)), timeout=10)
+        wait_until(lambda: not any(map(alive, old)), timeout=10)
 
     def kill(self) -> int:
         pid = self.main_pid()
@@ -132,7 +108,7 @@ class HAProxyRun:
                 os.kill(pid, signal.SIGKILL)
         for child in self.children:
             child.wait(5)
-        wait_until(lambda: not any(map(_alive, pids)))
+        wait_until(lambda: not any(map(alive, pids)))
 
 
 @pytest.fixture(params=list(MODES))
@@ -175,7 +151,7 @@ def test_kill_fails_at_once_zombie_included(haproxy: HAProxyRun) -> None:
             pid = haproxy.kill()  # in the foreground modes it stays our zombie
             seen_at, status = await rec.wait_for(lambda s: not s.ok, timeout=2)
             if not haproxy.uses_pidfile:  # not reaped: a zombie from now on
-                await asyncio.to_thread(wait_until, lambda: not _alive(pid), 1)
+                await asyncio.to_thread(wait_until, lambda: not alive(pid), 1)
                 assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
                 tracker.record(await tracker.bounded_check())  # look again: still dead
                 assert not tracker.status.ok, tracker.status.detail
@@ -227,7 +203,7 @@ def test_daemon_reload_before_the_pidfile_is_rewritten(tmp_path: Path) -> None:
         old = run.main_pid()
         stale = run.pidfile.read_text()
         run.start("-sf", str(old))
-        wait_until(lambda: not _alive(old))
+        wait_until(lambda: not alive(old))
         run.pidfile.write_text(stale)  # as if the new process had not written it yet
 
         async def scenario() -> tuple[bool, str]:

@@ -1,0 +1,48 @@
+"""What the ``haproxy`` tracker tests share: a HAProxy configuration, a free port, waiting,
+and telling a live process from a dead one (a zombie counts as dead, as for the tracker)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+
+def haproxy_config(workdir: Path, proxies: str, *, master_worker: bool = False) -> str:
+    """A HAProxy configuration with its admin stats socket ``workdir/admin.sock``, short
+    timeouts and the test's ``proxies`` sections.  ``master_worker`` puts ``master-worker``
+    and the pidfile ``workdir/haproxy.pid`` in ``global``; otherwise the command line says how
+    HAProxy runs."""
+    mode = f"    master-worker\n    pidfile {workdir}/haproxy.pid\n" if master_worker else ""
+    return f"""\
+global
+{mode}    stats socket {workdir}/admin.sock mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+{proxies}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
