@@ -12,13 +12,15 @@ tests/lab/test_wire_conformance.py (the ``-vmac`` cases).
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lab.daemons import Vrrpd
-from lab.netns import Topology
+from lab.netns import Node, Topology
 from lab.vmac_pair import FAULTS, VIRTUAL_MAC, VmacPair, failover
 
 
@@ -79,6 +81,70 @@ def test_interface_that_appears_later(two_nodes: Topology, tmp_path: Path) -> No
         shown = json.loads(lb1.ns.run(["ip", "-j", "addr", "show", link]).stdout)[0]
         assert shown["address"] == VIRTUAL_MAC and shown["link"] == "lan0"
         assert any(a["local"] == "192.0.2.100" for a in shown["addr_info"])
+    finally:
+        daemon.stop()
+        print(daemon.log()[-3000:])
+
+
+def _link(node: Node, name: str) -> dict[str, Any] | None:
+    """``ip -j addr show NAME`` of ``node``, or None when there is no such link."""
+    shown = node.ns.run(["ip", "-j", "addr", "show", name], check=False)
+    return json.loads(shown.stdout)[0] if shown.returncode == 0 else None
+
+
+def _vips(node: Node, name: str) -> list[str]:
+    found = _link(node, name)
+    return [a["local"] for a in found["addr_info"]] if found else []
+
+
+def test_restart_reconciles_the_link_a_crash_left(two_nodes: Topology, tmp_path: Path) -> None:
+    """Issue 11: a SIGKILLed master leaves its macvlan link, up and holding the VIP.  A restart
+    with the same config adopts it (the VIP on it once, nowhere else); a restart without that
+    instance deletes it; a link of that name vrrpd did not make (no alias) is refused and
+    left alone."""
+    lb1 = two_nodes.nodes["lb1"]
+    web = {"name": "web", "interface": "eth0", "vrid": 51, "priority": 150,
+           "advert_interval": 0.1, "vips": ["192.0.2.100/24"], "virtual_mac": True}
+    other = {"name": "db", "interface": "eth0", "vrid": 52, "priority": 150,
+             "advert_interval": 0.1, "vips": ["192.0.2.101/24"]}
+    daemon = Vrrpd(lb1, tmp_path / "run1", [web])
+    try:
+        daemon.start().wait_state("web", "MASTER")
+        name = daemon.instance("web")["virtual_mac"]["link"]
+        daemon.stop(signal.SIGKILL)
+        left = _link(lb1, name)
+        assert left is not None and "UP" in left["flags"], left  # what the crash left
+        assert _vips(lb1, name) == ["192.0.2.100"]
+
+        daemon = Vrrpd(lb1, tmp_path / "run2", [web])  # the same config: adopted
+        daemon.start().wait_state("web", "MASTER")
+        assert daemon.instance("web")["virtual_mac"]["link"] == name
+        assert f"adopting {name}, left by an earlier run" in daemon.log()
+        adopted = _link(lb1, name)
+        assert adopted is not None and adopted["address"] == VIRTUAL_MAC
+        assert "UP" in adopted["flags"]
+        assert _vips(lb1, name) == ["192.0.2.100"]  # once
+        assert "192.0.2.100" not in _vips(lb1, "eth0")
+        daemon.stop(signal.SIGKILL)
+        assert _link(lb1, name) is not None
+
+        daemon = Vrrpd(lb1, tmp_path / "run3", [other])  # web is gone: its link too
+        daemon.start().wait_state("db", "MASTER")
+        assert _link(lb1, name) is None
+        assert f"removed virtual MAC link {name}" in daemon.log()
+        daemon.stop()
+
+        # The same name, made by someone else (no vrrpd alias): refused, never deleted.
+        lb1.ns.run(["ip", "link", "add", name, "link", "eth0", "type", "macvlan",
+                    "mode", "bridge"])
+        daemon = Vrrpd(lb1, tmp_path / "foreign", [web])
+        daemon.start(wait=False)
+        assert daemon.proc is not None and daemon.proc.wait(10) != 0
+        assert f"the virtual MAC link name {name} is taken by an interface vrrpd did not " \
+               "create" in daemon.log()
+        daemon = Vrrpd(lb1, tmp_path / "foreign-unused", [other])  # not deleted as stale
+        daemon.start().wait_state("db", "MASTER")
+        assert _link(lb1, name) is not None
     finally:
         daemon.stop()
         print(daemon.log()[-3000:])
