@@ -26,9 +26,10 @@ from pathlib import Path
 import psutil
 import pytest
 from track_helpers import running, track_config
-from track_helpers.haproxy import alive, free_port, haproxy_config, wait_until
+from track_helpers.haproxy import alive, free_port, haproxy_config, master_ready, wait_until
 
 from vrrpd.config.model import TrackType
+from vrrpd.sync.confirm import MasterCLIConfirm
 from vrrpd.track.haproxy_procs import socket_owners
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
@@ -59,6 +60,10 @@ class HAProxyRun:
         self.pidfile = tmp_path / "haproxy.pid"
         self.socket = tmp_path / "admin.sock"
         self.children: list[subprocess.Popen[bytes]] = []  # foreground: we supervise
+        # A master's CLI (-S): a reload is signalled only once the master handles it.
+        self.master_cli = MasterCLIConfirm(tmp_path / "master.sock")
+        if self.expected_mode == "master-worker":
+            self.argv = [*self.argv, "-S", str(self.master_cli.socket)]
 
     def tracker_options(self) -> dict[str, object]:
         if self.uses_pidfile:
@@ -72,6 +77,8 @@ class HAProxyRun:
         else:
             self.children.append(subprocess.Popen(argv, stderr=subprocess.DEVNULL))
         wait_until(lambda: bool(self.serving()), timeout=10)
+        if self.expected_mode == "master-worker":
+            wait_until(lambda: master_ready(self.master_cli), timeout=10)
 
     def main_pid(self) -> int:
         """The master (master-worker) or the serving process (daemon, foreground)."""

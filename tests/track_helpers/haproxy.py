@@ -3,12 +3,15 @@ and telling a live process from a dead one (a zombie counts as dead, as for the 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+
+from vrrpd.sync.confirm import MasterCLIConfirm
 
 
 def haproxy_config(workdir: Path, proxies: str, *, master_worker: bool = False) -> str:
@@ -46,3 +49,13 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def master_ready(cli: MasterCLIConfirm) -> bool:
+    """The master answers ``show proc`` on its CLI (``-S``) with a worker.  It serves the CLI
+    from the loop where it also handles ``SIGUSR2``: a reload signalled before that is lost
+    (at start-up the master forks its worker, then re-executes itself; the pidfile, the stats
+    socket and the worker all exist earlier, and the pidfile is empty for a moment after it
+    appears)."""
+    state = asyncio.run(cli.before())
+    return state is not None and bool(state.workers)
