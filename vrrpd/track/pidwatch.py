@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -119,6 +120,12 @@ class PidWatch:
         for proc in list(self._fds):
             self._forget(proc)
 
+    def has_exited(self, proc: Watched) -> bool:
+        """``proc`` exited: its exit was handled already (it is no longer watched), or its
+        pidfd is readable and the loop has not run the handler yet."""
+        fd = self._fds.get(proc)
+        return fd is None or bool(select.select([fd], [], [], 0)[0])
+
     def _open(self, proc: Watched) -> None:
         try:
             fd = os.pidfd_open(proc.pid)
@@ -186,7 +193,11 @@ class ProcessWatchTracker(Tracker):
             self._watch.update(())
             return CheckResult(False, str(exc))
         self._watch.update(procs)
-        return await self.check_running(procs)
+        result = await self.check_running(procs)
+        # The look-up ran before an essential process's exit, whose event came meanwhile (or
+        # waits): that result is stale and must not undo the failure the event reported.
+        gone = [p for p in procs if p.essential and self._watch.has_exited(p)]
+        return CheckResult(False, f"{gone[0].role} pid {gone[0].pid} exited") if gone else result
 
     def _process_exited(self, proc: Watched) -> None:
         detail = f"{proc.role} pid {proc.pid} exited"
