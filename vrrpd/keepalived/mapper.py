@@ -630,7 +630,8 @@ class _Converter:
         """Numbers as integers, ``default`` / ``all`` as networks; None, reported, if not."""
         for key in _NUMBERS:
             if key in out:
-                text = {"main": "254", "default": "253", "local": "255"}.get(out[key], out[key])
+                text = str(out[key])
+                text = {"main": "254", "default": "253", "local": "255"}.get(text, text)
                 try:
                     out[key] = int(text, 0)
                 except ValueError:

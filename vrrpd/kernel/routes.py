@@ -173,7 +173,7 @@ class RouteManager(RtnlClient):
     async def _routes(self) -> list[tuple[int, str, Any]]:
         """(family, destination, message) of every route with :data:`RTPROT_VRRPD`, in every
         table."""
-        found = []
+        found: list[tuple[int, str, Any]] = []
         for family in _FAMILY.values():
             async for msg in await self.rtnl.route("dump", family=family, proto=RTPROT_VRRPD):
                 dst = msg.get("dst") or ("::", "0.0.0.0")[family == socket.AF_INET]
