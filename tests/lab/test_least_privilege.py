@@ -112,9 +112,17 @@ def home() -> Iterator[Path]:
     """A directory the unprivileged daemon can reach (pytest's tmp_path is root-only)."""
     path = Path(tempfile.mkdtemp(prefix="vrsys-priv-"))
     path.chmod(0o755)
+    # The daemon runs from this checkout and its .venv: a clone under `mktemp -d` (mode 0700)
+    # is closed to other users, so open the path to it for the test and close it after.
+    closed = [d for d in (REPO, *REPO.parents) if not d.stat().st_mode & 0o001]
+    modes = {d: d.stat().st_mode for d in closed}
+    for d, mode in modes.items():
+        d.chmod(mode | 0o001)
     try:
         yield path
     finally:
+        for d, mode in modes.items():
+            d.chmod(mode)
         shutil.rmtree(path, ignore_errors=True)
 
 
