@@ -16,7 +16,7 @@ node, built by :class:`lab.chaos.ChaosPair`; the scenarios are the ones
 
 Targets: no lost VIP beyond the takeover time while a healthy node is up; after a partition
 heals, the VIP on two nodes for at most one advert interval.  Prints a summary per scenario
-and writes every run to ``benchmarks/results/chaos-<time>.json``.
+and writes every run to ``benchmarks/results/chaos-<UTC time>.json`` (:mod:`benchmarks.record`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.chaos import ChaosPair, as_ms, flap, partition_heal, sigkill, starve  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 SCENARIOS = ("partition", "flap", "kill", "starve")
 
 
@@ -108,17 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("chaos.py: run as root (network namespaces)", file=sys.stderr)
         return 1
-    report: dict[str, Any] = {"cpus": os.cpu_count()}
+    record = Record("chaos", vars(args))
+    report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vrrpd-chaos-") as tmp:
         for name in args.only.split(","):
             print(f"{name} ...", flush=True)
             report[name] = RUNNERS[name](Path(tmp), args)
             shown = {k: v for k, v in report[name].items() if k != "runs"}
             print(f"{name}: {json.dumps(shown, indent=1)}", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    record.write(runs=report, summary={name: {k: v for k, v in part.items() if k != "runs"}
+                                       for name, part in report.items()})
     return 0
 
 

@@ -11,35 +11,32 @@ PACS servers, a client sending HTTP HEAD to the VIP every 10 ms with 50 ms timeo
 lb1 to keepalived and forward again, the hand-back with ``vrrpctl demote``.  Per step: the
 client's outage and failed requests (:func:`lab.client.measure`), the longest time both LBs
 held the VIP and the longest time nobody did (netlink, polled every millisecond).  Prints the
-median and maximum per step and writes every run to benchmarks/results/keepalived_swap.json.
+median and maximum per step and writes every run to
+benchmarks/results/keepalived-swap-<UTC time>.json (:mod:`benchmarks.record`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.migration import KeepalivedPacsLab, Step, rolling_swap  # noqa: E402
-
-RESULT = REPO / "benchmarks" / "results" / "keepalived_swap.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args(argv)
+    record = Record("keepalived-swap", vars(args))
     runs: list[list[Step]] = []
     for n in range(args.runs):
         workdir = Path(tempfile.mkdtemp(prefix="vrrpd-swap-"))
@@ -52,19 +49,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{s.outage_ms:.0f} ms/{s.failed}" for s in runs[-1]), flush=True)
     print(f"\n{'step':<42} {'outage median/max':>18} {'failed max':>10} "
           f"{'both held max':>13} {'none held max':>13}")
+    summary = []
     for i, first in enumerate(runs[0]):
         same = [run[i] for run in runs]
         outage = [s.outage_ms for s in same]
-        print(f"{first.name:<42} {statistics.median(outage):>8.1f} /{max(outage):>6.1f} ms "
-              f"{max(s.failed for s in same):>10} {max(s.both_ms for s in same):>10.1f} ms "
-              f"{max(s.none_ms for s in same):>10.1f} ms")
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps({
-        "machine": {"node": platform.node(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "runs": [[asdict(s) for s in run] for run in runs]}, indent=1) + "\n")
-    print(f"\nwritten {RESULT.relative_to(REPO)}")
+        summary.append({"step": first.name, "median_outage_ms": statistics.median(outage),
+                        "max_outage_ms": max(outage),
+                        "max_failed": max(s.failed for s in same),
+                        "max_both_held_ms": max(s.both_ms for s in same),
+                        "max_none_held_ms": max(s.none_ms for s in same)})
+        row = summary[-1]
+        print(f"{first.name:<42} {row['median_outage_ms']:>8.1f} /{row['max_outage_ms']:>6.1f} "
+              f"ms {row['max_failed']:>10} {row['max_both_held_ms']:>10.1f} ms "
+              f"{row['max_none_held_ms']:>10.1f} ms")
+    record.write(runs=[[asdict(s) for s in run] for run in runs], summary=summary)
     return 0
 
 

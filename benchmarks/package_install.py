@@ -15,9 +15,6 @@ until ``vrrpctl status`` shows MASTER, and ``apt-get purge``.  Prints the figure
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.container import booted, package, unavailable, wait_for  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 CONFIG = """\
 instances:
   - {name: web, interface: eth0, vrid: 51, priority: 150, advert_interval: 0.5,
@@ -54,7 +51,7 @@ def main() -> int:
     deb = package()
     installed_kib = int(subprocess.run(["dpkg-deb", "-f", str(deb), "Installed-Size"],
                                        capture_output=True, text=True, check=True).stdout)
-    load = os.getloadavg()[0]  # a shared machine: say how busy it was
+    record = Record("package-install", vars(args))
     runs = []
     with booted("198.51.100.11/24", (deb,)) as box:
         for _ in range(args.runs):
@@ -74,21 +71,13 @@ def main() -> int:
             print(f"install {install:.1f} s, enable --now to MASTER {master:.1f} s, "
                   f"purge {purge:.1f} s")
     summary = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-    doc = {"host": platform.node(), "kernel": platform.release(), "cpus": len(
-        Path("/proc/cpuinfo").read_text().split("processor")) - 1,
-           "deb": deb.name, "deb_kib": round(deb.stat().st_size / 1024),
-           "installed_kib": installed_kib, "build_s": build_s, "loadavg_1min": load,
-           "runs": runs,
-           "median": summary}
-    print(f"{deb.name}: {doc['deb_kib']} KiB, installed {installed_kib} KiB"
+    deb_kib = round(deb.stat().st_size / 1024)
+    print(f"{deb.name}: {deb_kib} KiB, installed {installed_kib} KiB"
           + (f", built in {build_s:.0f} s" if build_s else "") + "; median of "
           f"{len(runs)}: install {summary['install_s']:.1f} s, enable --now to MASTER "
-          f"{summary['enable_now_to_master_s']:.1f} s, purge {summary['purge_s']:.1f} s "
-          f"(load average {load:.1f} on {doc['cpus']} CPUs)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / time.strftime("package-install-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"written {out.relative_to(REPO)}")
+          f"{summary['enable_now_to_master_s']:.1f} s, purge {summary['purge_s']:.1f} s")
+    record.write(runs=runs, summary={"median": summary}, deb=deb.name, deb_kib=deb_kib,
+                 installed_kib=installed_kib, build_s=build_s)
     return 0
 
 

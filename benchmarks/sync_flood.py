@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,9 +45,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from sync_latency import one_edit  # noqa: E402
 
+from benchmarks.record import Record  # noqa: E402
 from lab.sync_pair import SYNC_PORT, SyncLab  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 PUSH_TARGET = 2.0  # seconds, edit on lb1 -> live on lb2 during the flood
 NOFILE = 1024
 TRACKS = {
@@ -163,6 +162,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root (network namespaces)", file=sys.stderr)
         return 2
+    record = Record("sync-flood", vars(args))
     results = []
     with tempfile.TemporaryDirectory(prefix="vrrpd-flood-bench-") as tmp, \
             SyncLab(Path(tmp), tracks=TRACKS) as lab:
@@ -182,13 +182,7 @@ def main() -> int:
              and max(r["push_live_s"]) <= PUSH_TARGET for r in results)
     print(f"\ntarget (0 tracker failures, 0 state changes, pushes live <= {PUSH_TARGET:g} s): "
           f"{'met' if ok else 'MISSED'}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / time.strftime("sync-flood-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps({"host": platform.node(), "kernel": platform.release(),
-                               "cpus": os.cpu_count(), "duration_s": args.duration,
-                               "nofile_limit": NOFILE, "runs": results, "target_met": ok},
-                              indent=1))
-    print(f"written to {out.relative_to(REPO)}")
+    record.write(runs=results, summary={"target_met": ok}, nofile_limit=NOFILE)
     return 0 if ok else 1
 
 

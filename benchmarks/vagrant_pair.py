@@ -10,14 +10,14 @@ and the outage the client saw for each failover on the booted pair.
    pytest tests/system, ``vagrant destroy``; it records the timings and every outage line
    (``PAIR_RESULTS``).
 
-Prints the figures and writes them to benchmarks/results/vagrant_pair.json.
+Prints the figures and writes them to benchmarks/results/vagrant-pair-<UTC time>.json
+(:mod:`benchmarks.record`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,10 +25,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESULT = REPO / "benchmarks/results/vagrant_pair.json"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.record import Record  # noqa: E402
 
 
 def main() -> int:
+    record = Record("vagrant-pair", {})
     with tempfile.TemporaryDirectory(prefix="vrbox-bench-", dir="/var/tmp") as cache:
         start = time.monotonic()
         subprocess.run([REPO / "scripts/build-box"], check=True, cwd=REPO,
@@ -39,12 +42,6 @@ def main() -> int:
         done = subprocess.run([REPO / "scripts/pair-test"], cwd=REPO,
                               env={**os.environ, "PAIR_RESULTS": out.name})
         pair = json.loads(Path(out.name).read_text() or "{}")
-    result = {"host": f"{platform.node()} {os.cpu_count()} cores, {platform.release()}",
-              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "box_build_from_scratch_s": round(box_s, 1), "box_mib": round(box_mib, 1),
-              **pair}
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"box build from scratch {box_s:.0f} s ({box_mib:.0f} MiB), vagrant up "
           f"{pair.get('vagrant_up_s')} s, system tests {pair.get('system_tests_s')} s "
           f"(pytest exit {pair.get('pytest_exit')})")
@@ -53,7 +50,10 @@ def main() -> int:
         print(f"{o['event']:<44} web {web['outage_ms']:5.0f} ms, {web['failed']:3d} failed, "
               f"via {web['new_lb']} | C-ECHO gap {dicom['outage_ms']:4.0f} ms, "
               f"{dicom['failed']} failed")
-    print(f"written to {RESULT.relative_to(REPO)}")
+    record.write(runs=pair.get("outages", []),
+                 summary={"box_build_from_scratch_s": round(box_s, 1),
+                          "box_mib": round(box_mib, 1),
+                          **{k: v for k, v in pair.items() if k != "outages"}})
     return done.returncode
 
 

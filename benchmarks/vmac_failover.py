@@ -11,27 +11,24 @@ whose nftables ``arp`` filter drops every gratuitous ARP for the VIP.  ``runs`` 
 fault (SIGTERM of lb1's vrrpd, lb1's switch port down): the client-visible outage, failed
 requests, the client's neighbour entry for the VIP before and after, and how many gratuitous
 ARPs the client dropped (heard none).  Prints medians and writes every run to
-``benchmarks/results/vmac-failover-<time>.json``.  Exit status 1 when a run loses the
-virtual MAC entry or the VIP did not answer again.
+``benchmarks/results/vmac-failover-<UTC time>.json`` (:mod:`benchmarks.record`).  Exit status
+1 when a run loses the virtual MAC entry or the VIP did not answer again.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.vmac_pair import FAULTS, VIRTUAL_MAC, VmacPair, failover  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 MODES = {"v3 0.1 s multicast": False, "v3 0.1 s unicast_peers": True}
 
 
@@ -39,7 +36,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
+    record = Record("vmac-failover", vars(args))
     runs: list[dict[str, object]] = []
+    summary: list[dict[str, object]] = []
     ok = True
     print(f"{'mode':<24} {'fault':<10} {'outage ms':>10} {'failed':>7} {'takeover ms':>12} "
           "neighbour before/after, GARPs dropped")
@@ -51,17 +50,18 @@ def main() -> int:
                 kept = all(r.neighbour_before == r.neighbour_after == VIRTUAL_MAC
                            for r in results)
                 ok &= kept
-                print(f"{mode:<24} {fault:<10} "
-                      f"{statistics.median(r.outage_ms for r in results):>10.1f} "
-                      f"{statistics.median(r.failed for r in results):>7} "
-                      f"{statistics.median(r.takeover_ms for r in results):>12.1f} "
+                row = {"mode": mode, "fault": fault,
+                       "median_outage_ms": statistics.median(r.outage_ms for r in results),
+                       "median_failed": statistics.median(r.failed for r in results),
+                       "median_takeover_ms": statistics.median(r.takeover_ms for r in results),
+                       "virtual_mac_kept": kept,
+                       "garps_dropped": sum(r.garps_dropped for r in results)}
+                summary.append(row)
+                print(f"{mode:<24} {fault:<10} {row['median_outage_ms']:>10.1f} "
+                      f"{row['median_failed']:>7} {row['median_takeover_ms']:>12.1f} "
                       f"{'virtual MAC throughout' if kept else 'ENTRY CHANGED'}, "
-                      f"{sum(r.garps_dropped for r in results)} dropped in {args.runs} runs")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / time.strftime("vmac-failover-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps({"host": platform.node(), "kernel": platform.release(),
-                               "runs": runs}, indent=1))
-    print(f"wrote {out}")
+                      f"{row['garps_dropped']} dropped in {args.runs} runs")
+    record.write(runs=runs, summary=summary)
     return 0 if ok else 1
 
 

@@ -19,9 +19,7 @@ transitions, RSS growth, CPU seconds, WARNING lines.  Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,9 +29,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.wire_flood import WireLab, flood  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results"
 
 
 def line(name: str, r: dict[str, Any]) -> str:
@@ -63,6 +60,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root (network namespaces)", file=sys.stderr)
         return 2
+    record = Record("vrrp-flood", vars(args))
     with tempfile.TemporaryDirectory(prefix="vrrpd-wire-bench-") as tmp, \
             WireLab(Path(tmp)) as lab:
         flood(lab, 1000, seed=1)  # warm-up
@@ -75,12 +73,8 @@ def main() -> int:
     good = "every frame counted, nothing moved, memory flat"
     print(f"\npaced run: {good if verdict else 'FAILED'}; burst run: "
           f"{good if ok(burst) else 'see above (beyond the receive buffers)'}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / time.strftime("vrrp-flood-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps({"host": platform.node(), "kernel": platform.release(),
-                               "cpus": os.cpu_count(), "paced": paced, "burst": burst,
-                               "paced_ok": verdict, "burst_ok": ok(burst)}, indent=1))
-    print(f"written to {out.relative_to(REPO)}")
+    record.write(runs={"paced": paced, "burst": burst},
+                 summary={"paced_ok": verdict, "burst_ok": ok(burst)})
     return 0 if verdict else 1
 
 

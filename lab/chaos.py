@@ -34,6 +34,7 @@ from typing import Any
 
 from lab.daemons import AddressProbe, Vrrpd, wait_for
 from lab.netns import Node, Topology
+from lab.phase import random_phase
 from lab.sniff import Sniffer
 from vrrpd.control.client import ControlError
 from vrrpd.proto.timers import master_down_interval, skew_time
@@ -318,6 +319,7 @@ def flap(pair: ChaosPair, period: float = 0.2, duration: float = 6.0) -> FlapRes
 class KillResult:
     """vrrpd SIGKILLed on the master (lb1) and restarted.  Times in seconds."""
 
+    phase_delay: float  # the random wait before the kill (lab.phase)
     takeover_after: float  # kill -> lb2 holds the VIP
     stale_vip_left: bool  # lb1's kernel still held the VIP when lb2 took over
     reconcile_after: float  # restart -> lb1's stale VIP removed (startup reconcile)
@@ -327,9 +329,11 @@ class KillResult:
 
 
 def sigkill(pair: ChaosPair) -> KillResult:
-    """SIGKILL lb1's vrrpd (no priority 0, VIP left behind); lb2 takes over; restart lb1."""
+    """SIGKILL lb1's vrrpd (no priority 0, VIP left behind) at a random phase of its advert
+    interval (:mod:`lab.phase`); lb2 takes over; restart lb1."""
     assert pair.monitor is not None
     pair.wait_settled()
+    delay = random_phase(pair.interval)
     victim = pair.vrrpd["lb1"]
     log_mark = len(victim.log())
     killed = time.monotonic()
@@ -346,7 +350,7 @@ def sigkill(pair: ChaosPair) -> KillResult:
     settled = pair.monitor.settled_at(frozenset({"lb1"}), restart)
     assert settled is not None
     return KillResult(
-        takeover_after=took, stale_vip_left=stale, reconcile_after=reconciled,
+        phase_delay=delay, takeover_after=took, stale_vip_left=stale, reconcile_after=reconciled,
         reconcile_logged="left by an earlier run" in victim.log()[log_mark:],
         preempt_after=settled - restart, lost_vip_for=pair.monitor.longest(_lost, killed))
 

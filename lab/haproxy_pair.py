@@ -27,7 +27,6 @@ The vrrpd process runner and the netlink probe come from :mod:`lab.daemons`.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import socket
@@ -39,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.daemons import AddressProbe, Vrrpd, terminate, wait_for
+from lab.keepalived import KEEPALIVED
 from lab.netns import LabSetup, Node, Topology
+from vrrpd.track.haproxy_procs import DEAD_STATES, PF_EXITING
 
 VIP = "192.0.2.100/24"
 VIP_ADDR = "192.0.2.100"
@@ -49,8 +50,8 @@ CLIENT = ("client", "192.0.2.50/24", "2001:db8::50/64")
 LBS = {"lb1": ("192.0.2.11/24", "2001:db8::11/64", 150),
        "lb2": ("192.0.2.12/24", "2001:db8::12/64", 100)}
 BACKEND_PORT = 8080
-KEEPALIVED = "/usr/sbin/keepalived"
 
+KEEPALIVED_CHECK_INTERVAL = 1  # seconds: keepalived 2.2.7's shortest vrrp_script interval
 Customize = Callable[[str, dict[str, Any]], None]
 # How HAProxy runs: its command-line switches and whether it writes a pidfile.  A normal
 # reload is SIGUSR2 to the master in the master-worker modes, `-sf OLDPID` in "daemon".
@@ -174,26 +175,45 @@ class HAProxy:
             self.proc = None
 
 
+def keepalived_check_script(haproxy: HAProxy) -> str:
+    """The ``vrrp_script`` body: HAProxy's master from the pidfile is alive -- it exists, is
+    not a zombie and is not exiting, vrrpd's own rule (``DEAD_STATES``, ``PF_EXITING`` in
+    vrrpd/track/haproxy_procs.py).  ``kill -0`` alone succeeds on a zombie, and a daemonized
+    master killed here stays one until PID 1 reaps it, which on these machines takes 1-2 s.
+    Shell builtins only (``read``, ``case``, arithmetic): no process is forked per check."""
+    dead = "|".join(DEAD_STATES)
+    return f"""\
+#!/bin/sh
+# keepalived's HAProxy check: 0 while the pidfile's master lives (not a zombie, not exiting)
+read -r pid rest < {haproxy.pidfile} || exit 1
+read -r stat < /proc/$pid/stat || exit 1
+set -- ${{stat##*") "}}
+case $1 in {dead}) exit 1;; esac
+[ $(( $7 & {PF_EXITING} )) -eq 0 ]
+"""
+
+
 def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAProxy,
-                      track_interval: float, check: str = "script") -> str:
+                      check: str = "script") -> str:
     """keepalived.conf equivalent to the vrrpd setup: VRRPv3, same VRID/priority/interval.
 
-    ``check="script"`` (default): a ``vrrp_script`` running ``kill -0 $(cat PIDFILE)``;
-    keepalived 2.2.7 takes whole seconds only ("invalid number '0.1'"), so the interval is
-    rounded up to 1 s.
+    ``check="script"`` (default): a ``vrrp_script`` running :func:`keepalived_check_script`
+    at keepalived's best setting: every second (2.2.7 takes whole seconds only, "invalid
+    number '0.1'"), fall 1, rise 1.
     ``check="process"``: ``vrrp_track_process`` on HAProxy's command line (quorum 2 = the
-    master and a worker).  It needs the kernel's process-event connector, which only answers
-    in the initial network namespace: in the lab keepalived logs "Failed to set/clear process
-    event listen - errno 111" and stays in FAULT, so it is for hosts, not for this lab.
-    Both with weight 0 (failing = FAULT), fall 1, rise 1.
+    master and a worker), event-driven.  It needs the kernel's process-event connector, which
+    only answers in the initial network namespace: in a lab namespace keepalived logs "Failed
+    to set/clear process event listen - errno 111" and stays in FAULT
+    (benchmarks/track_process.py runs it in the initial namespace).
+    Both with weight 0 (failing = FAULT).
     """
     if check == "script":
         script = haproxy.dir / "check_haproxy.sh"  # keepalived runs scripts without a shell
-        script.write_text(f"#!/bin/sh\nexec kill -0 $(cat {haproxy.pidfile})\n")
+        script.write_text(keepalived_check_script(haproxy))
         script.chmod(0o755)
         tracker = f"""vrrp_script chk_haproxy {{
     script "{script}"
-    interval {max(1, math.ceil(track_interval))}
+    interval {KEEPALIVED_CHECK_INTERVAL}
     timeout 1
     fall 1
     rise 1
@@ -357,7 +377,7 @@ class HAProxyPair(LabSetup):
         for name in LBS:
             node = self.lab.nodes[name]
             conf = keepalived_config(node, LBS[name][2], self.interval, self.haproxy[name],
-                                     self.track_interval, self.keepalived_check)
+                                     self.keepalived_check)
             self.keepalived[name] = KeepalivedNode(node, self.workdir / name / "keepalived",
                                                    conf)
         self.keepalived["lb1"].start()

@@ -17,7 +17,6 @@ which node holds the VIPs is read from the kernel with :class:`daemons.AddressPr
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 from lab.daemons import terminate, wait_for
 from lab.netns import Node
 
-KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+KEEPALIVED = "/usr/sbin/keepalived"  # Debian 12's keepalived 2.2.7: the lab and benchmarks run it
 
 # What keepalived 2.2 logs when it refuses or distrusts an advert (vrrp.c, vrrp_check_packet):
 # bad checksum, TTL, version, interval, address list, auth, length.  Compared case-blind.

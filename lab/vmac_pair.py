@@ -21,6 +21,7 @@ from typing import Any
 
 from lab.daemons import Vrrpd, wait_for
 from lab.haproxy_pair import LBS, VIP, VIP_ADDR, VRID, HAProxyPair
+from lab.phase import common_period, random_phase
 
 VIRTUAL_MAC = f"00:00:5e:00:01:{VRID:02x}"  # RFC 5798 §7.3, IPv4
 NFT_TABLE = "vrrpd_lab_garp"
@@ -82,6 +83,7 @@ class Failover:
     neighbour_before: str | None
     neighbour_after: str | None
     garps_dropped: int  # gratuitous ARPs for the VIP the client did not hear (dropped)
+    phase_delay_ms: float  # the random wait before the fault (lab.phase)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -91,12 +93,14 @@ def failover(pair: VmacPair, fault: str) -> Failover:
     """Fail lb1 (``sigterm`` or ``port-down``) while the client probes; restore lb1 after.
 
     Restoring: lb1's vrrpd restarts or its port comes back, and it preempts back; the client
-    prober runs only around the failover itself.
+    prober runs only around the failover itself.  The fault goes in at a random phase of the
+    advert and tracker intervals (:mod:`lab.phase`).
     """
     lb1: Vrrpd = pair.vrrpd["lb1"]
     with pair.client() as client:
         time.sleep(0.3)
         before, garps = pair.neighbour(), pair.garps_dropped()
+        delay = random_phase(common_period(pair.interval, pair.track_interval))
         at = time.monotonic()
         if fault == "sigterm":
             lb1.send_signal()
@@ -108,7 +112,7 @@ def failover(pair: VmacPair, fault: str) -> Failover:
         time.sleep(0.3)
         result = Failover(fault, round(outage.outage_ms, 1), outage.failed,
                           round(takeover * 1000, 1), before, pair.neighbour(),
-                          pair.garps_dropped() - garps)
+                          pair.garps_dropped() - garps, round(delay * 1000, 1))
     if fault == "sigterm":
         lb1.stop()
         lb1.start()

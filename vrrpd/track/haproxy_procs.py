@@ -34,6 +34,7 @@ from vrrpd.track.pidwatch import ResolveError, Watched, read_pids
 PROC_NET_UNIX = Path("/proc/net/unix")
 SO_ACCEPTCON = 0x10000  # /proc/net/unix "Flags" of a listening socket (include/linux/net.h)
 PF_EXITING = 0x4  # /proc/PID/stat "flags": the process is exiting (include/linux/sched.h)
+DEAD_STATES = ("Z", "X")  # /proc/PID/stat "state" of a process that has exited (proc(5))
 SUCCESSOR_FLAGS = ("-sf", "-st")  # `haproxy ... -sf OLDPID...`: the new process of a reload
 LOOKUPS = 3  # tries when processes come and go while being looked at (a reload)
 RETRY_PAUSE = 0.02  # seconds between them
@@ -78,7 +79,7 @@ def _stat(pid: int) -> _Stat:
     except OSError:
         raise psutil.NoSuchProcess(pid) from None
     fields = text[text.rfind(")") + 2:].split()  # state ppid pgrp session tty tpgid flags
-    return _Stat(exiting=fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING),
+    return _Stat(exiting=fields[0] in DEAD_STATES or bool(int(fields[6]) & PF_EXITING),
                  session_leader=int(fields[3]) == pid)
 
 

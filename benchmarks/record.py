@@ -1,0 +1,134 @@
+"""What every benchmark records: the machine it ran on and its result file.
+
+One home for the result files under ``benchmarks/results/`` (the README cites them, so the
+ones it cites are committed: see ``.gitignore``)::
+
+    rec = Record("failover", parameters=vars(args))   # captures the environment now
+    ...
+    path = rec.write(runs=rows, summary=table)        # benchmarks/results/failover-<UTC>.json
+
+A result file holds ``benchmark``, ``started`` / ``finished`` (UTC, ISO 8601), ``environment``
+(host, kernel, CPU count, load average at the start and at the end, the versions of vrrpd,
+HAProxy, keepalived and Python, the git commit of the checkout and whether it had local
+changes), ``parameters`` (the command line), ``runs`` (every raw measurement) and ``summary``
+(what the script printed), plus any other section the benchmark names.
+
+:func:`require_keepalived` is the one rule for a comparison daemon that is not installed: say
+so and stop with a non-zero status, unless the operator asked to skip the comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lab.keepalived import KEEPALIVED  # noqa: E402
+from vrrpd import __version__  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+SKIP_KEEPALIVED = "--skip-keepalived"  # the flag every comparing benchmark takes
+
+
+def _first_line(argv: list[str]) -> str | None:
+    """The first output line of a ``--version`` style command, None if it cannot run."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def _version(argv: list[str]) -> str | None:
+    """The version number in the first line (``HAProxy version 2.6.12-1+deb12u1 ...``)."""
+    line = _first_line(argv)
+    if line is None:
+        return None
+    found = re.search(r"\d+\.\d+(\.\d+)?\S*", line)
+    return found.group(0) if found else line
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def environment() -> dict[str, Any]:
+    """The machine and software a measurement ran on (see the module docstring)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "versions": {
+            "vrrpd": __version__,
+            "haproxy": _version(["haproxy", "-v"]),
+            "keepalived": _version([KEEPALIVED, "--version"]),
+            "python": platform.python_version(),
+        },
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_local_changes": bool(status) if status is not None else None,
+    }
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Record:
+    """One benchmark run's result file; the environment is captured when it is made."""
+
+    def __init__(self, benchmark: str, parameters: dict[str, Any]) -> None:
+        self.benchmark = benchmark
+        self.parameters = parameters
+        self.started = utc_now()
+        self.environment = environment()
+
+    def write(self, *, runs: Any, summary: Any, **sections: Any) -> Path:
+        """Write ``benchmarks/results/<benchmark>-<UTC start>.json``; print and return its path
+        (relative to the repository, as the README cites it)."""
+        env = dict(self.environment, loadavg_end=[round(x, 2) for x in os.getloadavg()])
+        doc = {"benchmark": self.benchmark, "started": self.started, "finished": utc_now(),
+               "environment": env, "parameters": self.parameters, "summary": summary,
+               **sections, "runs": runs}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = self.started.replace("-", "").replace(":", "").replace("T", "-").rstrip("Z")
+        path = RESULTS / f"{self.benchmark}-{stamp}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+        tmp.replace(path)  # never a half-written result file
+        shown = path.relative_to(REPO)
+        print(f"result written to {shown} (load average {env['loadavg_start'][0]:g} at the "
+              f"start, {env['loadavg_end'][0]:g} at the end, {env['cpus']} CPUs)")
+        return shown
+
+
+def require_keepalived(skip: bool, script: str) -> bool:
+    """Whether keepalived is to be measured: True if it is installed; False if ``skip``;
+    otherwise say what is missing and exit with status 2."""
+    if skip:
+        return False
+    if Path(KEEPALIVED).exists():
+        return True
+    print(f"{script}: keepalived is not installed ({KEEPALIVED} missing), so the comparison "
+          f"cannot run. Install it (apt-get install keepalived, with policy-rc.d refusing "
+          f"starts) or pass {SKIP_KEEPALIVED} to measure vrrpd alone.", file=sys.stderr)
+    sys.exit(2)
