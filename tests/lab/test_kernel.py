@@ -215,3 +215,40 @@ def test_interface_watcher_follows_carrier_and_addresses(two_nodes: Topology) ->
         seen = asyncio.run(scenario())
     assert seen == ["eth0 has no carrier (cable, switch port or peer link down)", None,
                     link.NO_SOURCE[4].format(ifname="eth0"), None]
+
+
+def test_interface_watcher_ignores_its_vips(two_nodes: Topology,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding and removing the excluded addresses (the VIPs) re-reads nothing: they cannot
+    change readiness, and a master of 255 instances moves 255 at once.  The interface's own
+    address still counts, for its family only."""
+    node = two_nodes.nodes["lb1"]
+    vips = [ip_interface(f"192.0.2.{100 + i}/32") for i in range(20)]
+    reads: list[tuple[str, int]] = []
+    real = link.readiness
+
+    def counting(name: str, family: int, exclude: frozenset[IPv4Address]) -> link.Readiness:
+        reads.append((name, family))
+        return real(name, family, exclude)
+
+    monkeypatch.setattr(link, "readiness", counting)
+
+    async def scenario() -> link.Readiness:
+        async with InterfaceWatcher() as watcher:
+            watcher.watch("eth0", 4, frozenset(v.ip for v in vips))
+            watcher.watch("eth0", 6, frozenset())
+            reads.clear()
+            events = watcher.events()
+            first = asyncio.ensure_future(anext(events))
+            for op in ("add", "del"):
+                for vip in vips:
+                    node.ns.run(["ip", "addr", op, str(vip), "dev", "eth0"])
+                await asyncio.sleep(0.5)  # the watcher reads these notifications
+            assert not first.done() and reads == []
+            node.ns.run(["ip", "addr", "del", str(node.ipv4), "dev", "eth0"])
+            return await asyncio.wait_for(first, 5)
+
+    with node.ns.entered():
+        state = asyncio.run(scenario())
+    assert state.problem == link.NO_SOURCE[4].format(ifname="eth0")
+    assert reads == [("eth0", 4)]

@@ -19,12 +19,20 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv6Address,
+    IPv6Interface,
+    ip_address,
+    ip_interface,
+)
 from typing import Any, NamedTuple, Self
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import (
+    RTM_DELADDR,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_NEWADDR,
@@ -301,23 +309,35 @@ class InterfaceWatcher(RtnlClient):
         state = self.states[(ifname, family)] = readiness(ifname, family, exclude)
         return state
 
-    def _concerns(self, msg: Any) -> set[str]:
-        """The watched interfaces a notification is about (addresses name only the index)."""
+    def _concerns(self, msg: Any) -> set[tuple[str, int]]:
+        """The watched pairs a notification is about (addresses name only the index).
+
+        A link change concerns both families of the interface, an address change only its
+        family, and never when the address is one of the pair's ``exclude`` (a VIP): those
+        cannot change :func:`readiness`, and a master of 255 instances adds or removes 255 of
+        them at once; re-reading the interface for each would stall the daemon in a flap.
+        """
+        kind = msg["header"]["type"]
+        if kind in (RTM_NEWADDR, RTM_DELADDR):
+            family = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(msg["family"])
+            address = msg.get("address")
+            return {key for key, state in self.states.items()
+                    if key[1] == family and state.ifindex == msg["index"]
+                    and (address is None or ip_address(address) not in self._exclude[key])}
         names = {name for name, _ in self.states}
-        if msg.get("ifname") in names:
-            return {msg.get("ifname")}
-        indexes = {state.ifindex: state.ifname for state in self.states.values()}
-        return {indexes[msg["index"]]} if msg.get("index") in indexes else set()
+        name = msg.get("ifname") if msg.get("ifname") in names else next(
+            (s.ifname for s in self.states.values() if s.ifindex == msg.get("index")), None)
+        return {key for key in self.states if key[0] == name}
 
     async def events(self) -> AsyncIterator[Readiness]:
         """Yield the new :class:`Readiness` of a watched pair each time it changes."""
         rtnl = self.rtnl
         while True:
-            touched: set[str] = set()
+            touched: set[tuple[str, int]] = set()
             async for msg in rtnl.get():
                 touched |= self._concerns(msg)
             for key, old in list(self.states.items()):
-                if key[0] not in touched:
+                if key not in touched:
                     continue
                 # a netlink dump on a socket of its own: off the loop, like any blocking
                 # call (the worker thread shares the daemon's network namespace)
