@@ -1,4 +1,8 @@
-"""Run FRR's vrrpd (Debian 12's frr 8.4) as the VRRP peer of vrrpd in a lab node.
+"""Run FRR (Debian 12's frr 8.4) daemons in lab nodes: its vrrpd as the VRRP peer of vrrpd,
+and zebra + bfdd + bgpd for the anycast lab (:mod:`lab.anycast`).
+
+:class:`FrrNode` runs any set of FRR daemons in a node's namespace with their own path space;
+:class:`FrrVrrp` is zebra + vrrpd on it.
 
 ``FrrVrrp(node, tmp, vrid=51, priority=100, interval=0.1, vips=[...], version=3)`` prepares
 what FRR needs and runs ``zebra`` and ``vrrpd`` in the node's namespace, in the foreground,
@@ -42,6 +46,63 @@ COMPLAINTS = re.compile(r"discard|invalid|mismatch|malformed|bad |error|failed|w
 ELECTION = re.compile(r"Discarding advertisement from \S+ \(\d+ <=? \d+ ")
 
 
+class FrrNode:
+    """FRR daemons in ``node``'s namespace, path space ``/run/frr/<namespace>/`` (``-N``).
+
+    ``configs`` maps a daemon (``zebra``, ``bfdd``, ``bgpd``, ``vrrpd``) to its configuration
+    text; :meth:`start` runs them in that order (zebra first: the others connect to its
+    socket).  :meth:`vty` asks one of them through ``vtysh``.
+    """
+
+    def __init__(self, node: Node, configs: dict[str, str]) -> None:
+        self.node = node
+        self.dir = RUN / node.ns.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.dir, "frr", "frr")
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        for name, text in configs.items():
+            (self.dir / f"{name}.conf").write_text(text)
+
+    def socket(self, daemon: str) -> Path:
+        """The daemon's vty socket (what vrrpd's FRR speaker talks to, for bgpd)."""
+        return self.dir / f"{daemon}.vty"
+
+    def start_daemon(self, name: str) -> None:
+        with (self.dir / f"{name}.out").open("ab") as out:
+            self.procs[name] = self.node.ns.popen(
+                [str(FRR / name), "-N", self.node.ns.name, "-f", str(self.dir / f"{name}.conf"),
+                 "-i", str(self.dir / f"{name}.pid"), "--vty_socket", str(self.dir),
+                 "--log", f"file:{self.dir / name}.log", "--log-level", "debug"],
+                stdout=out, stderr=subprocess.STDOUT)
+        ready = self.dir / ("zserv.api" if name == "zebra" else f"{name}.vty")
+        wait_for(ready.exists, 10, f"FRR {name} on {self.node.name}", poll=0.02)
+
+    def start(self, *names: str) -> FrrNode:
+        for name in names:
+            self.start_daemon(name)
+        return self
+
+    def stop_daemon(self, name: str, sig: int = signal.SIGTERM) -> int:
+        proc = self.procs.pop(name, None)
+        return terminate(proc, sig) if proc is not None else 0
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop_daemon(name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def vty(self, daemon: str, *commands: str) -> str:
+        """``vtysh -d daemon -c ...`` in the node's path space; its output."""
+        argv = ["vtysh", "-N", self.node.ns.name, "-d", daemon]
+        for command in commands:
+            argv += ["-c", command]
+        return self.node.ns.run(argv).stdout
+
+    def log(self, daemon: str) -> str:
+        path = self.dir / f"{daemon}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
 class FrrVrrp:
     """zebra + vrrpd of FRR on ``node``'s ``eth0`` with one virtual router."""
 
@@ -51,21 +112,16 @@ class FrrVrrp:
         self.vrid = vrid
         self.vips = [ip_interface(v) for v in vips]
         self.family = self.vips[0].version
-        self.dir = RUN / node.ns.name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        shutil.chown(self.dir, "frr", "frr")
-        self.log_path = self.dir / "vrrpd.log"
-        self.procs: list[subprocess.Popen[bytes]] = []
         keyword = "ip" if self.family == 4 else "ipv6"
         lines = [f" vrrp {vrid} version {version}", f" vrrp {vrid} priority {priority}",
                  f" vrrp {vrid} advertisement-interval {round(interval * 1000)}"]
         if not preempt:
             lines.append(f" no vrrp {vrid} preempt")
         lines += [f" vrrp {vrid} {keyword} {v.ip}" for v in self.vips]
-        (self.dir / "zebra.conf").write_text(f"hostname {node.name}\n")
-        (self.dir / "vrrpd.conf").write_text(
-            f"hostname {node.name}\ndebug vrrp protocol\ndebug vrrp zebra\n"
-            f"interface {node.ifname}\n" + "\n".join(lines) + "\n")
+        self.frr = FrrNode(node, {
+            "zebra": f"hostname {node.name}\n",
+            "vrrpd": f"hostname {node.name}\ndebug vrrp protocol\ndebug vrrp zebra\n"
+                     f"interface {node.ifname}\n" + "\n".join(lines) + "\n"})
 
     @property
     def macvlan(self) -> str:
@@ -88,21 +144,11 @@ class FrrVrrp:
                                  for a in ns.addresses(name)), 5, f"{name}'s link-local",
                      poll=0.02)
 
-    def _daemon(self, name: str) -> subprocess.Popen[bytes]:
-        with (self.dir / f"{name}.out").open("ab") as out:
-            return self.node.ns.popen(
-                [str(FRR / name), "-N", self.node.ns.name, "-f", str(self.dir / f"{name}.conf"),
-                 "-i", str(self.dir / f"{name}.pid"), "--vty_socket", str(self.dir),
-                 "--log", f"file:{self.dir / name}.log", "--log-level", "debug"],
-                stdout=out, stderr=subprocess.STDOUT)
-
     def start(self) -> FrrVrrp:
-        if not self.procs:
+        if "zebra" not in self.frr.procs:
             self._create_macvlan()
-            self.procs.append(self._daemon("zebra"))
-            wait_for(lambda: (self.dir / "zserv.api").exists(), 10, "zebra's socket",
-                     poll=0.02)
-        self.procs.append(self._daemon("vrrpd"))
+            self.frr.start_daemon("zebra")
+        self.frr.start_daemon("vrrpd")
         wait_for(lambda: self.state() != "INIT", 10, f"FRR vrrpd on {self.node.name}",
                  poll=0.02)
         return self
@@ -119,15 +165,13 @@ class FrrVrrp:
 
     def stop_vrrpd(self, sig: int = signal.SIGTERM) -> int:
         """Stop vrrpd only (zebra keeps running, so it can be started again)."""
-        return terminate(self.procs.pop(), sig) if len(self.procs) > 1 else 0
+        return self.frr.stop_daemon("vrrpd", sig)
 
     def stop(self) -> None:
-        while self.procs:
-            terminate(self.procs.pop())
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.frr.stop()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.frr.log("vrrpd")
 
     def complaints(self, start: int = 0) -> list[str]:
         """Log lines from character ``start`` on that object to a received advert."""

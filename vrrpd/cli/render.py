@@ -23,6 +23,12 @@ def _table(rows: list[list[str]]) -> str:
                      for r in rows)
 
 
+def _tracker_line(owner: str, t: dict[str, Any]) -> str:
+    return (f"  {owner}: tracker {t['name']} {'OK' if t['ok'] else 'FAILED'}"
+            f"{' weight ' + str(t['weight']) if t.get('weight') else ''}"
+            f"{' - ' + t['detail'] if t.get('detail') else ''}")
+
+
 def render_status(doc: dict[str, Any]) -> str:
     rows = [["INSTANCE", "IF", "VRID", "STATE", "PRIO", "MASTER", "VIPS", "INTERVAL", "SINCE",
              "SENT/RCVD", "DROPPED"]]
@@ -45,10 +51,7 @@ def render_status(doc: dict[str, Any]) -> str:
     lines = [f"node {doc['node']}  vrrpd {doc['version']}  config {doc['config']}",
              _table(rows), "(* = VIPs held by this node)"]
     for i in doc["instances"]:
-        for t in i.get("trackers", []):
-            lines.append(f"  {i['name']}: tracker {t['name']} {'OK' if t['ok'] else 'FAILED'}"
-                         f"{' weight ' + str(t['weight']) if t.get('weight') else ''}"
-                         f"{' - ' + t['detail'] if t.get('detail') else ''}")
+        lines += [_tracker_line(i["name"], t) for t in i.get("trackers", [])]
         if i["faults"]:
             lines.append(f"  {i['name']}: FAULT because of {', '.join(i['faults'])}")
         if i.get("interface_problem"):
@@ -57,6 +60,7 @@ def render_status(doc: dict[str, Any]) -> str:
         for t in i["transitions"][-3:]:
             lines.append(f"  {i['name']}: {iso(t['at'])} {t['old']} -> {t['new']}: "
                          f"{t['reason']}")
+    lines += _anycast_lines(doc)
     drops = [f"{e['interface']} IPv{e['family']}: "
              + ",".join(f"{k}={v}" for k, v in sorted(e["dropped"].items()))
              for e in doc.get("endpoints", []) if e["dropped"]]
@@ -67,6 +71,32 @@ def render_status(doc: dict[str, Any]) -> str:
         lines.append(f"health: {health['status']}" + "".join(
             f"\n  {p['severity']}: {p['text']}" for p in health["problems"]))
     return "\n".join(lines)
+
+
+def _anycast_lines(doc: dict[str, Any]) -> list[str]:
+    """Each anycast group, its trackers and what each peer router was sent."""
+    if not doc.get("anycast"):
+        return []
+    bgp = doc["bgp"]
+    lines = [f"anycast via {bgp['speaker']}"
+             + (f"  ERROR: {bgp['error']}" if bgp.get("error") else "")
+             + (f"  (peers unknown: {bgp['peers_error']})" if bgp.get("peers_error") else "")]
+    rows = [["GROUP", "PREFIXES", "STATE", "MED", "PREPEND", "DRAIN"]]
+    for g in doc["anycast"]:
+        drain = g["draining"]
+        rows.append([g["name"], ",".join(g["prefixes"]), g["state"],
+                     "-" if g["med"] is None else str(g["med"]),
+                     "-" if g["prepend"] is None else str(g["prepend"]),
+                     "-" if drain is None else (drain["done"] or
+                                                f"draining ({drain['sessions']} sessions)")])
+    lines.append(_table(rows))
+    for g in doc["anycast"]:
+        lines += [_tracker_line(g["name"], t) for t in g["trackers"]]
+        for p in g["peers"]:
+            sent = ",".join(p["advertised"]) or "nothing"
+            lines.append(f"  {g['name']}: router {p['router']} session {p['session']}, "
+                         f"BFD {p['bfd'] or 'off'}, announced: {sent}")
+    return lines
 
 
 def render_reload(result: dict[str, Any]) -> str:

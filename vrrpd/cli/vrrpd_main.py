@@ -113,8 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                     else interface_warnings(config) + accept_mode_warnings(config))
         for warning in warnings:
             print(f"{args.config}: warning: {warning}")
+        if config.bgp is not None and not args.no_host_checks:
+            from vrrpd.kernel.bgp import SpeakerError, build_speaker, probe
+
+            try:
+                print(f"{args.config}: BGP speaker "
+                      + asyncio.run(probe(build_speaker(config.bgp.engine, config.bgp.socket))))
+            except SpeakerError as exc:
+                print(f"vrrpd: anycast groups cannot be announced: {exc}", file=sys.stderr)
+                return 1
         scope = " (host checks skipped)" if args.no_host_checks else ""
-        print(f"{args.config}: OK ({len(config.instances)} instance(s)){scope}")
+        groups = f", {len(config.anycast)} anycast group(s)" if config.anycast else ""
+        print(f"{args.config}: OK ({len(config.instances)} instance(s){groups}){scope}")
         return 0
     setup_logging(config.log_format, getattr(logging, args.log_level.upper()))
     from vrrpd.daemon import privileges

@@ -15,8 +15,10 @@ from vrrpd.config.model import Config, InstanceConfig, IPInterface
 
 # What a running virtual router cannot change: its socket, its VRID and its MAC on the wire.
 IDENTITY_FIELDS = ("interface", "vrid", "version", "virtual_mac", "accept_mode")
-# Top-level settings read once at start-up (the control socket, state directory, logging).
-SETTINGS_FIELDS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format")
+# Top-level settings read once at start-up (the control socket, state directory, logging,
+# the BGP speaker and anycast groups).
+SETTINGS_FIELDS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",
+                   "bgp", "anycast")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from vrrpd.config import anycast
 from vrrpd.config import host as on_host
 from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
@@ -68,7 +69,7 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
 OPTIONAL_STR = (str, type(None))
 T = TypeVar("T")
 TOP_LEVEL_KEYS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",
-                  "instances", "tracks", "sync_groups", "sync", "metrics")
+                  "instances", "tracks", "sync_groups", "sync", "metrics", "bgp", "anycast")
 
 
 def load_config(path: Path | str, *, host: bool = True) -> Config:
@@ -96,9 +97,10 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
     top = Section(src.root())
     top.only(TOP_LEVEL_KEYS)  # first: a misspelt `tracks:` would confuse every later error
     tracks = _tracks(top.section("tracks"), host) if top.has("tracks") else {}
-    items = top.items("instances")
-    if not items:
-        raise top.error("instances", "at least one instance is required")
+    items = top.items("instances", required=not top.has("anycast"))
+    if not items and not top.has("anycast"):
+        raise top.error("instances", "at least one instance is required (or an `anycast:` "
+                                     "group)")
     instances = tuple(_instance(Section(v), tracks, host) for v in items)
     _refuse_clashes(items, instances)
     config = Config(
@@ -117,7 +119,14 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
         if top.has("sync_groups") else (),
         sync=_sync(top.section("sync"), instances, host) if top.has("sync") else None,
         metrics=_metrics(top.section("metrics")) if top.has("metrics") else None,
+        bgp=anycast.speaker(top.section("bgp")) if top.has("bgp") else None,
+        anycast=anycast.groups(top, "anycast", tracks,
+                               lambda s: _track_refs(s, tracks, None))
+        if top.has("anycast") else (),
     )
+    if config.anycast and config.bgp is None:
+        raise top.error("anycast", "anycast groups announce through a BGP speaker: add "
+                                   "`bgp:` (e.g. `bgp: {engine: frr}`)")
     top.done()
     return config
 
@@ -448,7 +457,7 @@ def _addresses(s: Section, key: str, family: int) -> tuple[IPAddress, ...]:
     return tuple(peers)
 
 
-def _track_refs(s: Section, tracks: dict[str, TrackConfig], priority: int
+def _track_refs(s: Section, tracks: dict[str, TrackConfig], priority: int | None
                 ) -> tuple[TrackRef, ...]:
     items = s.items("track", required=False)
     refs = []

@@ -308,6 +308,49 @@ class SyncConfig:
 
 
 @dataclass(frozen=True)
+class SpeakerConfig:
+    """Top-level ``bgp:``: the BGP speaker anycast groups announce through
+    (:mod:`vrrpd.kernel.bgp`); ``socket`` is FRR bgpd's vty socket."""
+
+    engine: str = "frr"  # one of SPEAKER_ENGINES
+    socket: Path = Path("/run/frr/bgpd.vty")
+
+
+SPEAKER_ENGINES = ("frr",)
+
+
+class Deprefer(StrEnum):
+    """How a failing weighted tracker (or a drain) makes a group's routes less preferred:
+    a higher MULTI_EXIT_DISC (RFC 4271 §5.1.4) or a longer AS_PATH (§9.1.2.2 a)."""
+
+    MED = "med"
+    PREPEND = "prepend"
+
+
+PREPEND_MAX = 10  # AS-path prepends vrrpd adds at most (a longer path only costs bytes)
+
+
+@dataclass(frozen=True)
+class AnycastGroupConfig:
+    """``anycast:`` list entry: prefixes every healthy node announces over BGP.
+
+    A failing weight-0 tracker withdraws them; a failing weighted tracker de-prefers them by
+    ``|weight|`` (added to the MED, or that many AS-path prepends).  ``vrrpctl demote`` drains
+    the group: de-prefer at once, then wait (at most ``drain_timeout`` s) for the current
+    sessions of HAProxy behind ``haproxy_socket`` to reach zero.
+    """
+
+    name: str
+    prefixes: tuple[IPNetwork, ...]
+    track: tuple[TrackRef, ...] = ()
+    med: int = 0  # the MED of a healthy node
+    deprefer: Deprefer = Deprefer.MED
+    haproxy_socket: Path | None = None  # HAProxy's stats socket, whose sessions a drain awaits
+    drain_timeout: float = 30.0
+    drain_withdraw: bool = True  # after the drain, withdraw (False: stay announced, de-preferred)
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     listen: tuple[str, int]
 
@@ -327,6 +370,8 @@ class Config:
     sync_groups: tuple[SyncGroupConfig, ...] = ()
     sync: SyncConfig | None = None
     metrics: MetricsConfig | None = None
+    bgp: SpeakerConfig | None = None
+    anycast: tuple[AnycastGroupConfig, ...] = ()
 
     def instance(self, name: str) -> InstanceConfig | None:
         return next((i for i in self.instances if i.name == name), None)

@@ -41,6 +41,18 @@ def _names(daemon: Any, args: dict[str, Any]) -> list[str]:
     return [name]
 
 
+def _anycast_groups(daemon: Any, args: dict[str, Any]) -> list[str]:
+    """The anycast groups ``demote`` / ``resume`` act on: the one named, or all of them with
+    ``--all`` or on a node that runs no VRRP instance (:mod:`vrrpd.daemon.anycast`)."""
+    if daemon.anycast is None:
+        return []
+    name = args.get("instance")
+    if name is not None and name in daemon.anycast.groups:
+        return [str(name)]
+    return list(daemon.anycast.groups) if not name and (args.get("all") or not daemon.drivers) \
+        else []
+
+
 async def _settle(daemon: Any, names: list[str], timeout: float) -> None:
     """Wait until no named instance is in the middle of a hand-over (or ``timeout``)."""
     loop = asyncio.get_running_loop()
@@ -90,9 +102,16 @@ async def check(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 
 @command("demote", "hand mastership to the peer (make-before-break) and stay BACKUP until "
-         "resume", INSTANCE, ALL, FORCE)
+         "resume; an anycast group drains (de-prefer, wait for HAProxy's sessions to end, "
+         "withdraw)", INSTANCE, ALL, FORCE)
 async def demote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
-    return await _hand_over(daemon, args, AdminMode.DEMOTED)
+    groups = _anycast_groups(daemon, args)
+    if groups and not (args.get("all") and daemon.drivers):
+        return {"mode": "drained", "drained": await daemon.anycast.drain(groups)}
+    result = await _hand_over(daemon, args, AdminMode.DEMOTED)
+    if groups:
+        result["drained"] = await daemon.anycast.drain(groups)
+    return result
 
 
 @command("promote", "take mastership now, preempting the peer, until resume", INSTANCE, ALL)
@@ -108,6 +127,11 @@ async def promote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 @command("resume", "back to the configured behaviour (undo demote/promote)", INSTANCE, ALL)
 async def resume(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+    groups = _anycast_groups(daemon, args)
+    if groups:
+        daemon.anycast.resume(groups)
+        if not (args.get("all") and daemon.drivers):
+            return {"mode": AdminMode.NORMAL.value, "resumed": groups}
     names = _names(daemon, args)
     daemon.set_admin(names, AdminMode.NORMAL)
     return {"mode": AdminMode.NORMAL.value, "states": _states(daemon, names)}

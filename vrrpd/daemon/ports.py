@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from vrrpd.config.model import SpeakerConfig
 from vrrpd.daemon.instance import AddressPort, AnnouncePort
 from vrrpd.daemon.receiver import RawSocket
+from vrrpd.kernel.bgp import Speaker
 from vrrpd.proto.packet import IPAddress
 
 
@@ -36,12 +38,15 @@ class Kernel:
     accept_filter: Any = None  # vrrpd.kernel.accept_filter.AcceptFilter (accept_mode: false)
     neighbours: Any = None  # vrrpd.kernel.neighbours.NeighbourCache
     routes: Any = None  # vrrpd.kernel.routes.RouteManager (virtual_routes / virtual_rules)
+    # the BGP speaker of anycast groups (vrrpd.kernel.bgp.Speaker) for the `bgp:` section
+    speaker: Callable[[SpeakerConfig], Speaker] | None = None
 
 
 def real_kernel() -> Kernel:
     from vrrpd.kernel.accept_filter import AcceptFilter
     from vrrpd.kernel.addresses import AddressManager
     from vrrpd.kernel.announcer import Announcer
+    from vrrpd.kernel.bgp import build_speaker
     from vrrpd.kernel.link import InterfaceWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
     from vrrpd.kernel.routes import RouteManager
@@ -54,4 +59,4 @@ def real_kernel() -> Kernel:
                   addresses=addresses, virtual_macs=VirtualMacs(addresses),
                   accept_filter=AcceptFilter(),
                   announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache(),
-                  routes=RouteManager())
+                  routes=RouteManager(), speaker=lambda cfg: build_speaker(cfg.engine, cfg.socket))

@@ -25,6 +25,7 @@ from vrrpd import __version__
 from vrrpd.config.model import Config
 from vrrpd.control.registry import CommandError
 from vrrpd.control.server import ControlServer
+from vrrpd.daemon.anycast import AnycastGroups
 from vrrpd.daemon.eventlog import EventLog
 from vrrpd.daemon.fanout import Reactions, TransitionBus
 from vrrpd.daemon.groups import SyncGroups
@@ -66,6 +67,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.config_sync: Any = None  # vrrpd.sync.service.SyncService when `sync:` is set
         self.metrics: Service | None = None
+        self.anycast: AnycastGroups | None = None
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -105,6 +107,7 @@ class Daemon:
             self.tracking.apply(name)
         for driver in self.drivers.values():
             driver.post(Startup())
+        await self._start_anycast()
         self.tracking.start()
         self.control = ControlServer(self, self.config.control_socket,
                                      self.config.control_socket_group)
@@ -158,6 +161,8 @@ class Daemon:
                 await service.stop()
         if self.tracking is not None:
             await self.tracking.stop()
+        if self.anycast is not None:
+            await self.anycast.stop()
         await self.interfaces.close()
         for driver in self.drivers.values():
             driver.post(Shutdown())
@@ -180,6 +185,17 @@ class Daemon:
         if self.kernel.routes is not None:
             await self.kernel.routes.close()
         log.info("vrrpd stopped; all VIPs released")
+
+    async def _start_anycast(self) -> None:
+        """Anycast groups (:mod:`vrrpd.daemon.anycast`) follow the trackers from their first
+        result on; their start withdraws what a crashed run left announced."""
+        if not self.config.anycast or self.config.bgp is None or self.kernel.speaker is None:
+            return
+        self.anycast = AnycastGroups(self.config, self.kernel.speaker(self.config.bgp),
+                                     self._record)
+        assert self.tracking is not None
+        self.tracking.listeners.append(self.anycast.on_status)
+        await self.anycast.start()
 
     async def _reconcile_routes(self) -> None:
         """Remove the virtual routes and rules an earlier run left (vrrpd's routing protocol
@@ -248,4 +264,6 @@ class Daemon:
                 "config": str(self.config.path), **self.instances.status(trackers),
                 "log_lines_dropped": BoundedQueueHandler.dropped,
                 "notify_coalesced": {k: r.coalesced for k, r in hooks.items() if r.coalesced},
-                "sync": sync}
+                "sync": sync,
+                **({"anycast": self.anycast.status(), "bgp": self.anycast.speaker_status()}
+                   if self.anycast is not None else {})}

@@ -27,11 +27,13 @@ class InstanceTracking:
         self.drivers = drivers
         self._post_fault = post_fault
         self._record = record
+        self.listeners: list[Callable[[TrackStatus], None]] = []  # anycast groups
         self.trackers = TrackerSet(self._used(config), self._on_status)
 
     @staticmethod
     def _used(config: Config) -> dict[str, TrackConfig]:
-        used = {ref.name for cfg in config.instances for ref in cfg.track}
+        refs = [*(i.track for i in config.instances), *(g.track for g in config.anycast)]
+        used = {ref.name for track in refs for ref in track}
         return {n: t for n, t in config.tracks.items() if n in used}
 
     def prepare(self, config: Config) -> dict[str, Tracker]:
@@ -62,6 +64,8 @@ class InstanceTracking:
                      value=status.value, instances=users)
         for name in users:
             self.apply(name)
+        for listener in self.listeners:
+            listener(status)
 
     def apply(self, name: str) -> None:
         """Bring instance ``name`` in line with the current tracker statuses."""

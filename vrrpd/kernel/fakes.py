@@ -8,6 +8,7 @@ Each fake has the public interface of the real class it replaces:
 * :class:`FakeAnnouncer` -- :class:`vrrpd.kernel.announcer.Announcer`
 * :class:`FakeInterfaceWatcher` -- :class:`vrrpd.kernel.link.InterfaceWatcher`
 * :class:`FakeNeighbourCache` -- :class:`vrrpd.kernel.neighbours.NeighbourCache`
+* :class:`FakeSpeaker` -- :class:`vrrpd.kernel.frr.FrrSpeaker` (:class:`vrrpd.kernel.bgp.Speaker`)
 
 :class:`FakeLink` is the shared segment: fake sockets attached to it exchange payloads, with a
 configurable loss rate (seeded, so a run is reproducible) and TTL.  Fake sockets have a real
@@ -24,6 +25,7 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 
 from vrrpd.config.model import VirtualRoute, VirtualRule
+from vrrpd.kernel.bgp import Announcement, IPNetwork, PeerState, SpeakerError
 from vrrpd.kernel.link import IPInterface, Readiness
 from vrrpd.kernel.vrrp_socket import IPAddress, ReceivedPacket
 from vrrpd.proto.numbers import VRRP_TTL
@@ -247,3 +249,53 @@ class FakeNeighbourCache:
         self.flushed.append(ifname)
         stale, self.unresolved[ifname] = self.unresolved[ifname], []
         return stale
+
+
+class FakeSpeaker:
+    """A BGP speaker in memory: what is announced (``table``: prefix -> announcement), the
+    changes in order (``log``), one upstream router ``peer`` in state ``session``.  Set
+    ``down`` to a reason to make every call fail as an unreachable speaker does."""
+
+    def __init__(self, peer: str = "192.0.2.1") -> None:
+        self.table: dict[IPNetwork, Announcement] = {}
+        self.log: list[tuple[str, str, int, int]] = []  # (action, group, med, prepend)
+        self.peer = peer
+        self.session = "Established"
+        self.down: str | None = None
+        self.opened = False
+
+    def _check(self) -> None:
+        if self.down is not None:
+            raise SpeakerError(self.down)
+
+    def describe(self) -> str:
+        return "fake speaker"
+
+    async def open(self) -> None:
+        self._check()
+        self.opened = True
+
+    async def close(self) -> None:
+        self.opened = False
+
+    async def announce(self, announcement: Announcement) -> None:
+        self._check()
+        for prefix in announcement.prefixes:
+            self.table[prefix] = announcement
+        self.log.append(("announce", announcement.group, announcement.med,
+                         announcement.prepend))
+
+    async def withdraw(self, group: str, prefixes: tuple[IPNetwork, ...]) -> None:
+        self._check()
+        for prefix in prefixes:
+            self.table.pop(prefix, None)
+        self.log.append(("withdraw", group, 0, 0))
+
+    async def announced(self) -> dict[IPNetwork, str]:
+        self._check()
+        return {prefix: a.group for prefix, a in self.table.items()}
+
+    async def peers(self) -> list[PeerState]:
+        self._check()
+        sent = tuple(self.table) if self.session == "Established" else ()
+        return [PeerState(self.peer, self.session, "Up", sent)]

@@ -47,12 +47,11 @@ class TrackStatus:
     value: int | None = None
 
 
-def effective_priority(base: int, results: Iterable[tuple[int, TrackStatus]]) -> tuple[int, bool]:
-    """Apply tracker results to ``base``; returns ``(priority, faulted)``.
+def weigh(results: Iterable[tuple[int, TrackStatus]]) -> tuple[int, bool]:
+    """keepalived's tracker rules: ``(delta, faulted)`` for statuses paired with weights.
 
-    ``results`` pairs each tracker's status with the weight the instance gives it.  The sum is
-    clamped to 1..254 (keepalived does the same).  The address owner (``base`` 255) keeps 255:
-    only a fault takes it down, as the caller moves a faulted instance to FAULT.
+    A weight-0 tracker that fails faults; a weighted one adds its weight while passing if the
+    weight is positive, while failing if negative; the file tracker adds value x weight.
     """
     delta = 0
     faulted = False
@@ -65,6 +64,16 @@ def effective_priority(base: int, results: Iterable[tuple[int, TrackStatus]]) ->
             faulted = faulted or not status.ok
         elif (weight > 0) == status.ok:
             delta += weight
+    return delta, faulted
+
+
+def effective_priority(base: int, results: Iterable[tuple[int, TrackStatus]]) -> tuple[int, bool]:
+    """Apply tracker results to ``base`` (:func:`weigh`); returns ``(priority, faulted)``.
+
+    The sum is clamped to 1..254 (keepalived does the same).  The address owner (``base`` 255)
+    keeps 255: only a fault takes it down, as the caller moves a faulted instance to FAULT.
+    """
+    delta, faulted = weigh(results)
     if base == OWNER_PRIORITY:  # the address owner: trackers never move it
         return base, faulted
     return max(PRIORITY_MIN, min(PRIORITY_MAX, base + delta)), faulted

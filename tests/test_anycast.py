@@ -1,0 +1,225 @@
+"""Anycast groups (issue 18): the ``anycast:``/``bgp:`` schema, and the daemon driving a BGP
+speaker from its trackers -- with :class:`vrrpd.kernel.fakes.FakeSpeaker`; the lab
+(tests/lab/test_anycast_lab.py) proves the same with FRR."""
+
+from __future__ import annotations
+
+import asyncio
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.daemon_helpers import until
+from vrrpd.config.loader import ConfigError, load_config, parse_config
+from vrrpd.config.model import Deprefer
+from vrrpd.daemon.anycast import current_sessions
+from vrrpd.daemon.ports import Kernel
+from vrrpd.daemon.runtime import Daemon
+from vrrpd.kernel.bgp import MED_MAX, Announcement
+from vrrpd.kernel.fakes import FakeAddressManager, FakeInterfaceWatcher, FakeSpeaker
+
+FILE = Path("/etc/vrrpd/lb1.yaml")
+WEB = ip_network("203.0.113.10/32")
+GOOD = """\
+node: lb1
+bgp: {engine: frr, socket: /run/frr/bgpd.vty}
+tracks:
+  haproxy: {type: file, path: /run/down, rise: 2}
+  backends: {type: file, path: /run/slow, weight: -50}
+anycast:
+  - name: pacs
+    prefixes: [203.0.113.10/32, 2001:db8:18::10/128]
+    track: [haproxy, backends]
+    med: 10
+"""
+
+
+def refusal(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, FILE, host=False)
+    return caught.value
+
+
+def test_an_anycast_only_node_needs_no_vrrp_instance() -> None:
+    config = parse_config(GOOD, FILE, host=False)
+    (group,) = config.anycast
+    assert config.instances == ()
+    assert group.prefixes == (WEB, ip_network("2001:db8:18::10/128"))
+    assert [r.name for r in group.track] == ["haproxy", "backends"]
+    assert (group.med, group.deprefer, group.drain_timeout) == (10, Deprefer.MED, 30.0)
+    assert config.bgp is not None and str(config.bgp.socket) == "/run/frr/bgpd.vty"
+
+
+@pytest.mark.parametrize(("old", "new", "line", "words"), [
+    ("203.0.113.10/32, ", "203.0.113.10/24, ", 8, "has host bits set"),
+    ("203.0.113.10/32, ", "224.0.0.5/32, ", 8, "not unicast"),
+    ("track: [haproxy, backends]", "track: [haproxy, nope]", 9, "unknown tracker 'nope'"),
+    ("    med: 10", "    med: -1", 10, "outside 0..4294967294"),
+    ("    med: 10", "    deprefer: prepend", 9, "prepend the AS 50 times"),
+    ("bgp: {engine: frr, socket: /run/frr/bgpd.vty}\n", "", 5, "add `bgp:`"),
+    ("engine: frr", "engine: bird", 2, "'bird' is not one of frr"),
+    ("    med: 10", "    med: 10\n  - {name: web, prefixes: [203.0.113.10/32]}", 11,
+     "a prefix belongs to one group"),
+])
+def test_mistakes_are_refused_with_file_line_and_key(old: str, new: str, line: int,
+                                                     words: str) -> None:
+    assert old in GOOD
+    err = refusal(GOOD.replace(old, new))
+    assert (err.file, err.line) == (FILE, line), str(err)
+    assert words in str(err)
+
+
+# ---- the daemon and a speaker ---------------------------------------------------------------
+
+
+class Lab:
+    """One daemon with a fake speaker; trackers are files the test writes."""
+
+    def __init__(self, tmp: Path, speaker: FakeSpeaker | None = None, **group: Any) -> None:
+        self.tmp = tmp
+        self.speaker = speaker or FakeSpeaker()
+        self.down, self.slow = tmp / "down", tmp / "slow"
+        doc = {"node": "lb1", "control_socket": str(tmp / "ctl.sock"),
+               "state_dir": str(tmp / "state"), "bgp": {"engine": "frr"},
+               "tracks": {"haproxy": {"type": "file", "path": str(self.down), "rise": 2,
+                                      "interval": 0.05},
+                          "backends": {"type": "file", "path": str(self.slow), "weight": -50,
+                                       "interval": 0.05}},
+               "anycast": [{"name": "pacs", "prefixes": [str(WEB)],
+                            "track": ["haproxy", "backends"], "med": 10, **group}]}
+        (tmp / "lb1.yaml").write_text(yaml.safe_dump(doc))
+        self.daemon: Daemon | None = None
+
+    async def start(self) -> Daemon:
+        kernel = Kernel(open_socket=None, group=None, addresses=FakeAddressManager(),  # type: ignore[arg-type]
+                        announcer=None, interfaces=FakeInterfaceWatcher,  # type: ignore[arg-type]
+                        speaker=lambda cfg: self.speaker)
+        self.daemon = Daemon(load_config(self.tmp / "lb1.yaml", host=False), kernel)
+        await self.daemon.start()
+        return self.daemon
+
+    def announced(self) -> Announcement | None:
+        return self.speaker.table.get(WEB)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def test_trackers_announce_weigh_and_withdraw(tmp_path: Path) -> None:
+    """Announced only after the gating tracker's rise count; a failing weighted tracker
+    raises the MED by its weight; a failing weight-0 tracker withdraws; stop withdraws."""
+    lab = Lab(tmp_path)
+
+    async def main() -> None:
+        daemon = await lab.start()
+        await until(lambda: lab.announced() is not None)
+        assert [e[0] for e in lab.speaker.log] == ["announce"]  # rise 2: once, not per check
+        assert lab.announced() == Announcement("pacs", (WEB,), 10, 0)
+        lab.slow.write_text("1\n")  # the file tracker: 1 x weight -50
+        await until(lambda: (lab.announced() or Announcement("", ())).med == 60)
+        lab.slow.unlink()
+        await until(lambda: (lab.announced() or Announcement("", ())).med == 10)
+        lab.down.write_text("1\n")
+        await until(lambda: lab.announced() is None)
+        lab.down.unlink()
+        await until(lambda: lab.announced() is not None)
+        status = daemon.status()["anycast"][0]
+        assert status["state"] == "announced"
+        await daemon.stop()
+        assert lab.announced() is None
+        assert lab.speaker.log[-1][0] == "withdraw"
+
+    run(main())
+
+
+def test_start_withdraws_what_a_crashed_run_left(tmp_path: Path) -> None:
+    speaker = FakeSpeaker()
+    speaker.table[WEB] = Announcement("pacs", (WEB,))
+    stale = ip_network("198.51.100.0/24")
+    speaker.table[stale] = Announcement("gone", (stale,))
+    lab = Lab(tmp_path, speaker)
+    lab.down.write_text("1\n")  # failing: nothing may be announced
+
+    async def main() -> None:
+        daemon = await lab.start()
+        assert speaker.table == {}
+        await asyncio.sleep(0.3)
+        assert speaker.table == {}
+        await daemon.stop()
+
+    run(main())
+
+
+def test_an_unreachable_speaker_stops_the_start_with_what_to_check(tmp_path: Path) -> None:
+    speaker = FakeSpeaker()
+    speaker.down = "cannot reach FRR bgpd at /run/frr/bgpd.vty"
+    lab = Lab(tmp_path, speaker)
+
+    async def main() -> None:
+        with pytest.raises(OSError, match="cannot reach FRR bgpd"):
+            await lab.start()
+        assert lab.daemon is not None
+        await lab.daemon.stop()
+
+    run(main())
+
+
+class FakeHAProxy:
+    """A stats socket answering ``show stat`` with one frontend holding ``sessions``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sessions = 3
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_unix_server(self._answer, str(self.path))
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"# pxname,svname,scur,status\n"
+                     + f"web,FRONTEND,{self.sessions},OPEN\nweb,pacs1,{self.sessions},UP\n"
+                     .encode())
+        await writer.drain()
+        writer.close()
+
+
+@pytest.mark.parametrize("deprefer", ["med", "prepend"])
+def test_demote_drains_then_withdraws_and_resume_announces(tmp_path: Path,
+                                                           deprefer: str) -> None:
+    """Drain: de-preferred at once (MED to its maximum, or 10 prepends), withdrawn once the
+    node's HAProxy has no session left, announced again by ``resume``."""
+    lab = Lab(tmp_path, haproxy_socket=str(tmp_path / "stats.sock"), deprefer=deprefer,
+              drain_timeout=10, track=["haproxy"])
+    haproxy = FakeHAProxy(tmp_path / "stats.sock")
+
+    async def main() -> None:
+        await haproxy.start()
+        daemon = await lab.start()
+        await until(lambda: lab.announced() is not None)
+        from vrrpd.control.commands import demote, resume
+        drain = asyncio.create_task(demote(daemon, {}))
+        expect = (10, 10) if deprefer == "prepend" else (MED_MAX, 0)
+        await until(lambda: (lab.announced() or Announcement("", ())).prepend == expect[1]
+                    and lab.announced().med == expect[0])  # type: ignore[union-attr]
+        assert not drain.done()  # 3 sessions left
+        haproxy.sessions = 0
+        result = await drain
+        assert result["drained"]["pacs"]["result"] == "sessions reached 0"
+        assert lab.announced() is None
+        assert daemon.status()["anycast"][0]["state"] == "withdrawn"
+        await resume(daemon, {})
+        await until(lambda: lab.announced() == Announcement("pacs", (WEB,), 10, 0))
+        await daemon.stop()
+
+    run(main())
+
+
+def test_current_sessions_sums_the_frontends_only() -> None:
+    rows = [{"svname": "FRONTEND", "scur": "2"}, {"svname": "pacs1", "scur": "9"},
+            {"svname": "FRONTEND", "scur": ""}, {"svname": "BACKEND", "scur": "4"}]
+    assert current_sessions(rows) == 2
