@@ -20,6 +20,7 @@ from vrrpd.kernel.fakes import (
     FakeLink,
     FakeNeighbourCache,
     FakeRouteManager,
+    FakeTransparentProxy,
     FakeVrrpSocket,
 )
 from vrrpd.proto.events import State
@@ -57,6 +58,7 @@ class Node:
         self.announcers: dict[str, FakeAnnouncer] = {}
         self.neighbours = FakeNeighbourCache()
         self.routes = FakeRouteManager()
+        self.tproxy = FakeTransparentProxy()
         add, remove = self.addresses.add, self.addresses.remove
 
         async def logged_add(ifname: str, vips: Any, labels: Any = None) -> None:
@@ -79,7 +81,7 @@ class Node:
                             self.link, self.address),
                         group=VRRP_GROUP.__getitem__, addresses=self.addresses,
                         announcer=self._announcer, interfaces=lambda: self.links,
-                        neighbours=self.neighbours, routes=self.routes)
+                        neighbours=self.neighbours, routes=self.routes, tproxy=self.tproxy)
         self.daemon = Daemon(load_config(self.path, host=False), kernel)
         await self.daemon.start()
         return self.daemon

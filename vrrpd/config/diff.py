@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, fields
 
 from vrrpd.config.model import Config, InstanceConfig, IPInterface
 
-# What a running virtual router cannot change: its socket, its VRID and its MAC on the wire.
-IDENTITY_FIELDS = ("interface", "vrid", "version", "virtual_mac", "accept_mode")
+# What a running virtual router cannot change: its socket, its VRID and its MAC on the wire
+# (and its tproxy mark and table, held as one piece while master).
+IDENTITY_FIELDS = ("interface", "vrid", "version", "virtual_mac", "accept_mode", "tproxy")
 # Top-level settings read once at start-up (the control socket, state directory, logging,
 # the BGP speaker and anycast groups).
 SETTINGS_FIELDS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",

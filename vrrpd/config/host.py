@@ -89,3 +89,18 @@ def sync_identity(value: str) -> Path:
     except PinError as exc:
         raise ValueError(str(exc)) from None
     return path
+
+
+def tproxy(family: int) -> None:
+    """``tproxy:``: this kernel runs the nftables ``socket`` rule and policy routing of
+    :mod:`vrrpd.kernel.tproxy` (a dry run, which needs CAP_NET_ADMIN like the daemon)."""
+    from vrrpd.daemon.privileges import capability_set
+    from vrrpd.kernel.tproxy import problem
+
+    if "cap_net_admin" not in capability_set():
+        raise ValueError("cannot ask the kernel whether it has the nftables `socket` "
+                         "expression without CAP_NET_ADMIN: run `vrrpd --check-config` as "
+                         "root (the unit's ExecStartPre has it), or add --no-host-checks")
+    why = problem(family)
+    if why is not None:
+        raise ValueError(why)

@@ -38,6 +38,7 @@ from vrrpd.config.model import (
     SyncConfig,
     SyncGroupConfig,
     TcpOptions,
+    TproxyConfig,
     TrackConfig,
     TrackOptions,
     TrackRef,
@@ -195,6 +196,12 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         raise s.error("auth_pass", "authentication exists only in VRRPv2 (RFC 5798 §9 removed "
                                    "it); use version: 2 to talk to a keepalived auth_type PASS "
                                    "peer, or remove auth_pass")
+    tproxy = _tproxy(s.section("tproxy")) if s.has("tproxy") else None
+    if tproxy is not None and host:
+        try:
+            on_host.tproxy(vips[0].version)
+        except ValueError as exc:
+            raise s.error("tproxy", str(exc)) from None
     config = InstanceConfig(
         name=name, interface=interface, vrid=vrid, version=version, priority=priority,
         advert_interval_cs=interval_cs,
@@ -222,6 +229,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         routes=tuple(_route(Section(v)) for v in s.items("virtual_routes", required=False)),
         rules=tuple(_rule(Section(v), vips[0].version)
                     for v in s.items("virtual_rules", required=False)),
+        tproxy=tproxy,
     )
     s.done()
     return config
@@ -264,10 +272,14 @@ def _route(s: Section) -> VirtualRoute:
         type=s.take("type", str, default(VirtualRoute, "type"), one_of(*ROUTE_TYPES)))
     _same_family(s, "via", route.via, to.version)
     _same_family(s, "src", route.src, to.version)
-    if route.type == "unicast" and route.via is None and route.dev is None:
+    if route.type in ("unicast", "local") and route.via is None and route.dev is None:
         raise s.error("to", f"route to {to} needs 'via' (a gateway) or 'dev' (an interface), "
                             "or a 'type' such as blackhole")
-    if route.type != "unicast" and (route.via is not None or route.dev is not None):
+    if route.type == "local" and route.via is not None:
+        raise s.error("via", "a local route delivers to this host: give 'dev' (e.g. lo), "
+                             "not 'via'")
+    if route.type not in ("unicast", "local") and (route.via is not None
+                                                    or route.dev is not None):
         raise s.error("type", f"a {route.type} route goes nowhere: remove 'via' and 'dev'")
     s.done()
     return route
@@ -289,6 +301,28 @@ def _rule(s: Section, family: int) -> VirtualRule:
                                f"{rule.table}: give 'from', 'to' or 'fwmark'")
     s.done()
     return rule
+
+
+def _tproxy(s: Section) -> TproxyConfig:
+    """``tproxy:`` ({} for the defaults): the mark, table and rule priority of the gateway
+    instance's transparent-proxy routing (:class:`~vrrpd.config.model.TproxyConfig`)."""
+    config = TproxyConfig(
+        fwmark=s.take("fwmark", int, default(TproxyConfig, "fwmark"), in_range(1, 2**32 - 1)),
+        table=s.take("table", int, default(TproxyConfig, "table"), _own_table),
+        priority=s.take("priority", int, default(TproxyConfig, "priority"),
+                        in_range(1, 32765)))
+    s.done()
+    return config
+
+
+def _own_table(v: int) -> int:
+    """A routing table only vrrpd uses: not default/main/local (253..255), whose routes a
+    ``local default`` route would shadow."""
+    _TABLE(v)
+    if v in (253, 254, 255):
+        raise ValueError(f"table {v} is one of the kernel's own (default/main/local); "
+                         "give a table only vrrpd uses, e.g. 7470")
+    return v
 
 
 def entry_refusal(key: str, entry: dict[str, Any]) -> str | None:
@@ -495,6 +529,14 @@ def _refuse_clashes(items: list[Value], instances: tuple[InstanceConfig, ...]) -
             raise s.error("vrid", f"VRID {inst.vrid} is already used on {inst.interface} for "
                                   f"IPv{inst.family} by {routers[key]}")
         names[inst.name] = routers[key] = v.path
+    gateways: dict[int, str] = {}
+    for v, inst in zip(items, instances, strict=True):
+        if inst.tproxy is not None:
+            if inst.family in gateways:
+                raise Section(v).error("tproxy", f"IPv{inst.family} transparent proxying is "
+                                       f"already set on {gateways[inst.family]}; one gateway "
+                                       "instance per address family holds its rule and table")
+            gateways[inst.family] = v.path
 
 
 # ---- trackers ---------------------------------------------------------------------------

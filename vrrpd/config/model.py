@@ -16,6 +16,7 @@ from ipaddress import (
     IPv6Address,
     IPv6Interface,
     IPv6Network,
+    ip_network,
 )
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ IPInterface = IPv4Interface | IPv6Interface
 IPNetwork = IPv4Network | IPv6Network
 
 MAIN_TABLE = 254  # RT_TABLE_MAIN (rtnetlink.h), ``ip route``'s table when none is named
-ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit")  # RTN_* types vrrpd sets
+ROUTE_TYPES = ("unicast", "local", "blackhole", "unreachable", "prohibit")  # RTN_* vrrpd sets
 
 
 def default(model: type, name: str) -> Any:
@@ -103,6 +104,29 @@ class VirtualRule:
 
 
 @dataclass(frozen=True)
+class TproxyConfig:
+    """``tproxy:`` of the instance whose VIP is the real servers' gateway: while master, the
+    replies to HAProxy's transparent connections (``source 0.0.0.0 usesrc clientip``) are
+    delivered to HAProxy instead of being forwarded to the client (:mod:`vrrpd.kernel.tproxy`).
+    The defaults are spelled ``tp`` (0x7470) so that ``ip rule``, ``ip route show table all``
+    and ``nft list ruleset`` show at a glance which mark, table and rule are vrrpd's."""
+
+    fwmark: int = 0x7470  # set on packets of local transparent sockets (nft ``socket``)
+    table: int = 7470  # holds ``local default dev lo``
+    priority: int = 7470  # of the ``fwmark -> table`` rule: before main (32766)
+
+    def routes(self, family: int) -> tuple[VirtualRoute, ...]:
+        """``ip route add local default dev lo table TABLE``: every destination is local."""
+        return (VirtualRoute(to=ip_network(("::/0", "0.0.0.0/0")[family == 4]), dev="lo",
+                             table=self.table, type="local"),)
+
+    def rules(self, family: int) -> tuple[VirtualRule, ...]:
+        """``ip rule add fwmark MARK lookup TABLE priority PRIORITY``."""
+        return (VirtualRule(table=self.table, family=family, fwmark=self.fwmark,
+                            priority=self.priority),)
+
+
+@dataclass(frozen=True)
 class InstanceConfig:
     """One virtual router (``instances:`` list entry)."""
 
@@ -139,6 +163,17 @@ class InstanceConfig:
     # keepalived's virtual_routes / virtual_rules: added after the VIPs, removed before them
     routes: tuple[VirtualRoute, ...] = ()
     rules: tuple[VirtualRule, ...] = ()
+    tproxy: TproxyConfig | None = None  # transparent proxying through this gateway VIP
+
+    @property
+    def held_routes(self) -> tuple[VirtualRoute, ...]:
+        """The routes the master holds: ``virtual_routes``, then ``tproxy``'s."""
+        return self.routes + (self.tproxy.routes(self.family) if self.tproxy else ())
+
+    @property
+    def held_rules(self) -> tuple[VirtualRule, ...]:
+        """The rules the master holds: ``virtual_rules``, then ``tproxy``'s."""
+        return self.rules + (self.tproxy.rules(self.family) if self.tproxy else ())
 
     @property
     def family(self) -> int:

@@ -101,6 +101,14 @@ class AcceptFilterPort(Protocol):
     async def unblock(self, instance: str) -> None: ...
 
 
+class TransparentProxyPort(Protocol):
+    """:class:`vrrpd.kernel.tproxy.TransparentProxy` as a driver uses it."""
+
+    async def mark(self, instance: str, family: int, fwmark: int) -> None: ...
+
+    async def unmark(self, instance: str) -> None: ...
+
+
 class VirtualMacPort(Protocol):
     """:class:`vrrpd.kernel.vmac.VirtualMac` as a driver uses it."""
 
@@ -143,7 +151,8 @@ class InstanceDriver:
                  announcer: AnnouncePort, vmac: VirtualMacPort | None = None,
                  accept_filter: AcceptFilterPort | None = None,
                  routes: RoutePort | None = None,
-                 announcers: dict[str, AnnouncePort] | None = None) -> None:
+                 announcers: dict[str, AnnouncePort] | None = None,
+                 tproxy: TransparentProxyPort | None = None) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.addresses = addresses
@@ -151,6 +160,7 @@ class InstanceDriver:
         self.vmac = vmac  # virtual_mac: the macvlan link that carries the VIPs while MASTER
         self.accept_filter = accept_filter  # accept_mode: false (Accept_Mode False)
         self.routes = routes  # virtual_routes / virtual_rules
+        self.tproxy = tproxy  # tproxy: the nftables half (the routing half is in routes)
         self.announcers = announcers or {}  # of the other interfaces VIPs are on (their dev)
         self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
                                version=cfg.version)
@@ -182,6 +192,11 @@ class InstanceDriver:
         if self.routes is None:
             raise RuntimeError("virtual_routes / virtual_rules need the route manager")
         return self.routes
+
+    def _tproxy(self) -> TransparentProxyPort:
+        if self.tproxy is None:
+            raise RuntimeError("tproxy needs the nftables transparent-proxy table")
+        return self.tproxy
 
     @property
     def vip_interface(self) -> str:
@@ -322,12 +337,16 @@ class InstanceDriver:
                     await self._filter().block(cfg.name, cfg.held)
                 await self._add(cfg.held)
                 self.vips_held = True
-                if cfg.routes or cfg.rules:  # after the VIPs: a route may use one as src
-                    await self._routes().add(cfg.routes, cfg.rules)
+                if cfg.held_routes or cfg.held_rules:  # after the VIPs: a route may use one
+                    await self._routes().add(cfg.held_routes, cfg.held_rules)
+                if cfg.tproxy is not None:  # the rule first: a marked packet then goes local
+                    await self._tproxy().mark(cfg.name, cfg.family, cfg.tproxy.fwmark)
             case RemoveVips():
                 self._stop_announcing()
-                if cfg.routes or cfg.rules:
-                    await self._routes().remove(cfg.routes, cfg.rules)
+                if cfg.tproxy is not None:
+                    await self._tproxy().unmark(cfg.name)
+                if cfg.held_routes or cfg.held_rules:
+                    await self._routes().remove(cfg.held_routes, cfg.held_rules)
                 await self._remove(cfg.held)
                 self.vips_held = False
                 if not self.router.accepts:

@@ -63,7 +63,8 @@ class Instances:
         driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac,
                                 self.kernel.accept_filter, self.kernel.routes,
                                 {p.dev: self.announcers[p.dev]
-                                 for p in cfg.vip_placement.values() if p.dev})
+                                 for p in cfg.vip_placement.values() if p.dev},
+                                self.kernel.tproxy)
         driver.listeners.append(self._on_transition)
         return driver
 

@@ -40,6 +40,7 @@ class Kernel:
     routes: Any = None  # vrrpd.kernel.routes.RouteManager (virtual_routes / virtual_rules)
     # the BGP speaker of anycast groups (vrrpd.kernel.bgp.Speaker) for the `bgp:` section
     speaker: Callable[[SpeakerConfig], Speaker] | None = None
+    tproxy: Any = None  # vrrpd.kernel.tproxy.TransparentProxy (tproxy:)
 
 
 def real_kernel() -> Kernel:
@@ -50,6 +51,7 @@ def real_kernel() -> Kernel:
     from vrrpd.kernel.link import InterfaceWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
     from vrrpd.kernel.routes import RouteManager
+    from vrrpd.kernel.tproxy import TransparentProxy
     from vrrpd.kernel.vmac import VirtualMacs
     from vrrpd.kernel.vrrp_socket import VrrpSocket
     from vrrpd.proto.numbers import VRRP_GROUP
@@ -59,4 +61,5 @@ def real_kernel() -> Kernel:
                   addresses=addresses, virtual_macs=VirtualMacs(addresses),
                   accept_filter=AcceptFilter(),
                   announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache(),
-                  routes=RouteManager(), speaker=lambda cfg: build_speaker(cfg.engine, cfg.socket))
+                  routes=RouteManager(), tproxy=TransparentProxy(),
+                  speaker=lambda cfg: build_speaker(cfg.engine, cfg.socket))

@@ -93,7 +93,7 @@ class Daemon:
             for name in await self.kernel.virtual_macs.remove_stale(wanted):
                 log.warning("removed virtual MAC link %s: an earlier run made it for an "
                             "instance that is no longer configured", name)
-        await self._reset_accept_filter()
+        await self._reset_nft_tables()
         self.groups = SyncGroups(self.config.sync_groups, self.drivers.__getitem__)
         self.hooks = NotifyHooks.build(self.config)
         Reactions(self).subscribe(self.bus)
@@ -174,7 +174,7 @@ class Daemon:
                       "VIPs left behind (the next start removes them)", SHUTDOWN_DRAIN_WAIT)
         await asyncio.sleep(0)  # let the last transitions reach their hooks
         await self.instances.close()
-        await self._reset_accept_filter()
+        await self._reset_nft_tables()
         if self.hooks is not None:
             await self.hooks.close(wait=HOOK_SHUTDOWN_WAIT)
         for task in self._tasks:
@@ -207,17 +207,23 @@ class Daemon:
             log.warning("removed %s left by an earlier run (startup reconcile)",
                         "; ".join(removed))
 
-    async def _reset_accept_filter(self) -> None:
-        """Delete the accept_mode: false table (whatever a crashed run left, or ours at
-        stop); a missing libnftables matters only when an instance needs it."""
-        if self.kernel.accept_filter is None:
-            return
-        try:
-            await self.kernel.accept_filter.reset()
-        except OSError as exc:
-            if any(not d.router.accepts for d in self.drivers.values()):
-                raise OSError(f"accept_mode: false needs nftables: {exc.strerror or exc}") \
-                    from None
+    async def _reset_nft_tables(self) -> None:
+        """Delete vrrpd's nftables tables, accept_mode: false's and tproxy's (whatever a
+        crashed run left, or ours at stop); a missing libnftables matters only when an
+        instance needs the table."""
+        for table, needed, what in (
+                (self.kernel.accept_filter, any(not d.router.accepts
+                                                for d in self.drivers.values()),
+                 "accept_mode: false"),
+                (self.kernel.tproxy, any(d.cfg.tproxy for d in self.drivers.values()),
+                 "tproxy")):
+            if table is None:
+                continue
+            try:
+                await table.reset()
+            except OSError as exc:
+                if needed:
+                    raise OSError(f"{what} needs nftables: {exc.strerror or exc}") from None
 
     async def _ping_watchdog(self, interval: float) -> None:
         while True:

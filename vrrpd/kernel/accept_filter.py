@@ -50,16 +50,19 @@ def _libnftables() -> ctypes.CDLL:
     lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
     lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
     lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.nft_ctx_set_dry_run.argtypes = [ctypes.c_void_p, ctypes.c_bool]
     return lib
 
 
-def run_nft(script: str) -> None:
-    """Run ``script`` (``nft -f`` syntax) as one transaction; blocking (netlink)."""
+def run_nft(script: str, dry_run: bool = False) -> None:
+    """Run ``script`` (``nft -f`` syntax) as one transaction; blocking (netlink).  ``dry_run``
+    (``nft -c``): the kernel checks the transaction and aborts it, so nothing changes."""
     lib = _libnftables()
     ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT
     if not ctx:
         raise NftError("libnftables could not make a context (out of memory?)")
     try:
+        lib.nft_ctx_set_dry_run(ctx, dry_run)
         lib.nft_ctx_buffer_output(ctx)  # keep nft's output off our stdout
         lib.nft_ctx_buffer_error(ctx)
         if lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0:
@@ -69,10 +72,15 @@ def run_nft(script: str) -> None:
         lib.nft_ctx_free(ctx)
 
 
+def chain_name(prefix: str, instance: str) -> str:
+    """``prefix`` + ``instance``, with ``_`` doubled and ``-`` as ``_d`` (nft names take no
+    ``-``; the mapping keeps two instance names apart)."""
+    return prefix + instance.replace("_", "__").replace("-", "_d")
+
+
 def chain(instance: str) -> str:
-    """``instance``'s chain: ``am_<name>``, with ``_`` doubled and ``-`` as ``_d`` (nft names
-    take no ``-``; the mapping keeps two instance names apart)."""
-    return f"{TABLE} am_{instance.replace('_', '__').replace('-', '_d')}"
+    """``instance``'s chain: ``am_<name>``."""
+    return f"{TABLE} {chain_name('am_', instance)}"
 
 
 def chain_rules(instance: str, vips: Iterable[IPInterface]) -> str:
@@ -92,18 +100,29 @@ def chain_rules(instance: str, vips: Iterable[IPInterface]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class AcceptFilter:
-    """vrrpd's nftables table for ``accept_mode: false`` instances."""
+class NftTable:
+    """One nftables table of vrrpd's own (``table``), deleted whole at start and stop."""
+
+    table = TABLE
 
     async def _nft(self, script: str) -> None:
         await asyncio.to_thread(run_nft, script)
 
     async def reset(self) -> None:
         """Delete the table, with whatever a crashed run left in it."""
-        await self._nft(f"add table {TABLE}\ndelete table {TABLE}\n")
+        await self._nft(f"add table {self.table}\ndelete table {self.table}\n")
+
+    async def _delete_chain(self, name: str) -> None:
+        """Delete chain ``name`` of the table, if it is there."""
+        await self._nft(f"add table {self.table}\nadd chain {self.table} {name}\n"
+                        f"delete chain {self.table} {name}\n")
+
+
+class AcceptFilter(NftTable):
+    """vrrpd's nftables table for ``accept_mode: false`` instances."""
 
     async def block(self, instance: str, vips: Iterable[IPInterface]) -> None:
         await self._nft(chain_rules(instance, vips))
 
     async def unblock(self, instance: str) -> None:
-        await self._nft(f"add chain {chain(instance)}\ndelete chain {chain(instance)}\n")
+        await self._delete_chain(chain_name("am_", instance))

@@ -5,6 +5,7 @@ Each fake has the public interface of the real class it replaces:
 * :class:`FakeVrrpSocket` -- :class:`vrrpd.kernel.vrrp_socket.VrrpSocket`
 * :class:`FakeAddressManager` -- :class:`vrrpd.kernel.addresses.AddressManager`
 * :class:`FakeRouteManager` -- :class:`vrrpd.kernel.routes.RouteManager`
+* :class:`FakeTransparentProxy` -- :class:`vrrpd.kernel.tproxy.TransparentProxy`
 * :class:`FakeAnnouncer` -- :class:`vrrpd.kernel.announcer.Announcer`
 * :class:`FakeInterfaceWatcher` -- :class:`vrrpd.kernel.link.InterfaceWatcher`
 * :class:`FakeNeighbourCache` -- :class:`vrrpd.kernel.neighbours.NeighbourCache`
@@ -174,6 +175,25 @@ class FakeRouteManager:
         self.routes.clear()
         self.rules.clear()
         return removed
+
+
+class FakeTransparentProxy:
+    """Keeps the marking chains as ``{instance: (family, fwmark)}``; ``reset`` empties them
+    (set one beforehand to play a crashed run's leftover)."""
+
+    def __init__(self) -> None:
+        self.chains: dict[str, tuple[int, int]] = {}
+        self.resets = 0
+
+    async def reset(self) -> None:
+        self.resets += 1
+        self.chains.clear()
+
+    async def mark(self, instance: str, family: int, fwmark: int) -> None:
+        self.chains[instance] = (family, fwmark)
+
+    async def unmark(self, instance: str) -> None:
+        self.chains.pop(instance, None)
 
 
 class FakeAnnouncer:

@@ -29,8 +29,11 @@ from vrrpd.kernel.link import RtnlClient, ifindex
 # (RFC 5798 §5.1.1.4), unassigned in iproute2's rt_protos (keepalived's is 18).
 RTPROT_VRRPD = 112
 
+RT_SCOPE_HOST = 254  # rtnetlink.h
+
 _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
-_RTN_TYPE = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}  # rtnetlink.h
+_RTN_TYPE = {"unicast": 1, "local": 2, "blackhole": 6, "unreachable": 7,
+             "prohibit": 8}  # rtnetlink.h
 
 RouteKey = tuple[int, int, str]  # family, table, destination
 RuleKey = tuple[int, int, str | None, str | None, int | None]  # family, table, from, to, fwmark
@@ -124,7 +127,7 @@ class RouteManager(RtnlClient):
             removed.append(f"rule {words}")
         for family, dst, msg in await self._routes():
             spec = {"family": family, "dst": dst, "table": msg.get("table"),
-                    "proto": RTPROT_VRRPD, "type": msg["type"]}
+                    "proto": RTPROT_VRRPD, "type": msg["type"], "scope": msg["scope"]}
             if msg.get("priority") is not None:
                 spec["priority"] = msg.get("priority")
             await self._request("route", "del", spec, errno.ESRCH, dst)
@@ -139,6 +142,8 @@ class RouteManager(RtnlClient):
                                 "type": _RTN_TYPE[route.type]}
         if route.metric is not None:
             spec["priority"] = route.metric
+        if route.type == "local":
+            spec["scope"] = RT_SCOPE_HOST  # the kernel refuses a local route of wider scope
         if full:
             if route.via is not None:
                 spec["gateway"] = str(route.via)
