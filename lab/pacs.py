@@ -17,8 +17,8 @@ Topology (one :class:`~lab.netns.Topology`; the LBs' interface is ``eth1`` as in
   paths.  ``-L lb1`` / ``-L lb2`` pick the local line of ``peers pacs`` (stick tables
   replicate over TCP 10000), ``net.ipv4.ip_nonlocal_bind = 1`` lets the backup bind the VIP.
 * vrrpd runs ``etc/vrrpd/lb1.yaml`` / ``lb2.yaml`` (:meth:`PacsLab.vrrpd_config`): all the
-  trackers, priorities, ``preempt_delay`` and the ``sync:`` section as shipped; only file
-  paths move under the lab's directory, the sync keys come from ``vrrpd sync keygen`` with
+  trackers, priorities, ``preempt_delay`` and the ``config_sync:`` section as shipped; only file
+  paths move under the lab's directory, the sync keys come from ``vrrpd config-sync keygen`` with
   each node pinning the other's fingerprint, and ``reload`` signals the lab's HAProxy master
   (SIGUSR2: master-worker reload) instead of ``systemctl reload haproxy``.
 * pacs1 and pacs2 run ``scripts/pacs-backend``; HTTP answers name the backend
@@ -70,10 +70,12 @@ def lab_haproxy_config(reference: str) -> str:
 
 
 def sync_keygen(cert: Path, node: str) -> str:
-    """``vrrpd sync keygen --cert CERT --name NODE``; the ``sha256:...`` fingerprint printed."""
+    """``vrrpd config-sync keygen --cert CERT --name NODE``; the ``sha256:...`` fingerprint it
+    printed."""
     cert.unlink(missing_ok=True)
-    out = subprocess.run([sys.executable, "-m", "vrrpd", "sync", "keygen", "--cert", str(cert),
-                          "--name", node], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "vrrpd", "config-sync", "keygen",
+                          "--cert", str(cert), "--name", node],
+                         check=True, capture_output=True, text=True).stdout
     return out.strip()
 
 
@@ -141,7 +143,7 @@ class PacsLab(HAProxyPair):
         tracks["haproxy"].update(pidfile=str(hap.pidfile), socket=str(hap.socket))
         tracks["maintenance"]["path"] = str(here / "maintenance")
         (other,) = (n for n in LBS if n != node)
-        doc["sync"].update(cert=str(here / "sync.pem"), files=[str(hap.cfg)],
+        doc["config_sync"].update(cert=str(here / "sync.pem"), files=[str(hap.cfg)],
                            peer_fingerprints=[self.fingerprints[other]],
                            reload=f"kill -USR2 $(cat {hap.pidfile})",
                            master_socket=str(hap.dir / MASTER_SOCKET))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vrrpd import __version__
 from vrrpd.cli import vrrpctl, vrrpd_main
-from vrrpd.cli.sync_cli import add_keygen
+from vrrpd.cli.configsync_cli import keygen_parser
 
 # Sections the parsers cannot know: what a man page adds around the options.
 VRRPD_SECTIONS = {
@@ -232,11 +232,9 @@ def main(outdir: str) -> int:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     daemon = vrrpd_main.build_parser()
-    sync = argparse.ArgumentParser(prog="vrrpd sync", description="config sync helpers")
-    add_keygen(sync.add_subparsers(dest="sync_cmd", required=True, metavar="COMMAND"))
     (out / "vrrpd.8").write_text(manpage(
         daemon, 8, "VRRP pair manager for HAProxy load balancers", VRRPD_SECTIONS,
-        _commands(sync, "sync ")))
+        _commands(keygen_parser(), "config-sync ")))
     ctl = vrrpctl.build_parser()
     (out / "vrrpctl.8").write_text(manpage(
         ctl, 8, "control a running vrrpd", VRRPCTL_SECTIONS, _commands(ctl, "")))

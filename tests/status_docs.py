@@ -25,9 +25,10 @@ def instance(**changes: Any) -> dict[str, Any]:
     return {**base, **changes}
 
 
-def doc(*instances: dict[str, Any], sync: dict[str, Any] | None = None) -> dict[str, Any]:
+def doc(*instances: dict[str, Any], config_sync: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"node": "lb1", "version": __version__, "config": "/etc/vrrpd/vrrpd.yaml",
-            "instances": list(instances) or [instance()], "endpoints": [], "sync": sync}
+            "instances": list(instances) or [instance()], "endpoints": [],
+            "config_sync": config_sync}
 
 
 def heard(ago: float, source: str = "192.0.2.12", priority: int = 100) -> dict[str, Any]:
@@ -56,6 +57,6 @@ def everything() -> dict[str, Any]:
                           dropped={"ttl": 1},
                           trackers=[{"name": "web", "weight": -60, "ok": True,
                                      "detail": "HTTP 200"}]),
-                 sync=IN_SYNC)
+                 config_sync=IN_SYNC)
     status["endpoints"] = [{"interface": "eth0", "family": 4, "dropped": {"checksum": 1}}]
     return status

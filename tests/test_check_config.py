@@ -32,7 +32,7 @@ tracks:
   check: {{type: script, command: /bin/true, user: nobody}}
 sync_groups:
   pacs: {{instances: [web, web2], notify: {tmp}/notify.sh}}
-sync:
+config_sync:
   listen: 127.0.0.1:7000
   peers: [192.0.2.12:7000]
   cert: {tmp}/node.pem
@@ -54,8 +54,8 @@ def vrrpd(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def base(tmp_path: Path) -> str:
-    """A valid file on this host: key made by `vrrpd sync keygen`, an executable hook."""
-    made = vrrpd("sync", "keygen", "--cert", str(tmp_path / "node.pem"), "--name", "lb1")
+    """A valid file on this host: key made by `vrrpd config-sync keygen`, an executable hook."""
+    made = vrrpd("config-sync", "keygen", "--cert", str(tmp_path / "node.pem"), "--name", "lb1")
     assert made.returncode == 0, made.stderr
     hook = tmp_path / "notify.sh"
     hook.write_text("#!/bin/sh\nexit 0\n")
@@ -82,11 +82,11 @@ def test_valid_file_on_this_host_passes(tmp_path: Path, base: str) -> None:
 # (text to replace, replacement, text on the line the error names, key path, words of the
 # reason)
 HOST_MISTAKES = [
-    ("/node.pem", "/missing.pem", "cert:", "sync.cert",
-     "missing.pem does not exist; create it with `vrrpd sync keygen --cert"),
-    ("/node.pem", "/notify.sh", "cert:", "sync.cert",
+    ("/node.pem", "/missing.pem", "cert:", "config_sync.cert",
+     "missing.pem does not exist; create it with `vrrpd config-sync keygen --cert"),
+    ("/node.pem", "/notify.sh", "cert:", "config_sync.cert",
      "must hold a PEM private key and certificate"),
-    ("/node.pem", "", "cert:", "sync.cert", "Is a directory"),
+    ("/node.pem", "", "cert:", "config_sync.cert", "Is a directory"),
     ("control_socket_group: root", "control_socket_group: vrnosuchgroup", "control_socket_group",
      "control_socket_group", "no group 'vrnosuchgroup' on this host (`getent group"),
     ("user: nobody", "user: vrnosuchuser", "check:", "tracks.check.user",
@@ -95,7 +95,7 @@ HOST_MISTAKES = [
      "nohook.sh: No such file or directory"),
     ("notify: %s/notify.sh}", "notify: %s}", "pacs:", "sync_groups.pacs.notify",
      "is not a regular file"),
-    ("listen: 127.0.0.1:7000", "listen: lb1:7000", "listen:", "sync.listen",
+    ("listen: 127.0.0.1:7000", "listen: lb1:7000", "listen:", "config_sync.listen",
      "'lb1' is not an IP address"),
 ]
 

@@ -79,7 +79,7 @@ tracks:
   proc: {type: process, cmdline: "haproxy.*-W"}
 sync_groups:
   pacs: {instances: [web, web6], notify: /etc/vrrpd/hooks/group.sh}
-sync:
+config_sync:
   listen: "[2001:db8::11]:7000"
   peers: [192.0.2.12:7000]
   cert: /etc/vrrpd/sync/node.pem
@@ -150,12 +150,12 @@ def test_groups_sync_and_metrics() -> None:
     group = cfg.sync_groups[0]
     assert (group.name, group.instances, group.notify) == (
         "pacs", ("web", "web6"), "/etc/vrrpd/hooks/group.sh")
-    assert cfg.sync is not None and cfg.metrics is not None
-    assert cfg.sync.listen == ("2001:db8::11", 7000)
-    assert cfg.sync.peers == (("192.0.2.12", 7000),)
-    assert cfg.sync.peer_fingerprints == ("abcdef0123456789" * 4,)
-    assert cfg.sync.files == (Path("/etc/haproxy/haproxy.cfg"),)
-    assert (cfg.sync.source, cfg.sync.instance) == ("master", "web")
+    assert cfg.config_sync is not None and cfg.metrics is not None
+    assert cfg.config_sync.listen == ("2001:db8::11", 7000)
+    assert cfg.config_sync.peers == (("192.0.2.12", 7000),)
+    assert cfg.config_sync.peer_fingerprints == ("abcdef0123456789" * 4,)
+    assert cfg.config_sync.files == (Path("/etc/haproxy/haproxy.cfg"),)
+    assert (cfg.config_sync.source, cfg.config_sync.instance) == ("master", "web")
     assert cfg.metrics.listen == ("127.0.0.1", 9650)
 
 
@@ -165,7 +165,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     assert (a.version, a.priority, a.advert_interval_cs, a.preempt, a.preempt_delay) == (
         3, 100, 100, True, 0.0)
     assert a.v3_checksum is ChecksumMode.AUTO and a.track == () and a.notify is None
-    assert (cfg.log_format, cfg.state_dir, cfg.sync, cfg.metrics) == (
+    assert (cfg.log_format, cfg.state_dir, cfg.config_sync, cfg.metrics) == (
         "text", Path("/var/lib/vrrpd"), None, None)
 
 
@@ -284,32 +284,35 @@ BAD = [
      "at least 2 instances"),
     ("  pacs: {", "  old: [web6, legacy]\n  pacs: {", "pacs:", "sync_groups.pacs.instances[1]",
      "instance 'web6' is already in sync group 'old'"),
-    ("listen: \"[2001:db8::11]:7000\"", "listen: \"[2001:zz::11]:7000\"", None, "sync.listen",
+    ("listen: \"[2001:db8::11]:7000\"", "listen: \"[2001:zz::11]:7000\"", None,
+     "config_sync.listen",
      "is not an IPv6 address"),
-    ("peers: [192.0.2.12:7000]", "peers: [192.0.2.12:0]", None, "sync.peers[0]",
+    ("peers: [192.0.2.12:7000]", "peers: [192.0.2.12:0]", None, "config_sync.peers[0]",
      "port 0 is outside 1..65535"),
-    ("peers: [192.0.2.12:7000]", "peers: [192.0.2.12]", "  peers:", "sync.peers[0]",
+    ("peers: [192.0.2.12:7000]", "peers: [192.0.2.12]", "  peers:", "config_sync.peers[0]",
      "must be host:port"),
-    ("peers: [192.0.2.12:7000]", "peers: []", None, "sync.peers", "list at least one"),
-    ('"sha256:AB:CD', '"sha256:XY:CD', None, "sync.peer_fingerprints[0]",
+    ("peers: [192.0.2.12:7000]", "peers: []", None, "config_sync.peers", "list at least one"),
+    ('"sha256:AB:CD', '"sha256:XY:CD', None, "config_sync.peer_fingerprints[0]",
      "is not sha256:<64 hex digits"),
-    ("files: [/etc/haproxy/haproxy.cfg]", "files: [haproxy.cfg]", None, "sync.files[0]",
+    ("files: [/etc/haproxy/haproxy.cfg]", "files: [haproxy.cfg]", None, "config_sync.files[0]",
      "must be an absolute path"),
     ("files: [/etc/haproxy/haproxy.cfg]", "files: [/etc/h.cfg, /etc/h.cfg]", None,
-     "sync.files[1]", "h.cfg is listed twice"),
+     "config_sync.files[1]", "h.cfg is listed twice"),
     ("files: [/etc/haproxy/haproxy.cfg]", "files: [/etc/a/h.cfg, /etc/b/h.cfg]", None,
-     "sync.files[1]", "files travel to the peer by name"),
-    ('validate: "haproxy -c -f {path}"', 'validate: "haproxy -c"', None, "sync.validate",
+     "config_sync.files[1]", "files travel to the peer by name"),
+    ('validate: "haproxy -c -f {path}"', 'validate: "haproxy -c"', None, "config_sync.validate",
      "must contain {path}"),
-    ("  instance: web\n", "  instance: webb\n", None, "sync.instance", "unknown instance 'webb'"),
-    ("  instance: web\n", "  source: backup\n", "source: backup", "sync.source",
+    ("  instance: web\n", "  instance: webb\n", None, "config_sync.instance",
+     "unknown instance 'webb'"),
+    ("  instance: web\n", "  source: backup\n", "source: backup", "config_sync.source",
      "is not one of master"),
-    ("  instance: web\n", "", "sync:", "sync.instance", "is required"),
+    ("  instance: web\n", "", "config_sync:", "config_sync.instance", "is required"),
     ("listen: 127.0.0.1:9650", "listen: 127.0.0.1", None, "metrics.listen", "host:port"),
     ("listen: 127.0.0.1:9650", "listen: localhost:9650", None, "metrics.listen",
      "'localhost' is not an IP address"),
     ('"sha256:{FINGERPRINT}"'.replace("{FINGERPRINT}", FINGERPRINT), '"sha256:' + "0" * 64 + '"',
-     None, "sync.peer_fingerprints[0]", "placeholder pins no certificate: run `vrrpd sync keygen"),
+     None, "config_sync.peer_fingerprints[0]",
+     "placeholder pins no certificate: run `vrrpd config-sync keygen"),
     ("notify: /etc/vrrpd/hooks/notify.sh", "notify: hooks/notify.sh", None, "instances[0].notify",
      "must be an absolute path"),
     ("notify: /etc/vrrpd/hooks/group.sh", "notify: group.sh", None, "sync_groups.pacs.notify",

@@ -87,7 +87,7 @@ def test_tracker_sync_group_and_metrics_changes_are_reported() -> None:
            + "metrics: {listen: 127.0.0.1:9650}\nlog_format: json\n")
     d = diff_configs(config(BASE), config(new))
     assert d.tracks == ("maint",) and d.tracks_changed
-    assert d.sync_groups_changed and d.metrics_changed and not d.sync_changed
+    assert d.sync_groups_changed and d.metrics_changed and not d.config_sync_changed
     assert d.settings == ("log_format",)
     assert d.changed == {} and d.unchanged == ("web", "dicom", "web6")
 

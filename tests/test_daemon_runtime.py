@@ -26,12 +26,12 @@ import pytest
 from daemon_helpers import VIP, Node, ctl, until, write_config
 
 from vrrpd.cli.render import render
+from vrrpd.configsync.tls import keygen
 from vrrpd.daemon.logs import setup_logging
 from vrrpd.kernel.fakes import FakeLink
 from vrrpd.proto.events import State
 from vrrpd.proto.packet import Advertisement, decode
 from vrrpd.proto.timers import master_down_interval
-from vrrpd.sync.tls import keygen
 
 INTERVAL_CS = 5  # daemon_helpers' advert_interval 0.05 s
 
@@ -316,8 +316,8 @@ def test_reload_applies_notify_and_metrics_live(tmp_path: Path) -> None:
 
 def test_reload_applies_config_sync_live_and_lists_what_needs_a_restart(
         tmp_path: Path) -> None:
-    """``sync:`` added by a reload serves ``vrrpctl sync status`` at once, removed it is gone;
-    ``log_format`` is read only at start: the answer says so, and vrrpctl prints it."""
+    """``config_sync:`` added by a reload serves ``vrrpctl config-sync status`` at once, removed
+    it is gone; ``log_format`` is read only at start: the answer says so, and vrrpctl prints it."""
     cert = tmp_path / "sync.pem"
     keygen(cert, "lb1")
     files = tmp_path / "haproxy.cfg"
@@ -329,20 +329,20 @@ def test_reload_applies_config_sync_live_and_lists_what_needs_a_restart(
     async def main() -> None:
         lb1, lb2 = await _pair(tmp_path)
         try:
-            refused = await ctl(lb1, "sync-status")
+            refused = await ctl(lb1, "config-sync-status")
             assert not refused["ok"] and "not configured" in refused["error"]
-            write_config(tmp_path, "lb1", 150, top={"sync": sync})
+            write_config(tmp_path, "lb1", 150, top={"config_sync": sync})
             reply = await ctl(lb1, "reload")
             assert reply["ok"], reply
-            assert reply["result"]["applied"] == ["sync"]
-            status = await ctl(lb1, "sync-status")
+            assert reply["result"]["applied"] == ["config_sync"]
+            status = await ctl(lb1, "config-sync-status")
             assert status["ok"], status
             write_config(tmp_path, "lb1", 150, top={"log_format": "json"})
             reply = await ctl(lb1, "reload")
-            assert reply["result"]["applied"] == ["sync"]
+            assert reply["result"]["applied"] == ["config_sync"]
             assert reply["result"]["needs_restart"] == ["log_format"]
             assert "needs restart: log_format" in render("reload", reply["result"])
-            assert "not configured" in (await ctl(lb1, "sync-status"))["error"]
+            assert "not configured" in (await ctl(lb1, "config-sync-status"))["error"]
         finally:
             await _stop(lb1, lb2)
 
@@ -356,7 +356,7 @@ def test_a_slow_disk_in_config_sync_never_delays_an_advert(
     """Config sync reads, hashes and fsyncs files; here every read of the listed files and
     every state write takes 0.3 s (a disk stalled by a backup job).  lb1, the master and the
     sync source, keeps sending its 0.05 s adverts on time throughout, and lb2 stays BACKUP."""
-    import vrrpd.sync.service as service
+    import vrrpd.configsync.service as service
 
     slow_calls: list[float] = []
     read_local, write_atomic = service.read_local, service.write_atomic
@@ -383,7 +383,7 @@ def test_a_slow_disk_in_config_sync_never_delays_an_advert(
 
     async def main() -> list[float]:
         link = FakeLink()
-        lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150, top={"sync": sync})
+        lb1 = Node(link, tmp_path, "lb1", "192.0.2.11", 150, top={"config_sync": sync})
         lb2 = Node(link, tmp_path, "lb2", "192.0.2.12", 100)
         sent: list[float] = []
         transmit = link.transmit

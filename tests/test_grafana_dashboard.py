@@ -52,7 +52,7 @@ def test_the_pair_view_is_there() -> None:
     used = set().union(*(used_in(t["expr"]) for p in dashboard()["panels"]
                          for t in p["targets"]))
     assert {"vrrpd_instance_vips_held", "vrrpd_instance_state", "vrrpd_health",
-            "vrrpd_tracker_up", "vrrpd_sync_peer_up", "vrrpd_sync_generation"} <= used
+            "vrrpd_tracker_up", "vrrpd_config_sync_peer_up", "vrrpd_config_sync_generation"} <= used
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None,

@@ -22,7 +22,7 @@ from vrrpd.cli.vrrpctl import main
 from vrrpd.control.health import assess
 
 VERDICTS: list[tuple[str, dict[str, Any], str, str]] = [
-    ("master", doc(sync=IN_SYNC), "OK", "lb1: pacs MASTER (priority 150, VIPs held)"),
+    ("master", doc(config_sync=IN_SYNC), "OK", "lb1: pacs MASTER (priority 150, VIPs held)"),
     ("backup hearing the master",
      doc(instance(state="BACKUP", vips_held=False, priority=100, effective_priority=100,
                   last_master_advert=heard(0.1, "192.0.2.11", 150))),
@@ -52,16 +52,16 @@ VERDICTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("demoted", doc(instance(state="BACKUP", admin="demoted", vips_held=False,
                              last_master_advert=heard(0.1))),
      "WARNING", "pacs operator mode demoted"),
-    ("sync diverged", doc(sync=sync(local={"diverged": True})),
-     "WARNING", "sync: the files here were edited since the last sync (diverged)"),
-    ("sync push failed", doc(sync=sync(last_push={"ok": False, "peer": "192.0.2.12:7000",
+    ("sync diverged", doc(config_sync=sync(local={"diverged": True})),
+     "WARNING", "config sync: the files here were edited since the last sync (diverged)"),
+    ("sync push failed", doc(config_sync=sync(last_push={"ok": False, "peer": "192.0.2.12:7000",
                                                   "error": "haproxy -c failed"})),
-     "WARNING", "sync: last push to 192.0.2.12:7000 failed: haproxy -c failed"),
-    ("sync peer silent", doc(sync=sync(peers={"192.0.2.12:7000": {
+     "WARNING", "config sync: last push to 192.0.2.12:7000 failed: haproxy -c failed"),
+    ("sync peer silent", doc(config_sync=sync(peers={"192.0.2.12:7000": {
         "sync": "unknown", "error": "connection refused"}})),
-     "WARNING", "sync: peer 192.0.2.12:7000 unknown: connection refused"),
-    ("sync peer behind", doc(sync=sync(peers={"192.0.2.12:7000": {"sync": "ahead"}})),
-     "WARNING", "sync: peer 192.0.2.12:7000 ahead"),
+     "WARNING", "config sync: peer 192.0.2.12:7000 unknown: connection refused"),
+    ("sync peer behind", doc(config_sync=sync(peers={"192.0.2.12:7000": {"sync": "ahead"}})),
+     "WARNING", "config sync: peer 192.0.2.12:7000 ahead"),
     ("critical wins over warning", doc(instance(
         state="FAULT", faults=["track:haproxy"], vips_held=False, admin="demoted",
         last_master_advert=heard(0.1))), "CRITICAL", "pacs FAULT (track:haproxy); pacs "

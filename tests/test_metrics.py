@@ -31,20 +31,20 @@ def test_build_info_health_and_pair_series() -> None:
 
 def test_config_sync_series() -> None:
     body = scrape(everything())
-    assert "vrrpd_sync_generation 4.0" in body
-    assert "vrrpd_sync_diverged 0.0" in body
-    assert "vrrpd_sync_last_push_success 1.0" in body
-    assert "vrrpd_sync_last_push_timestamp_seconds 1.79999994e+09" in body
+    assert "vrrpd_config_sync_generation 4.0" in body
+    assert "vrrpd_config_sync_diverged 0.0" in body
+    assert "vrrpd_config_sync_last_push_success 1.0" in body
+    assert "vrrpd_config_sync_last_push_timestamp_seconds 1.79999994e+09" in body
     peer = 'peer="192.0.2.12:7000"'
-    assert f"vrrpd_sync_peer_up{{{peer}}} 1.0" in body
-    assert f"vrrpd_sync_peer_generation{{{peer}}} 4.0" in body
-    assert f'vrrpd_sync_peer_state{{{peer},state="in-sync"}} 1.0' in body
-    assert f'vrrpd_sync_peer_state{{{peer},state="diverged"}} 0.0' in body
+    assert f"vrrpd_config_sync_peer_up{{{peer}}} 1.0" in body
+    assert f"vrrpd_config_sync_peer_generation{{{peer}}} 4.0" in body
+    assert f'vrrpd_config_sync_peer_state{{{peer},state="in-sync"}} 1.0' in body
+    assert f'vrrpd_config_sync_peer_state{{{peer},state="diverged"}} 0.0' in body
 
 
 def test_no_sync_no_sync_series_and_fault_is_critical() -> None:
     body = scrape(doc(instance(state="FAULT", faults=["track:haproxy"], vips_held=False)))
-    assert "vrrpd_sync_" not in body
+    assert "vrrpd_config_sync_" not in body
     assert "vrrpd_health 2.0" in body
     assert "vrrpd_master_advert_age_seconds{" not in body  # none heard: no sample
 

@@ -51,18 +51,18 @@ def test_protocol_numbers_are_defined_once(name: str) -> None:
 
 
 def test_vrrpctl_commands_and_help_come_from_the_daemons_registry() -> None:
-    """vrrpctl offers exactly the commands the daemon registers (``sync-X`` as ``sync X``,
-    plus ``sync keygen``, which runs without a daemon), and ``help`` shows usages built from
-    the same argument lists vrrpctl parses."""
+    """vrrpctl offers exactly the commands the daemon registers (``config-sync-X`` as
+    ``config-sync X``, plus ``config-sync keygen``, which runs without a daemon), and ``help``
+    shows usages built from the same argument lists vrrpctl parses."""
     from vrrpd.cli.vrrpctl import build_parser
     from vrrpd.control.registry import COMMANDS, help_dict
 
     sub = next(a for a in build_parser()._actions if a.dest == "cmd")
     assert sub.choices is not None
-    sync = next(a for a in sub.choices["sync"]._actions if a.dest == "sync_cmd")
+    sync = next(a for a in sub.choices["config-sync"]._actions if a.dest == "config_sync_cmd")
     assert sync.choices is not None
-    offered = (set(sub.choices) - {"sync"}) | {f"sync-{n}" for n in sync.choices} - {
-        "sync-keygen"}
+    offered = (set(sub.choices) - {"config-sync"}) | {f"config-sync-{n}" for n in sync.choices} - {
+        "config-sync-keygen"}
     assert offered == set(COMMANDS)
     usage = {c["name"]: c["usage"] for c in help_dict()["commands"]}
     assert usage["demote"] == "demote [INSTANCE] [--all] [--force]"
@@ -97,5 +97,5 @@ def test_json_and_socket_go_before_or_after_the_command() -> None:
     assert parse(["status"]).json is False and parse(["status"]).socket == DEFAULT_SOCKET
     assert parse(["status", "--json"]).json and parse(["--json", "status"]).json
     assert parse(["--socket", "/s", "status"]).socket == "/s"
-    assert parse(["sync", "status", "--socket", "/s", "--json"]).socket == "/s"
+    assert parse(["config-sync", "status", "--socket", "/s", "--json"]).socket == "/s"
     assert parse(["events", "--follow", "--json"]).json

@@ -8,7 +8,7 @@ not listen on.
 
 The shipped files pin the all-zeros placeholder fingerprint, which vrrpd refuses (shown below);
 everything else is checked on copies pinned as an operator does: a key pair per node from
-``vrrpd sync keygen``, each node's fingerprint pasted into the other's file.
+``vrrpd config-sync keygen``, each node's fingerprint pasted into the other's file.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def pinned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("pins")
     prints = {}
     for node in NODES:
-        made = vrrpd("sync", "keygen", "--cert", str(tmp / f"{node}.pem"), "--name", node)
+        made = vrrpd("config-sync", "keygen", "--cert", str(tmp / f"{node}.pem"), "--name", node)
         assert made.returncode == 0, made.stderr
         prints[node] = made.stdout.strip()
     files = {}
@@ -67,8 +67,8 @@ def test_shipped_file_is_refused_only_for_its_placeholder_pin(node: str) -> None
     done = vrrpd("--check-config", "--no-host-checks", "-c", str(path))
     assert done.returncode == 1
     assert done.stderr.startswith(
-        f"vrrpd: configuration refused: {path}:{line}: sync.peer_fingerprints[0]: the "
-        "all-zeros placeholder pins no certificate: run `vrrpd sync keygen"), done.stderr
+        f"vrrpd: configuration refused: {path}:{line}: config_sync.peer_fingerprints[0]: the "
+        "all-zeros placeholder pins no certificate: run `vrrpd config-sync keygen"), done.stderr
 
 
 @pytest.mark.parametrize("node", NODES)
@@ -80,14 +80,14 @@ def test_pinned_file_passes_the_check_for_another_host(pinned: dict[str, Path],
 
 
 def test_pinned_file_on_its_node_needs_the_key_file(pinned: dict[str, Path]) -> None:
-    """With host checks, lb1's file wants its own key at `sync.cert`; with the key there the
+    """With host checks, lb1's file wants its own key at `config_sync.cert`; with the key there the
     only remarks are warnings (this machine has no eth1: pacs would wait in FAULT)."""
     text = pinned["lb1"].read_text()
     refused = vrrpd("--check-config", "-c", str(pinned["lb1"]))
     line = text[:text.index("cert: /etc/vrrpd/sync/node.pem")].count("\n") + 1
     assert refused.returncode == 1
-    assert f"{pinned['lb1']}:{line}: sync.cert: /etc/vrrpd/sync/node.pem does not exist; " \
-           "create it with `vrrpd sync keygen" in refused.stderr
+    assert f"{pinned['lb1']}:{line}: config_sync.cert: /etc/vrrpd/sync/node.pem does not exist; " \
+           "create it with `vrrpd config-sync keygen" in refused.stderr
     here = pinned["lb1"].with_name("lb1-here.yaml")
     here.write_text(text.replace("/etc/vrrpd/sync/node.pem", str(pinned["lb1"].with_suffix(
         ".pem"))).replace("interface: eth1", "interface: vrnosuch0"))
@@ -117,7 +117,7 @@ def test_haproxy_accepts_the_file_with_no_warning(node: str) -> None:
 
 def test_haproxy_peers_are_the_two_nodes(configs: dict[str, Config]) -> None:
     peers = {line.split()[0]: line.split()[1].rsplit(":", 1)[0] for line in haproxy_lines("peer")}
-    assert peers == {n: configs[n].sync.listen[0] for n in NODES}  # type: ignore[union-attr]
+    assert peers == {n: configs[n].config_sync.listen[0] for n in NODES}  # type: ignore[union-attr]
 
 
 def test_both_nodes_run_the_same_virtual_router(configs: dict[str, Config]) -> None:
@@ -134,7 +134,7 @@ def test_both_nodes_run_the_same_virtual_router(configs: dict[str, Config]) -> N
 
 
 def test_sync_peers_point_at_each_other(configs: dict[str, Config]) -> None:
-    s1, s2 = (configs[n].sync for n in NODES)
+    s1, s2 = (configs[n].config_sync for n in NODES)
     assert s1 is not None and s2 is not None
     assert s1.peers == (s2.listen,) and s2.peers == (s1.listen,)
     assert s1.listen != s2.listen

@@ -29,7 +29,7 @@ from track_helpers import running, track_config
 from track_helpers.haproxy import alive, free_port, haproxy_config, master_ready, wait_until
 
 from vrrpd.config.model import TrackType
-from vrrpd.sync.confirm import MasterCLIConfirm
+from vrrpd.configsync.confirm import MasterCLIConfirm
 from vrrpd.track.haproxy_procs import socket_owners
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")

@@ -148,5 +148,5 @@ def test_config_sync_keeps_reference_haproxy_cfg_identical_and_live(lab: PacsLab
         return web_fe[head.index("slim")] == "3001"
 
     wait_for(live, 5, f"HAProxy on {backup} to run the synced file", poll=0.05)
-    status = lab.vrrpd[master].ctl("sync-status")
+    status = lab.vrrpd[master].ctl("config-sync-status")
     assert [p["sync"] for p in status["peers"].values()] == ["in-sync"], status

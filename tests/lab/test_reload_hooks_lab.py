@@ -18,8 +18,8 @@ import pytest
 
 from lab.daemons import REPO, AddressProbe, Vrrpd, wait_for
 from lab.netns import Node, Topology
+from vrrpd.configsync.tls import keygen
 from vrrpd.control.client import ControlError
-from vrrpd.sync.tls import keygen
 
 VIP = "192.0.2.100/24"
 EXTRA = "192.0.2.101/24"
@@ -145,7 +145,7 @@ def _vrrpctl(daemon: Vrrpd, *args: str) -> str:
 
 def test_reload_applies_notify_metrics_and_sync_live(two_nodes: Topology,
                                                      tmp_path: Path) -> None:
-    """issue 13 part 2: a reload that adds ``notify:``, ``metrics:`` and ``sync:`` applies
+    """issue 13 part 2: a reload that adds ``notify:``, ``metrics:`` and ``config_sync:`` applies
     them at once (the hook runs on the next transition, the metrics endpoint and the sync
     listener answer) and ``vrrpctl reload`` says so; a setting read only at start
     (``log_format``) is printed under "needs restart"."""
@@ -164,7 +164,7 @@ def test_reload_applies_notify_metrics_and_sync_live(two_nodes: Topology,
         lb2.wait_state("web", "BACKUP")
         lb1.doc["instances"][0]["notify"] = str(hook)
         lb1.doc["metrics"] = {"listen": "127.0.0.1:9650"}
-        lb1.doc["sync"] = {"listen": "192.0.2.11:7000", "peers": ["192.0.2.12:7000"],
+        lb1.doc["config_sync"] = {"listen": "192.0.2.11:7000", "peers": ["192.0.2.12:7000"],
                            "cert": str(cert), "peer_fingerprints": ["ab" * 32],
                            "files": [str(served)], "validate": "true {path}",
                            "reload": "true", "instance": "web"}
@@ -173,7 +173,7 @@ def test_reload_applies_notify_metrics_and_sync_live(two_nodes: Topology,
         assert "updated: web" in out and "applied live: notify, sync, metrics" in out, out
         metrics = node.ns.run(["curl", "-s", "http://127.0.0.1:9650/metrics"]).stdout
         assert 'vrrpd_instance_state{state="MASTER",vrrp_instance="web"} 1.0' in metrics
-        assert lb1.ctl("sync-status")["local"]["generation"] == 0
+        assert lb1.ctl("config-sync-status")["local"]["generation"] == 0
         assert node.ns.run(["ss", "-Htln", "sport = :7000"]).stdout.strip()
         lb1.ctl("demote", instance="web")
         wait_for(lambda: record.exists() and "BACKUP" in record.read_text(), 5,

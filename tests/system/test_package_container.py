@@ -151,7 +151,7 @@ def test_install_puts_everything_in_place_and_starts_nothing(box: Container) -> 
     for path in ("/lib/systemd/system/vrrpd.service", "/usr/share/man/man8/vrrpd.8.gz",
                  "/usr/share/man/man8/vrrpctl.8.gz", "/usr/share/man/man5/vrrpd.yaml.5.gz",
                  "/usr/share/bash-completion/completions/vrrpctl", "/var/lib/vrrpd",
-                 "/usr/share/doc/vrrpd/examples/vrrpd.service.d/sync.conf"):
+                 "/usr/share/doc/vrrpd/examples/vrrpd.service.d/config-sync.conf"):
         assert path in files, path
     assert not [f for f in files if "/lab/" in f or "/tests/" in f]
     conffiles = box.out("dpkg-query -W -f='${Conffiles}' vrrpd")

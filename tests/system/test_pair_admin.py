@@ -19,8 +19,8 @@ VRRPD_YAML = "/etc/vrrpd/vrrpd.yaml"
 
 def test_haproxy_cfg_edited_on_the_master_is_live_on_the_backup(lb1: Machine,
                                                                  lb2: Machine) -> None:
-    """`sync:` in lbN.yaml: the master (lb1) pushes haproxy.cfg over pinned TLS (keys made by
-    `vrrpd sync keygen` at provisioning, each pinned on the other); lb2 validates it, reloads
+    """`config_sync:` in lbN.yaml: the master (lb1) pushes haproxy.cfg over pinned TLS (keys made by
+    `vrrpd config-sync keygen` at provisioning, each pinned on the other); lb2 validates it, reloads
     its HAProxy and confirms the reload on the master CLI.  Shown by a new frontend that
     answers on lb2."""
     token = secrets.token_hex(6)
@@ -36,7 +36,7 @@ def test_haproxy_cfg_edited_on_the_master_is_live_on_the_backup(lb1: Machine,
                           "lb2's HAProxy answers with the edited configuration")
         assert answer
         assert lb2.read(HAPROXY_CFG) == edited
-        status = lb1.sh("vrrpctl sync status").stdout
+        status = lb1.sh("vrrpctl config-sync status").stdout
         assert "in-sync" in status, status
     finally:
         lb1.write(HAPROXY_CFG, original)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from vrrpd.sync.confirm import MasterCLIConfirm
+from vrrpd.configsync.confirm import MasterCLIConfirm
 
 
 def haproxy_config(workdir: Path, proxies: str, *, master_worker: bool = False) -> str:

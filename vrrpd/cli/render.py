@@ -143,10 +143,10 @@ def render(cmd: str, result: dict[str, Any]) -> str:
         return render_status(result)
     if cmd == "check":
         return render_check(result)
-    if cmd.startswith("sync-"):
-        from vrrpd.cli.sync_cli import render_sync
+    if cmd.startswith("config-sync-"):
+        from vrrpd.cli.configsync_cli import render_config_sync
 
-        return render_sync(cmd, result)
+        return render_config_sync(cmd, result)
     if cmd == "help":
         return "\n".join(f"{c['usage']:<40} {c['summary']}" for c in result["commands"])
     if "states" in result:

@@ -15,22 +15,23 @@ import time
 
 from vrrpd import __version__
 from vrrpd.cli import timeline
+from vrrpd.cli.configsync_cli import add_keygen, keygen
 from vrrpd.cli.render import render, render_event
-from vrrpd.cli.sync_cli import add_keygen, keygen
 from vrrpd.control import commands as _commands  # noqa: F401  (registers the commands)
-from vrrpd.control import sync_commands as _sync_commands  # noqa: F401
+from vrrpd.control import configsync_commands as _configsync_commands  # noqa: F401
 from vrrpd.control.client import DEFAULT_SOCKET, ControlError, follow, request
 from vrrpd.control.health import UNKNOWN, unreachable
 from vrrpd.control.registry import COMMANDS, Command
+from vrrpd.renames import deprecated
 
 MONITORING = ("status", "check")  # commands whose exit code is the health verdict
 CLIENT_ONLY = ("plot", "also")  # events --plot: drawn here, not sent to the daemon
-SYNC = "sync-"  # the daemon's sync-status, sync-push are `vrrpctl sync status|push`
+CONFIG_SYNC = "config-sync-"  # the daemon's config-sync-status|push: `vrrpctl config-sync X`
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The subcommands, their arguments and help come from the daemon's command registry
-    (:mod:`vrrpd.control.registry`); ``sync keygen`` runs here, without a daemon."""
+    (:mod:`vrrpd.control.registry`); ``config-sync keygen`` runs here, without a daemon."""
     p = argparse.ArgumentParser(prog="vrrpctl", description="Control a running vrrpd.")
     p.add_argument("--version", action="version", version=f"vrrpctl {__version__}")
     _global_options(p, default_json=False, default_socket=DEFAULT_SOCKET)
@@ -40,15 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(after, default_json=argparse.SUPPRESS, default_socket=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     for cmd in COMMANDS.values():
-        if not cmd.name.startswith(SYNC):
+        if not cmd.name.startswith(CONFIG_SYNC):
             _arguments(sub.add_parser(cmd.name, help=cmd.summary, parents=[after]), cmd)
-    sync = sub.add_parser("sync", help="HAProxy configuration sync: status, push, keygen"
-                          ).add_subparsers(dest="sync_cmd", required=True, metavar="SYNC_COMMAND")
+    config_sync = sub.add_parser(
+        "config-sync", help="HAProxy configuration sync between the peers (not VRRP sync "
+        "groups): status, push, keygen").add_subparsers(
+        dest="config_sync_cmd", required=True, metavar="CONFIG_SYNC_COMMAND")
     for cmd in COMMANDS.values():
-        if cmd.name.startswith(SYNC):
-            _arguments(sync.add_parser(cmd.name.removeprefix(SYNC), help=cmd.summary,
-                                       parents=[after]), cmd)
-    add_keygen(sync)
+        if cmd.name.startswith(CONFIG_SYNC):
+            _arguments(config_sync.add_parser(cmd.name.removeprefix(CONFIG_SYNC),
+                                              help=cmd.summary, parents=[after]), cmd)
+    add_keygen(config_sync)
     return p
 
 
@@ -65,13 +68,13 @@ def _arguments(parser: argparse.ArgumentParser, cmd: Command) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.cmd == "sync":
-        if args.sync_cmd == "keygen":
+    args = build_parser().parse_args(_renamed(sys.argv[1:] if argv is None else argv))
+    if args.cmd == "config-sync":
+        if args.config_sync_cmd == "keygen":
             return keygen(args)
-        args.cmd = f"{SYNC}{args.sync_cmd}"
+        args.cmd = f"{CONFIG_SYNC}{args.config_sync_cmd}"
     fields = {k: v for k, v in vars(args).items()
-              if k not in ("socket", "json", "cmd", "sync_cmd", *CLIENT_ONLY)
+              if k not in ("socket", "json", "cmd", "config_sync_cmd", *CLIENT_ONLY)
               and v not in (None, False)}
     show = json.dumps if args.json else render_event
     try:
@@ -104,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "check":
         return int(result["code"])
     return 0
+
+
+def _renamed(argv: list[str]) -> list[str]:
+    """``vrrpctl [options] sync ...``, the old spelling of ``config-sync`` (vrrpd.renames)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--socket" else 1
+    if argv[i:i + 1] != ["sync"]:
+        return argv
+    deprecated("vrrpctl sync")
+    return [*argv[:i], "config-sync", *argv[i + 1:]]
 
 
 def plot(args: argparse.Namespace) -> int:

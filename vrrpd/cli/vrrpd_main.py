@@ -14,6 +14,7 @@ from vrrpd import __version__
 from vrrpd.config.loader import ConfigError, load_config
 from vrrpd.config.model import Config
 from vrrpd.daemon.logs import setup_logging
+from vrrpd.renames import deprecated
 
 DEFAULT_CONFIG = "/etc/vrrpd/vrrpd.yaml"
 
@@ -63,14 +64,14 @@ HAPROXY_CFG = Path("/etc/haproxy/haproxy.cfg")
 
 def accept_mode_warnings(config: Config) -> list[str]:
     """HAProxy ``bind`` lines on a VIP of an ``accept_mode: false`` instance: the master would
-    drop every connection to it.  The file is the first of ``sync.files``, else
+    drop every connection to it.  The file is the first of ``config_sync.files``, else
     /etc/haproxy/haproxy.cfg when it exists."""
+    from vrrpd.configsync.apply import parse_binds
     from vrrpd.proto.numbers import OWNER_PRIORITY
-    from vrrpd.sync.apply import parse_binds
 
     refused = {v.ip: (i, cfg.name) for i, cfg in enumerate(config.instances)
                if not cfg.accept_mode and cfg.priority != OWNER_PRIORITY for v in cfg.held}
-    path = config.sync.files[0] if config.sync is not None else HAPROXY_CFG
+    path = config.config_sync.files[0] if config.config_sync is not None else HAPROXY_CFG
     if not refused or not path.exists():
         return []
     warnings = []
@@ -87,8 +88,11 @@ def accept_mode_warnings(config: Config) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["sync"]:  # `vrrpd sync keygen --cert PATH`: no config, no daemon
-        from vrrpd.cli.sync_cli import keygen_main
+    if argv[:1] in (["config-sync"], ["sync"]):  # `vrrpd config-sync keygen --cert PATH`:
+        from vrrpd.cli.configsync_cli import keygen_main  # no config, no daemon
+
+        if argv[0] == "sync":
+            deprecated("vrrpd sync")
 
         return keygen_main(argv[1:])
     if argv[:1] == ["import-keepalived"]:  # a converter: no config, no daemon
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         log.critical("cannot start: %s", exc)
         return 1
     log.info("running as %s", privileges.describe())
-    refusal = config.sync and privileges.sync_refusal(config.sync.files)
+    refusal = config.config_sync and privileges.config_sync_refusal(config.config_sync.files)
     if refusal:
         log.critical("cannot start: %s", refusal)
         return 1

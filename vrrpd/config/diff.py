@@ -71,7 +71,7 @@ class ConfigDiff:
     tracks: tuple[str, ...]  # trackers added, removed or redefined
     settings: tuple[str, ...]  # SETTINGS_FIELDS that differ; they take effect on restart
     sync_groups_changed: bool
-    sync_changed: bool
+    config_sync_changed: bool
     metrics_changed: bool
 
     @property
@@ -92,7 +92,7 @@ class ConfigDiff:
     def empty(self) -> bool:
         """Nothing at all changed."""
         return not (self.added or self.removed or self.changed or self.tracks or self.settings
-                    or self.sync_groups_changed or self.sync_changed or self.metrics_changed)
+                    or self.sync_groups_changed or self.config_sync_changed or self.metrics_changed)
 
 
 def diff_configs(old: Config, new: Config) -> ConfigDiff:
@@ -110,6 +110,6 @@ def diff_configs(old: Config, new: Config) -> ConfigDiff:
         tracks=tuple(n for n in track_names if old.tracks.get(n) != new.tracks.get(n)),
         settings=tuple(f for f in SETTINGS_FIELDS if getattr(old, f) != getattr(new, f)),
         sync_groups_changed=old.sync_groups != new.sync_groups,
-        sync_changed=old.sync != new.sync,
+        config_sync_changed=old.config_sync != new.config_sync,
         metrics_changed=old.metrics != new.metrics,
     )

@@ -76,13 +76,16 @@ def executable(path: str) -> Path:
     return p
 
 
-def sync_identity(value: str) -> Path:
+def config_sync_identity(value: str) -> Path:
     """The sync certificate and key load exactly as the sync service will load them."""
-    from vrrpd.sync.tls import Identity, PinError  # cryptography: only when sync is configured
+    from vrrpd.configsync.tls import (  # cryptography: only when sync is configured
+        Identity,
+        PinError,
+    )
 
     path = absolute_path(value)
     if not path.exists():
-        raise ValueError(f"{path} does not exist; create it with `vrrpd sync keygen --cert "
+        raise ValueError(f"{path} does not exist; create it with `vrrpd config-sync keygen --cert "
                          f"{path} --name NODE` and pin the fingerprint it prints on the peer")
     try:
         Identity(path)

@@ -24,6 +24,7 @@ from vrrpd.config.model import (
     ROUTE_TYPES,
     AnnounceConfig,
     Config,
+    ConfigSyncConfig,
     FileOptions,
     HAProxyOptions,
     HttpOptions,
@@ -35,7 +36,6 @@ from vrrpd.config.model import (
     MetricsConfig,
     ProcessOptions,
     ScriptOptions,
-    SyncConfig,
     SyncGroupConfig,
     TcpOptions,
     TproxyConfig,
@@ -62,6 +62,7 @@ from vrrpd.config.schema import (
 )
 from vrrpd.proto.numbers import OWNER_PRIORITY, V2_MAX_ADVER_SECONDS, VRID_MAX
 from vrrpd.proto.packet import ChecksumMode, simple_text_auth
+from vrrpd.renames import deprecated
 
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
@@ -70,7 +71,8 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
 OPTIONAL_STR = (str, type(None))
 T = TypeVar("T")
 TOP_LEVEL_KEYS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",
-                  "instances", "tracks", "sync_groups", "sync", "metrics", "bgp", "anycast")
+                  "instances", "tracks", "sync_groups", "config_sync", "metrics", "bgp",
+                  "anycast", "sync")  # `sync:`, the old spelling of `config_sync:` (vrrpd.renames)
 
 
 def load_config(path: Path | str, *, host: bool = True) -> Config:
@@ -118,7 +120,7 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
         tracks=tracks,
         sync_groups=_sync_groups(top.section("sync_groups"), instances, host)
         if top.has("sync_groups") else (),
-        sync=_sync(top.section("sync"), instances, host) if top.has("sync") else None,
+        config_sync=_config_sync_section(top, instances, host),
         metrics=_metrics(top.section("metrics")) if top.has("metrics") else None,
         bgp=anycast.speaker(top.section("bgp")) if top.has("bgp") else None,
         anycast=anycast.groups(top, "anycast", tracks,
@@ -654,7 +656,7 @@ _OPTIONS: dict[TrackType, Callable[[Section, bool], TrackOptions]] = {
             TrackType.FILE: _file}
 
 
-# ---- groups, sync, metrics --------------------------------------------------------------
+# ---- sync groups, config sync, metrics ---------------------------------------------------
 
 
 def _sync_groups(s: Section, instances: tuple[InstanceConfig, ...], host: bool
@@ -695,7 +697,7 @@ def _fingerprint(v: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", hexa):
         raise ValueError(f"{v!r} is not sha256:<64 hex digits, colons optional>")
     if hexa == "0" * 64:
-        raise ValueError("the all-zeros placeholder pins no certificate: run `vrrpd sync "
+        raise ValueError("the all-zeros placeholder pins no certificate: run `vrrpd config-sync "
                          "keygen --cert /etc/vrrpd/sync/node.pem --name NODE` on the peer and "
                          "list the sha256:... it prints here")
     return hexa
@@ -723,7 +725,21 @@ def _listen(v: str) -> tuple[str, int]:
     return address, port
 
 
-def _sync(s: Section, instances: tuple[InstanceConfig, ...], host: bool) -> SyncConfig:
+def _config_sync_section(top: Section, instances: tuple[InstanceConfig, ...],
+                         host: bool) -> ConfigSyncConfig | None:
+    """``config_sync:``, or its old spelling ``config_sync:`` (with a deprecation warning)."""
+    key = "config_sync"
+    if top.has("sync"):
+        if top.has(key):
+            raise top.error("sync", "is the old spelling of `config_sync:`, which is also set; "
+                                    "keep only `config_sync:`")
+        deprecated("sync:", f"{top.src.file}:{top.src.line(top.data, 'sync')}")
+        key = "sync"
+    return _config_sync(top.section(key), instances, host) if top.has(key) else None
+
+
+def _config_sync(s: Section, instances: tuple[InstanceConfig, ...],
+                 host: bool) -> ConfigSyncConfig:
     known = {i.name for i in instances}
 
     def instance(v: str) -> str:
@@ -736,23 +752,23 @@ def _sync(s: Section, instances: tuple[InstanceConfig, ...], host: bool) -> Sync
             raise ValueError("must contain {path} (where the staged file is)")
         return v
 
-    config = SyncConfig(
+    config = ConfigSyncConfig(
         listen=s.take("listen", str, check=_listen),
         peers=_listed(s, "peers", endpoint),
-        cert=s.take("cert", str, check=on_host.sync_identity if host else absolute_path),
+        cert=s.take("cert", str, check=on_host.config_sync_identity if host else absolute_path),
         peer_fingerprints=_listed(s, "peer_fingerprints", _fingerprint),
         files=_listed(s, "files", absolute_path, lambda p: p.name,
                       "; files travel to the peer by name, so each needs its own"),
         validate=s.take("validate", str, check=template),
         reload=s.take("reload", str),
-        source=s.take("source", str, default(SyncConfig, "source"), one_of("master")),
+        source=s.take("source", str, default(ConfigSyncConfig, "source"), one_of("master")),
         instance=s.take("instance", str, check=instance),
-        max_file_size=s.take("max_file_size", int, default(SyncConfig, "max_file_size"),
+        max_file_size=s.take("max_file_size", int, default(ConfigSyncConfig, "max_file_size"),
                              in_range(1, 1 << 30)),
         master_socket=s.take("master_socket", OPTIONAL_STR, None, absolute_path),
         stats_socket=s.take("stats_socket", OPTIONAL_STR, None, absolute_path),
         pidfile=s.take("pidfile", OPTIONAL_STR, None, absolute_path),
-        allow_code=s.take("allow_code", bool, default(SyncConfig, "allow_code")),
+        allow_code=s.take("allow_code", bool, default(ConfigSyncConfig, "allow_code")),
     )
     if config.pidfile is not None and config.stats_socket is None:
         raise s.error("pidfile", "is checked together with `stats_socket:`; set that too")

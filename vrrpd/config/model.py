@@ -321,8 +321,8 @@ class SyncGroupConfig:
 
 
 @dataclass(frozen=True)
-class SyncConfig:
-    """Top-level ``sync:``: HAProxy configuration sync between the peers."""
+class ConfigSyncConfig:
+    """Top-level ``config_sync:``: HAProxy configuration sync between the peers."""
 
     listen: tuple[str, int]
     peers: tuple[tuple[str, int], ...]
@@ -334,11 +334,12 @@ class SyncConfig:
     source: str = "master"
     instance: str | None = None
     max_file_size: int = 16 * 1024 * 1024
-    # after `reload`, confirm HAProxy runs the new files (vrrpd.sync.confirm); master CLI first
+    # after `reload`, confirm HAProxy runs the new files (vrrpd.configsync.confirm); master CLI
+    # first
     master_socket: Path | None = None
     stats_socket: Path | None = None
     pidfile: Path | None = None
-    # accept pushed HAProxy directives that run code (vrrpd.sync.policy) the live file lacks
+    # accept pushed HAProxy directives that run code (vrrpd.configsync.policy) the live file lacks
     allow_code: bool = False
 
 
@@ -403,7 +404,7 @@ class Config:
     instances: tuple[InstanceConfig, ...] = ()
     tracks: dict[str, TrackConfig] = field(default_factory=dict, hash=False)
     sync_groups: tuple[SyncGroupConfig, ...] = ()
-    sync: SyncConfig | None = None
+    config_sync: ConfigSyncConfig | None = None
     metrics: MetricsConfig | None = None
     bgp: SpeakerConfig | None = None
     anycast: tuple[AnycastGroupConfig, ...] = ()

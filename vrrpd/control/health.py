@@ -35,8 +35,8 @@ def assess(doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     problems: list[dict[str, Any]] = []
     for inst in doc["instances"]:
         problems += _instance(inst, now)
-    if doc.get("sync"):
-        problems += _sync(doc["sync"])
+    if doc.get("config_sync"):
+        problems += _config_sync(doc["config_sync"])
     problems.sort(key=lambda p: -p["severity"])
     code = max((p["severity"] for p in problems), default=OK)
     if problems:
@@ -93,11 +93,11 @@ def _instance(i: dict[str, Any], now: float) -> list[dict[str, Any]]:
     return out
 
 
-def _sync(s: dict[str, Any]) -> list[dict[str, Any]]:
+def _config_sync(s: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
 
     def warn(text: str) -> None:
-        out.append({"severity": WARNING, "instance": None, "text": f"sync: {text}"})
+        out.append({"severity": WARNING, "instance": None, "text": f"config sync: {text}"})
 
     local = s.get("local", {})
     if local.get("diverged"):

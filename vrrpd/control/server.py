@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vrrpd.control import commands as _commands  # noqa: F401  (registers the commands)
-from vrrpd.control import sync_commands as _sync_commands  # noqa: F401
+from vrrpd.control import configsync_commands as _sync_commands  # noqa: F401
 from vrrpd.control.registry import COMMANDS, PROTOCOL_VERSION, CommandError
 
 log = logging.getLogger("vrrpd.control")
@@ -78,7 +78,7 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(READ_TIMEOUT):  # not wait_for: vrrpd.sync.transport
+            async with asyncio.timeout(READ_TIMEOUT):  # not wait_for: vrrpd.configsync.transport
                 line = await reader.readline()
         except TimeoutError:
             writer.write(_reply(False, error="no request within 5 s"))

@@ -1,7 +1,7 @@
 """Optional Prometheus endpoint (``metrics: {listen: 127.0.0.1:9650}``): ``GET /metrics``.
 
 Metrics are collected at scrape time from the same status dict ``vrrpctl status`` shows (the
-config sync part is the sync service's cache, see :meth:`SyncService.cached_status`), so
+config sync part is the sync service's cache, see :meth:`ConfigSyncService.cached_status`), so
 nothing on the VRRP critical path updates a metric.  Served by a tiny asyncio HTTP server on
 the daemon's own loop (no thread touches daemon state); any other path is 404.
 
@@ -25,11 +25,12 @@ vrrpd-alerts.yml).  Metric names (the ``_total`` ones are counters):
 * ``vrrpd_tracker_up{vrrp_instance,tracker}``: 1 while a tracker passes
 * ``vrrpd_foreign_adverts_total{vrrp_instance}``: adverts obeyed from routers not in ``peers``
 * ``vrrpd_foreign_master{vrrp_instance}``: 1 while the master is not a listed peer
-* config sync (with ``sync:``): ``vrrpd_sync_generation``, ``vrrpd_sync_diverged`` (files
-  edited here since the last sync), ``vrrpd_sync_last_push_timestamp_seconds``,
-  ``vrrpd_sync_last_push_success``, ``vrrpd_sync_peer_up{peer}`` (answered the last poll),
-  ``vrrpd_sync_peer_generation{peer}``, ``vrrpd_sync_peer_state{peer,state}`` (1 for one of
-  :data:`SYNC_STATES`)
+* config sync (with ``config_sync:``): ``vrrpd_config_sync_generation``,
+  ``vrrpd_config_sync_diverged`` (files edited here since the last sync),
+  ``vrrpd_config_sync_last_push_timestamp_seconds``, ``vrrpd_config_sync_last_push_success``,
+  ``vrrpd_config_sync_peer_up{peer}`` (answered the last poll),
+  ``vrrpd_config_sync_peer_generation{peer}``, ``vrrpd_config_sync_peer_state{peer,state}``
+  (1 for one of :data:`SYNC_STATES`)
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class StatusCollector(Collector):
             for reason, n in e["dropped"].items():
                 edrop.add_metric([e["interface"], str(e["family"]), reason], n)
         yield edrop
-        if doc.get("sync"):
-            yield from _sync(doc["sync"])
+        if doc.get("config_sync"):
+            yield from _config_sync(doc["config_sync"])
 
 
 def _instances(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
@@ -122,27 +123,27 @@ def _instances(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
                 foreign_master)
 
 
-def _sync(s: dict[str, Any]) -> Iterator[Metric]:
+def _config_sync(s: dict[str, Any]) -> Iterator[Metric]:
     local = s.get("local") or {}
-    gen = GaugeMetricFamily("vrrpd_sync_generation", "config sync generation held here")
+    gen = GaugeMetricFamily("vrrpd_config_sync_generation", "config sync generation held here")
     gen.add_metric([], local.get("generation", 0))
-    diverged = GaugeMetricFamily("vrrpd_sync_diverged",
+    diverged = GaugeMetricFamily("vrrpd_config_sync_diverged",
                                  "1 when the synced files were edited here since the last sync")
     diverged.add_metric([], 1 if local.get("diverged") else 0)
     yield from (gen, diverged)
     last = s.get("last_push")
     if last:
-        at = GaugeMetricFamily("vrrpd_sync_last_push_timestamp_seconds",
+        at = GaugeMetricFamily("vrrpd_config_sync_last_push_timestamp_seconds",
                                "when the last push was sent or received (Unix time)")
         at.add_metric([], last["at"])
-        ok = GaugeMetricFamily("vrrpd_sync_last_push_success", "1 when the last push worked")
+        ok = GaugeMetricFamily("vrrpd_config_sync_last_push_success", "1 when the last push worked")
         ok.add_metric([], 1 if last.get("ok") else 0)
         yield from (at, ok)
-    up = GaugeMetricFamily("vrrpd_sync_peer_up", "1 when the peer answered the last poll",
+    up = GaugeMetricFamily("vrrpd_config_sync_peer_up", "1 when the peer answered the last poll",
                            labels=["peer"])
-    peer_gen = GaugeMetricFamily("vrrpd_sync_peer_generation", "the peer's generation",
+    peer_gen = GaugeMetricFamily("vrrpd_config_sync_peer_generation", "the peer's generation",
                                  labels=["peer"])
-    peer_state = GaugeMetricFamily("vrrpd_sync_peer_state", "1 for the peer's sync state",
+    peer_state = GaugeMetricFamily("vrrpd_config_sync_peer_state", "1 for the peer's sync state",
                                    labels=["peer", "state"])
     for peer, p in s.get("peers", {}).items():
         up.add_metric([peer], 0 if p.get("error") else 1)

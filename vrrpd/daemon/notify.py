@@ -122,7 +122,7 @@ class HookRunner:
                       what, exc.strerror)
             return
         try:
-            async with asyncio.timeout(self.timeout):  # not wait_for: vrrpd.sync.transport
+            async with asyncio.timeout(self.timeout):  # not wait_for: vrrpd.configsync.transport
                 out, _ = await proc.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):

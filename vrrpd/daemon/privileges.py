@@ -56,7 +56,7 @@ def describe() -> str:
     return f"user {user} (uid {uid}) with {listed or 'no capabilities'}"
 
 
-def sync_refusal(files: tuple[Path, ...]) -> str | None:
+def config_sync_refusal(files: tuple[Path, ...]) -> str | None:
     """Why config sync cannot work with this process's rights, or None when it can.
 
     Sync stages next to each file and renames it into place, so it needs to write each file's
@@ -65,7 +65,7 @@ def sync_refusal(files: tuple[Path, ...]) -> str | None:
     blocked = sorted({str(f.parent) for f in files if not os.access(f.parent, os.W_OK)})
     if not blocked:
         return None
-    return (f"sync: {', '.join(blocked)} not writable as {describe()}: config sync writes "
+    return (f"config sync: {', '.join(blocked)} not writable as {describe()}: config sync writes "
             "there and reloads HAProxy, which needs root; install the drop-in of README.md, "
             "\"The systemd unit and its sandbox\" "
-            "(/usr/share/doc/vrrpd/examples/vrrpd.service.d/sync.conf)")
+            "(/usr/share/doc/vrrpd/examples/vrrpd.service.d/config-sync.conf)")

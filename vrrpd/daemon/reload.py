@@ -75,7 +75,7 @@ class Reload:
             if d.tracking is not None:
                 p.trackers = d.tracking.prepare(new)
             p.hooks = NotifyHooks.build(new, keep=d.hooks)
-            if diff.sync_changed:
+            if diff.config_sync_changed:
                 p.config_sync = build_config_sync(new, d.is_sync_source)
             if diff.metrics_changed:
                 p.metrics = build_metrics(new, d.status)
@@ -99,8 +99,8 @@ class Reload:
             if p.diff.metrics_changed:
                 await swap("metrics", d.metrics, p.metrics)
                 d.metrics = p.metrics
-            if p.diff.sync_changed:
-                await swap("sync", d.config_sync, p.config_sync)
+            if p.diff.config_sync_changed:
+                await swap("config_sync", d.config_sync, p.config_sync)
                 d.config_sync = p.config_sync
         except OSError as exc:
             await self._discard(p)
@@ -129,7 +129,7 @@ class Reload:
         notify = any("notify" in c.fields for c in diff.changed.values())
         live = [what for what, changed in (("notify", notify), ("tracks", bool(diff.tracks)),
                                            ("sync_groups", diff.sync_groups_changed),
-                                           ("sync", diff.sync_changed),
+                                           ("config_sync", diff.config_sync_changed),
                                            ("metrics", diff.metrics_changed)) if changed]
         result = {"added": list(diff.added), "removed": list(diff.removed),
                   "restarted": list(diff.restarted), "updated": list(diff.updated),

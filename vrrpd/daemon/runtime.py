@@ -65,7 +65,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self.events = EventLog()
         self.control: ControlServer | None = None
-        self.config_sync: Any = None  # vrrpd.sync.service.SyncService when `sync:` is set
+        self.config_sync: Any = None  # a ConfigSyncService when `config_sync:` is set
         self.metrics: Service | None = None
         self.anycast: AnycastGroups | None = None
         self._reload_lock = asyncio.Lock()
@@ -109,14 +109,16 @@ class Daemon:
             driver.post(Startup())
         await self._start_anycast()
         self.tracking.start()
-        self.control = ControlServer(self, self.config.control_socket,
-                                     self.config.control_socket_group)
-        await self.control.start()
         self.config_sync = build_config_sync(self.config, self.is_sync_source)
         self.metrics = build_metrics(self.config, self.status)
         for service in (self.config_sync, self.metrics):
             if service is not None:
                 await service.start()
+        # last: a control socket that answers means every listener is up (a peer's push can
+        # land as soon as `vrrpctl status` works)
+        self.control = ControlServer(self, self.config.control_socket,
+                                     self.config.control_socket_group)
+        await self.control.start()
         log.info("vrrpd %s started on node %s with %d instance(s)", __version__,
                  self.config.node, len(self.drivers))
         self.notifier.notify(READY=1, STATUS=self.summary())
@@ -241,8 +243,8 @@ class Daemon:
         self.events.record(kind, **fields)
 
     def is_sync_source(self) -> bool:
-        """Config sync pushes while this node is MASTER of ``sync.instance``."""
-        sync = self.config.sync
+        """Config sync pushes while this node is MASTER of ``config_sync.instance``."""
+        sync = self.config.config_sync
         driver = self.drivers.get(sync.instance or "") if sync is not None else None
         return driver is not None and driver.state is State.MASTER
 
@@ -270,6 +272,6 @@ class Daemon:
                 "config": str(self.config.path), **self.instances.status(trackers),
                 "log_lines_dropped": BoundedQueueHandler.dropped,
                 "notify_coalesced": {k: r.coalesced for k, r in hooks.items() if r.coalesced},
-                "sync": sync,
+                "config_sync": sync,
                 **({"anycast": self.anycast.status(), "bgp": self.anycast.speaker_status()}
                    if self.anycast is not None else {})}

@@ -1,4 +1,4 @@
-"""The daemon's optional listeners: HAProxy config sync (``sync:``) and metrics
+"""The daemon's optional listeners: HAProxy config sync (``config_sync:``) and metrics
 (``metrics:``).  Built from a configuration without side effects (so a reload can build them
 before it changes anything), started and stopped by the daemon, swapped live by a reload.
 """
@@ -21,12 +21,13 @@ class Service(Protocol):
 
 
 def build_config_sync(config: Config, is_source: Callable[[], bool]) -> Service | None:
-    """``sync:``: the source is the MASTER of ``sync.instance``; bad keys raise OSError."""
-    if config.sync is None:
+    """``config_sync:``: the source is the MASTER of ``config_sync.instance``; bad keys raise
+    OSError."""
+    if config.config_sync is None:
         return None
-    from vrrpd.sync.service import SyncService
+    from vrrpd.configsync.service import ConfigSyncService
 
-    return SyncService(config.sync, config.state_dir, config.node, is_source)
+    return ConfigSyncService(config.config_sync, config.state_dir, config.node, is_source)
 
 
 def build_metrics(config: Config, status: Callable[[], dict[str, Any]]) -> Service | None:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from vrrpd.sync.bundle import Bundle, BundleError, decode, encode, manifest_hash
+from vrrpd.configsync.bundle import Bundle, BundleError, decode, encode, manifest_hash
 
 CFG = "haproxy.cfg"
 MAP = "hosts.map"

@@ -3,7 +3,7 @@
     stage (temp dir next to each target) -> validate ({path} = the staged *first* listed file)
     -> bind check (every ``bind`` address of the staged first file is bindable here)
     -> back up the live files (``NAME.vrrpd-backup``) -> ``os.replace`` each staged file
-    -> reload -> confirm (HAProxy runs the new files: :mod:`vrrpd.sync.confirm`)
+    -> reload -> confirm (HAProxy runs the new files: :mod:`vrrpd.configsync.confirm`)
     -> on any failure after the rename: restore the backups and reload again.
 
 A reader of a target file sees the old or the new content, never half of one.  Only the first
@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vrrpd.sync.bundle import Bundle
-from vrrpd.sync.confirm import Confirmer, ConfirmError
+from vrrpd.configsync.bundle import Bundle
+from vrrpd.configsync.confirm import Confirmer, ConfirmError
 
-log = logging.getLogger("vrrpd.sync")
+log = logging.getLogger("vrrpd.configsync")
 
 BACKUP_SUFFIX = ".vrrpd-backup"
 COMMAND_TIMEOUT = 30.0
@@ -139,7 +139,7 @@ class Applier:
         failure = await self._reload()
         if failure is None:
             return
-        log.error("sync: %s; restoring the previous files", failure)
+        log.error("config sync: %s; restoring the previous files", failure)
         try:
             await asyncio.to_thread(self._restore, backups)
         except OSError as exc:
@@ -161,7 +161,7 @@ class Applier:
             return None
         try:
             self.confirmed = await self.confirm.confirm(before)
-            log.info("sync: %s", self.confirmed)
+            log.info("config sync: %s", self.confirmed)
         except ConfirmError as exc:
             return f"reload not confirmed (`{self.reload}` exit 0): {exc}"
         return None
@@ -212,7 +212,7 @@ async def run_command(cmd: str, timeout: float = COMMAND_TIMEOUT) -> tuple[int, 
     proc = await asyncio.create_subprocess_shell(
         cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        async with asyncio.timeout(timeout):  # not wait_for: see vrrpd.sync.transport
+        async with asyncio.timeout(timeout):  # not wait_for: see vrrpd.configsync.transport
             out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()

@@ -4,7 +4,7 @@ A reload command usually only *signals* HAProxy (``kill -USR2``, ``systemctl rel
 exits 0 before HAProxy has read the file; a bind that fails at run time (port in use, an
 address that is not local) is only seen by HAProxy then.  So after the reload command:
 
-* **master CLI** (``sync.master_socket``, HAProxy started with ``-W -S PATH``): ``show proc``
+* **master CLI** (``config_sync.master_socket``, HAProxy started with ``-W -S PATH``): ``show proc``
   before and after.  HAProxy 2.6 prints (checked against 2.6.12)::
 
       #<PID>          <type>          <reloads>       <uptime>        <version>
@@ -20,9 +20,9 @@ address that is not local) is only seen by HAProxy then.  So after the reload co
   the previous worker as the current one.  Confirmed: the counter moved past its value before
   the reload, ``failed`` is 0 and a current worker has survived no reload (it is new).
   The master CLI drops connections while the master re-executes itself: retried.
-* **stats socket** (``sync.stats_socket``, optionally ``sync.pidfile``): the pidfile's process
-  is alive and ``show info`` answers from a process other than the one that answered before
-  the reload (every reload starts a new process).
+* **stats socket** (``config_sync.stats_socket``, optionally ``config_sync.pidfile``): the
+  pidfile's process is alive and ``show info`` answers from a process other than the one that
+  answered before the reload (every reload starts a new process).
 
 Either waits up to :data:`CONFIRM_TIMEOUT`; a failure is a :class:`ConfirmError`, which the
 applier treats like a failed reload (restore the backups, reload again).
@@ -91,7 +91,7 @@ async def cli(path: Path, command: str, timeout: float = 2.0) -> str:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async with asyncio.timeout(timeout):  # not wait_for: see vrrpd.sync.transport
+    async with asyncio.timeout(timeout):  # not wait_for: see vrrpd.configsync.transport
         return await exchange()
 
 

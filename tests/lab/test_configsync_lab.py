@@ -17,8 +17,8 @@ import pytest
 
 from lab.daemons import Vrrpd, wait_for
 from lab.netns import Topology
+from vrrpd.configsync.tls import keygen
 from vrrpd.control.client import ControlError
-from vrrpd.sync.tls import keygen
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 
@@ -40,8 +40,8 @@ backend web
 PORT = 8443
 
 
-class SyncPair:
-    """lb1 and lb2 with ``sync:`` pinning each other."""
+class ConfigSyncPair:
+    """lb1 and lb2 with ``config_sync:`` pinning each other."""
 
     def __init__(self, lab: Topology, tmp: Path) -> None:
         self.dirs = {n: tmp / n / "haproxy" for n in ("lb1", "lb2")}
@@ -62,26 +62,26 @@ class SyncPair:
                     "instance": "web"}
             inst = {"name": "web", "interface": "eth0", "vrid": 51, "priority": prio,
                     "advert_interval": 0.1, "vips": ["192.0.2.100/24"]}
-            self.d[name] = Vrrpd(lab.nodes[name], tmp, [inst], sync=sync)
+            self.d[name] = Vrrpd(lab.nodes[name], tmp, [inst], config_sync=sync)
 
     def cfg(self, node: str) -> Path:
         return self.dirs[node] / "haproxy.cfg"
 
     def last_push(self, node: str) -> dict[str, Any]:
-        last: dict[str, Any] = self.d[node].ctl("sync-status")["last_push"] or {}
+        last: dict[str, Any] = self.d[node].ctl("config-sync-status")["last_push"] or {}
         return last
 
 
 @pytest.fixture
-def sync_pair(two_nodes: Topology, tmp_path: Path) -> Iterator[SyncPair]:
-    pair = SyncPair(two_nodes, tmp_path)
+def sync_pair(two_nodes: Topology, tmp_path: Path) -> Iterator[ConfigSyncPair]:
+    pair = ConfigSyncPair(two_nodes, tmp_path)
     yield pair
     for d in pair.d.values():
         d.stop()
 
 
 def test_master_pushes_validated_config_and_edits_follow_within_a_second(
-        two_nodes: Topology, sync_pair: SyncPair) -> None:
+        two_nodes: Topology, sync_pair: ConfigSyncPair) -> None:
     lb2 = two_nodes.nodes["lb2"].ns
     lb2.sysctl("net.ipv4.ip_nonlocal_bind", 0)
     sync_pair.d["lb1"].start()
@@ -92,10 +92,10 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     with pytest.raises(ControlError, match=re.escape(
             "bind check failed: line 9: 192.0.2.100 is not a local address and "
             "net.ipv4.ip_nonlocal_bind = 0")):
-        sync_pair.d["lb1"].ctl("sync-push")
+        sync_pair.d["lb1"].ctl("config-sync-push")
     assert "maxconn 1\n" in sync_pair.cfg("lb2").read_text()
     lb2.sysctl("net.ipv4.ip_nonlocal_bind", 1)
-    result = sync_pair.d["lb1"].ctl("sync-push")
+    result = sync_pair.d["lb1"].ctl("config-sync-push")
     (peer,) = result["peers"].values()
     assert peer["ok"] and peer["message"].startswith("applied generation")
     assert sync_pair.cfg("lb2").read_text() == HAPROXY.format(maxconn=10)
@@ -105,7 +105,7 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     took = wait_for(lambda: "maxconn 20\n" in sync_pair.cfg("lb2").read_text(), 1.0,
                     "the edit on lb2", poll=0.01)
     print(f"edit on lb1 live on lb2 after {took:.3f}s")
-    status = sync_pair.d["lb1"].ctl("sync-status")
+    status = sync_pair.d["lb1"].ctl("config-sync-status")
     (p,) = status["peers"].values()
     assert p["sync"] == "in-sync" and status["local"]["source"] is True
 
@@ -117,18 +117,18 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     assert "validation failed" in sync_pair.last_push("lb1")["error"]
     assert "maxconn 20\n" in sync_pair.cfg("lb2").read_text()
     with pytest.raises(ControlError, match="validation failed"):
-        sync_pair.d["lb1"].ctl("sync-push")
+        sync_pair.d["lb1"].ctl("config-sync-push")
 
     # a backup edited by hand is reported diverged and only overwritten with --force
     sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=40))
     time.sleep(0.6)
     sync_pair.cfg("lb2").write_text(HAPROXY.format(maxconn=99))
-    status = sync_pair.d["lb2"].ctl("sync-status")
+    status = sync_pair.d["lb2"].ctl("config-sync-status")
     assert status["local"]["diverged"] is True
     sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=41))
     time.sleep(0.6)
     assert "maxconn 99\n" in sync_pair.cfg("lb2").read_text()
     with pytest.raises(ControlError, match="diverged"):
-        sync_pair.d["lb1"].ctl("sync-push")
-    sync_pair.d["lb1"].ctl("sync-push", force=True)
+        sync_pair.d["lb1"].ctl("config-sync-push")
+    sync_pair.d["lb1"].ctl("config-sync-push", force=True)
     assert "maxconn 41\n" in sync_pair.cfg("lb2").read_text()

@@ -1,9 +1,9 @@
 """Config sync onto a real, running HAProxy: live after the reload, confirmed, rolled back.
 
-Two real vrrpd daemons with ``sync:`` and real HAProxy 2.6 master-worker on both nodes
-(:class:`lab.sync_pair.SyncLab`).  What the backup's HAProxy *runs* is read from a fresh
+Two real vrrpd daemons with ``config_sync:`` and real HAProxy 2.6 master-worker on both nodes
+(:class:`lab.configsync_pair.ConfigSyncLab`).  What the backup's HAProxy *runs* is read from a fresh
 HTTP request to its loopback (``X-Config-Gen``), not from the file.  The in-process transport
-cases (``tests/test_sync_transport.py``) are repeated here only where the daemon-level view
+cases (``tests/test_configsync_transport.py``) are repeated here only where the daemon-level view
 adds something: a key that changed on a real node, a sender that dies mid-transfer.
 """
 
@@ -21,18 +21,18 @@ from pathlib import Path
 
 import pytest
 
+from lab.configsync_pair import SYNC_PORT, ConfigSyncLab, haproxy_config
 from lab.daemons import wait_for
-from lab.sync_pair import SYNC_PORT, SyncLab, haproxy_config
-from vrrpd.cli.sync_cli import render_sync
+from vrrpd.cli.configsync_cli import render_config_sync
+from vrrpd.configsync.confirm import MasterCLIConfirm
 from vrrpd.control.client import ControlError
-from vrrpd.sync.confirm import MasterCLIConfirm
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[SyncLab]:
-    with SyncLab(tmp_path) as pair:
+def lab(tmp_path: Path) -> Iterator[ConfigSyncLab]:
+    with ConfigSyncLab(tmp_path) as pair:
         try:
             yield pair
         except BaseException:
@@ -40,7 +40,7 @@ def lab(tmp_path: Path) -> Iterator[SyncLab]:
             raise
 
 
-def occupy(lab: SyncLab, node: str, port: int) -> subprocess.Popen[bytes]:
+def occupy(lab: ConfigSyncLab, node: str, port: int) -> subprocess.Popen[bytes]:
     """A listener on 127.0.0.1:``port`` in ``node``: HAProxy cannot bind it at run time."""
     proc = lab.ns(node).popen([sys.executable, "-c",
                                "import socket, time; s = socket.socket(); "
@@ -49,10 +49,10 @@ def occupy(lab: SyncLab, node: str, port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def test_edit_goes_live_and_a_runtime_reload_failure_is_rolled_back(lab: SyncLab) -> None:
+def test_edit_goes_live_and_a_runtime_reload_failure_is_rolled_back(lab: ConfigSyncLab) -> None:
     lb1, lb2 = lab.vrrpd["lb1"], lab.vrrpd["lb2"]
     # a fresh backup (never synced, the distribution's file) just takes the first push
-    result = lb1.ctl("sync-push")
+    result = lb1.ctl("config-sync-push")
     (peer,) = result["peers"].values()
     assert peer["ok"] and peer["reload"].startswith("HAProxy reloaded: reload #1"), peer
     assert lab.haproxy["lb2"].generation() == "0"
@@ -86,21 +86,21 @@ def test_edit_goes_live_and_a_runtime_reload_failure_is_rolled_back(lab: SyncLab
                                                          "http-request retrun"))
     wait_for(lambda: "validation failed" in str(lab.last_push("lb1").get("error")), 5,
              "the validator's refusal", poll=0.05)
-    text = render_sync("sync-status", lb1.ctl("sync-status"))
+    text = render_config_sync("config-sync-status", lb1.ctl("config-sync-status"))
     assert re.search(r"(?s)last push: .* pushed to 192\.0\.2\.12:\d+: ERROR: validation failed "
                      r"\(`haproxy -c -f \{path\}` exit 1\): .*retrun", text), text
     with pytest.raises(ControlError, match="retrun"):
-        lb1.ctl("sync-push")
+        lb1.ctl("config-sync-push")
     assert lab.haproxy["lb2"].generation() == "1"
-    assert lb2.ctl("sync-status")["local"]["generation"] == peer["generation"] + 1
+    assert lb2.ctl("config-sync-status")["local"]["generation"] == peer["generation"] + 1
 
 
 def test_changed_key_is_refused_and_a_sender_dying_mid_transfer_changes_nothing(
-        lab: SyncLab) -> None:
+        lab: ConfigSyncLab) -> None:
     lb1, lb2 = lab.vrrpd["lb1"], lab.vrrpd["lb2"]
-    lb1.ctl("sync-push")
+    lb1.ctl("config-sync-push")
     before = lab.cfg("lb2").read_text()
-    generation = lb2.ctl("sync-status")["local"]["generation"]
+    generation = lb2.ctl("config-sync-status")["local"]["generation"]
 
     # lb1 gets a new key (keygen --overwrite) but lb2 still pins the old one
     lb1.stop()
@@ -109,27 +109,27 @@ def test_changed_key_is_refused_and_a_sender_dying_mid_transfer_changes_nothing(
     lab.edit(5)
     with pytest.raises(ControlError, match=r"authentication refused: client certificate "
                                            r"sha256:[0-9a-f]{64} is not in peer_fingerprints"):
-        lb1.ctl("sync-push")
-    status = render_sync("sync-status", lb1.ctl("sync-status"))
+        lb1.ctl("config-sync-push")
+    status = render_config_sync("config-sync-status", lb1.ctl("config-sync-status"))
     assert f"peer 192.0.2.12:{SYNC_PORT}: unreachable:" in status
     assert "refused connection" in lb2.log() and lab.cfg("lb2").read_text() == before
 
-    # pin the new key: lb2 restarts with it (a `sync:` change needs a restart)
+    # pin the new key: lb2 restarts with it (a `config_sync:` change needs a restart)
     lb2.stop()
     lab.fingerprints["lb1"] = lab.keygen("lb1")
     lb1.stop()
     for name in ("lb1", "lb2"):
-        lab.vrrpd[name].doc["sync"] = lab.sync_config(name)
+        lab.vrrpd[name].doc["config_sync"] = lab.sync_config(name)
         lab.vrrpd[name].write_config()
     lab.start("lb1", "MASTER")
     lab.start("lb2", "BACKUP")
     wait_for(lambda: lab.haproxy["lb2"].generation() == "5", 10, "lb2 to catch up", poll=0.05)
     # HAProxy serves the new file before the apply (reload confirmation) has finished and
     # recorded the generation: wait for that too
-    wait_for(lambda: not lb2.ctl("sync-status")["local"]["applying"], 15,
+    wait_for(lambda: not lb2.ctl("config-sync-status")["local"]["applying"], 15,
              "lb2 to finish applying", poll=0.05)
     before = lab.cfg("lb2").read_text()
-    generation = lb2.ctl("sync-status")["local"]["generation"]
+    generation = lb2.ctl("config-sync-status")["local"]["generation"]
 
     # a 2 MB edit through a 4 Mbit/s link and a 64 kB send buffer: SIGKILL lb1's vrrpd while
     # the push is on the wire; lb2 must see a short frame and apply nothing
@@ -148,7 +148,7 @@ def test_changed_key_is_refused_and_a_sender_dying_mid_transfer_changes_nothing(
     wait_for(lambda: "disconnected mid-transfer" in lb2.log(), 10,
              "lb2 to notice the short frame", poll=0.05)
     assert lab.cfg("lb2").read_text() == before
-    assert lb2.ctl("sync-status")["local"]["generation"] == generation
+    assert lb2.ctl("config-sync-status")["local"]["generation"] == generation
     assert not [p.name for p in lab.cfg("lb2").parent.iterdir()
                 if p.name.startswith(".vrrpd-sync-")]
     assert lab.haproxy["lb2"].generation() == "5"

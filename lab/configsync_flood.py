@@ -1,8 +1,8 @@
-"""Knock on a sync listener as hard as one core allows (``benchmarks/sync_flood.py``).
+"""Knock on a sync listener as hard as one core allows (``benchmarks/configsync_flood.py``).
 
 Run inside the attacking node's namespace::
 
-    python -m lab.sync_flood --target 192.0.2.12:8443 --mode connect --duration 60
+    python -m lab.configsync_flood --target 192.0.2.12:8443 --mode connect --duration 60
 
 ``idle``: nothing (a baseline run).  ``connect``: TCP connections, 256 in flight
 (non-blocking), each closed the moment it is made (RST: SO_LINGER 0, so the attacker never

@@ -1,6 +1,6 @@
 """The sync bundle: the listed files, their SHA-256 manifest and a generation number (sans I/O).
 
-Wire form of a bundle (inside one transport frame, see :mod:`vrrpd.sync.transport`)::
+Wire form of a bundle (inside one transport frame, see :mod:`vrrpd.configsync.transport`)::
 
     +----------------+---------------------------+----------------------------+
     | u32 header len | header (JSON, UTF-8)      | file bodies, concatenated  |

@@ -1,7 +1,7 @@
 """Confirming a reload: HAProxy 2.6 ``show proc`` parsing and the confirm loop (fake CLI).
 
 The real thing (HAProxy 2.6 master-worker refusing a reload at run time) is in
-``tests/lab/test_sync_haproxy_lab.py``; the outputs below were captured from HAProxy 2.6.12.
+``tests/lab/test_configsync_haproxy_lab.py``; the outputs below were captured from HAProxy 2.6.12.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from vrrpd.config.errors import ConfigError
 from vrrpd.config.loader import parse_config
-from vrrpd.sync.confirm import ConfirmError, MasterCLIConfirm, confirmer, parse_show_proc
+from vrrpd.configsync.confirm import ConfirmError, MasterCLIConfirm, confirmer, parse_show_proc
 
 STARTED = """\
 #<PID>          <type>          <reloads>       <uptime>        <version>
@@ -93,7 +93,7 @@ SYNC = """\
 node: lb1
 instances:
   - {name: web, interface: lo, vrid: 51, priority: 100, vips: [192.0.2.100/24]}
-sync:
+config_sync:
   listen: 192.0.2.11:7000
   peers: [192.0.2.12:7000]
   cert: /etc/vrrpd/sync/node.pem
@@ -108,15 +108,16 @@ sync:
 def test_config_keys_pick_the_check() -> None:
     cfg = parse_config(SYNC + "  master_socket: /run/haproxy-master.sock\n", Path("x.yaml"),
                        host=False)
-    assert cfg.sync is not None and cfg.sync.master_socket == Path("/run/haproxy-master.sock")
-    check = confirmer(cfg.sync.master_socket, cfg.sync.stats_socket, cfg.sync.pidfile)
+    sync = cfg.config_sync
+    assert sync is not None and sync.master_socket == Path("/run/haproxy-master.sock")
+    check = confirmer(sync.master_socket, sync.stats_socket, sync.pidfile)
     assert isinstance(check, MasterCLIConfirm)
-    plain = parse_config(SYNC, Path("x.yaml"), host=False).sync
+    plain = parse_config(SYNC, Path("x.yaml"), host=False).config_sync
     assert plain is not None and confirmer(plain.master_socket, plain.stats_socket,
                                            plain.pidfile) is None
-    with pytest.raises(ConfigError, match=r"sync.master_socket: .*absolute"):
+    with pytest.raises(ConfigError, match=r"config_sync.master_socket: .*absolute"):
         parse_config(SYNC + "  master_socket: haproxy-master.sock\n", Path("x.yaml"),
                      host=False)
-    with pytest.raises(ConfigError, match=r"sync.pidfile: is checked together with "
+    with pytest.raises(ConfigError, match=r"config_sync.pidfile: is checked together with "
                                           "`stats_socket:`"):
         parse_config(SYNC + "  pidfile: /run/haproxy.pid\n", Path("x.yaml"), host=False)

@@ -2,14 +2,15 @@
 
 Run as root from a clean clone (``scripts/setup-host`` once)::
 
-    .venv/bin/python benchmarks/sync_flood.py [--duration 60]
+    .venv/bin/python benchmarks/configsync_flood.py [--duration 60]
 
-Builds :class:`lab.sync_pair.SyncLab` (lb1 MASTER and sync source, lb2 receiver, real HAProxy
-2.6 on both, real vrrpd with ``sync:`` pinned both ways, VRRPv3 at 0.1 s) with two trackers on
-instance ``web`` at 0.1 s (``tcp`` to HAProxy on lb2's loopback, ``script`` ``/bin/true``:
-the kinds that failed with "Too many open files" in the issue), and lb2's vrrpd limited to
-1024 descriptors (``prlimit``: the default without ``LimitNOFILE``).  A third namespace,
-``attacker`` (192.0.2.13, not a configured peer), runs ``python -m lab.sync_flood`` against
+Builds :class:`lab.configsync_pair.ConfigSyncLab` (lb1 MASTER and sync source, lb2 receiver,
+real HAProxy 2.6 on both, real vrrpd with ``config_sync:`` pinned both ways, VRRPv3 at 0.1 s)
+with two trackers on instance ``web`` at 0.1 s (``tcp`` to HAProxy on lb2's loopback,
+``script`` ``/bin/true``: the kinds that failed with "Too many open files" in the
+issue), and lb2's vrrpd limited to 1024 descriptors (``prlimit``: the default without
+``LimitNOFILE``).  A third namespace,
+``attacker`` (192.0.2.13, not a configured peer), runs ``python -m lab.configsync_flood`` against
 lb2's sync port for ``--duration`` seconds, one process on one core, in two variants:
 
 * ``connect``: TCP connect + close (RST) in a tight loop;
@@ -43,10 +44,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from sync_latency import one_edit  # noqa: E402
+from configsync_latency import one_edit  # noqa: E402
 
 from benchmarks.record import Record  # noqa: E402
-from lab.sync_pair import SYNC_PORT, SyncLab  # noqa: E402
+from lab.configsync_pair import SYNC_PORT, ConfigSyncLab  # noqa: E402
 
 PUSH_TARGET = 2.0  # seconds, edit on lb1 -> live on lb2 during the flood
 NOFILE = 1024
@@ -60,7 +61,7 @@ TRACKS = {
 class Sampler(threading.Thread):
     """Samples lb2's vrrpd every 0.2 s until stopped."""
 
-    def __init__(self, lab: SyncLab) -> None:
+    def __init__(self, lab: ConfigSyncLab) -> None:
         super().__init__(daemon=True)
         self.lab = lab
         daemon = lab.vrrpd["lb2"]
@@ -100,20 +101,20 @@ class Sampler(threading.Thread):
         }
 
 
-def transitions(lab: SyncLab) -> dict[str, int]:
+def transitions(lab: ConfigSyncLab) -> dict[str, int]:
     return {n: d.instance("web")["counters"].get("transitions", 0) for n, d in lab.vrrpd.items()}
 
 
-def flood(lab: SyncLab, mode: str, duration: float, gen0: int) -> dict[str, Any]:
+def flood(lab: ConfigSyncLab, mode: str, duration: float, gen0: int) -> dict[str, Any]:
     assert lab.lab is not None
     attacker = lab.lab.nodes["attacker"]
     before_t = transitions(lab)
-    before_gate = lab.vrrpd["lb2"].ctl("sync-status")["listener"]["counters"]
+    before_gate = lab.vrrpd["lb2"].ctl("config-sync-status")["listener"]["counters"]
     sampler = Sampler(lab)
     sampler.start()
     start, wall_start = time.monotonic(), time.time()
     proc = attacker.ns.popen(
-        [sys.executable, "-m", "lab.sync_flood", "--mode", mode, "--duration", str(duration),
+        [sys.executable, "-m", "lab.configsync_flood", "--mode", mode, "--duration", str(duration),
          "--target", f"{lab.address('lb2')}:{SYNC_PORT}"],
         stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
     pushes = []
@@ -123,7 +124,7 @@ def flood(lab: SyncLab, mode: str, duration: float, gen0: int) -> dict[str, Any]
     out, _ = proc.communicate(timeout=duration + 30)
     sampler.stop_event.set()
     sampler.join()
-    after_gate = lab.vrrpd["lb2"].ctl("sync-status")["listener"]["counters"]
+    after_gate = lab.vrrpd["lb2"].ctl("config-sync-status")["listener"]["counters"]
     after_t = transitions(lab)
     reasons = {n: [f"{t['old']}->{t['new']}: {t['reason']}"
                    for t in d.instance("web")["transitions"] if t["at"] >= wall_start]
@@ -165,10 +166,10 @@ def main() -> int:
     record = Record("sync-flood", vars(args))
     results = []
     with tempfile.TemporaryDirectory(prefix="vrrpd-flood-bench-") as tmp, \
-            SyncLab(Path(tmp), tracks=TRACKS) as lab:
+            ConfigSyncLab(Path(tmp), tracks=TRACKS) as lab:
         assert lab.lab is not None
         lab.lab.add_node("attacker", "192.0.2.13/24", "2001:db8::13/64")
-        lab.vrrpd["lb1"].ctl("sync-push")  # lb2 is a fresh install: never synced
+        lab.vrrpd["lb1"].ctl("config-sync-push")  # lb2 is a fresh install: never synced
         proc = lab.vrrpd["lb2"].proc
         assert proc is not None
         subprocess.run(["prlimit", f"--pid={proc.pid}", f"--nofile={NOFILE}:{NOFILE}"],

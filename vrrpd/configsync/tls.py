@@ -77,9 +77,9 @@ class Identity:
             key = serialization.load_pem_private_key(pem, password=None)
         except ValueError as exc:
             raise PinError(f"{path} must hold a PEM private key and certificate "
-                           f"(`vrrpd sync keygen --cert {path}`): {exc}") from None
+                           f"(`vrrpd config-sync keygen --cert {path}`): {exc}") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise PinError(f"{path}: the key must be an EC key (`vrrpd sync keygen`)")
+            raise PinError(f"{path}: the key must be an EC key (`vrrpd config-sync keygen`)")
         self.key = key
         self.path = path
         self.der = self.cert.public_bytes(serialization.Encoding.DER)

@@ -7,9 +7,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_sync_transport import Node, pair
+from test_configsync_transport import Node, pair
 
-from vrrpd.sync.policy import code_lines, new_code
+from vrrpd.configsync.policy import code_lines, new_code
 
 BASE = "global\n    maxconn 100\ndefaults\n    mode http\n"
 
@@ -70,7 +70,7 @@ def test_refused_push_names_the_line_on_the_pusher(tmp_path: Path) -> None:
         (reply,) = result["peers"].values()
         assert not reply["ok"]
         assert "haproxy.cfg line 3: lua-load /tmp/x.lua" in reply["error"]
-        assert "sync.allow_code: true" in reply["error"]
+        assert "config_sync.allow_code: true" in reply["error"]
         assert b.cfg.read_text() == "global\n    maxconn 10\n"  # nothing applied
         status = await a.service.status()
         assert "lua-load" in status["last_push"]["error"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vrrpd.sync.apply import Applier, ApplyError, check_binds, parse_binds, read_local
-from vrrpd.sync.bundle import Bundle
+from vrrpd.configsync.apply import Applier, ApplyError, check_binds, parse_binds, read_local
+from vrrpd.configsync.bundle import Bundle
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
 

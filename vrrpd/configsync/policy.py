@@ -19,7 +19,7 @@ A pinned peer can push any configuration, and the receiver applies it as root.  
 
 By default (:func:`new_code`) the receiver refuses a file that adds any such directive, unless
 the same directive (same words, same section for ``program`` lines) is already in its live
-file of that name: a pair that already uses Lua keeps syncing.  ``sync.allow_code: true``
+file of that name: a pair that already uses Lua keeps syncing.  ``config_sync.allow_code: true``
 accepts everything.
 """
 
@@ -108,9 +108,9 @@ def new_code(pushed: Iterable[tuple[str, bytes]], live: Mapping[str, bytes]) -> 
 
 
 def refusal(added: list[CodeLine]) -> str:
-    """The error the pusher sees (``vrrpctl sync push`` / ``sync status``)."""
+    """The error the pusher sees (``vrrpctl config-sync push`` / ``sync status``)."""
     shown = "; ".join(map(str, added[:5])) + (f"; and {len(added) - 5} more"
                                               if len(added) > 5 else "")
     return (f"refused: the push adds HAProxy directives that run code on this node, which its "
             f"live files do not have: {shown}. Add them on this node by hand first, or set "
-            "sync.allow_code: true here to accept such pushes")
+            "config_sync.allow_code: true here to accept such pushes")

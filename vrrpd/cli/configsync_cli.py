@@ -1,4 +1,5 @@
-"""``sync`` subcommands shared by ``vrrpd sync keygen`` and ``vrrpctl sync ...``."""
+"""``config-sync`` subcommands (HAProxy configuration sync) shared by ``vrrpd config-sync
+keygen`` and ``vrrpctl config-sync ...``."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def add_keygen(sub: Any) -> None:
 
 def keygen(args: argparse.Namespace) -> int:
     """Create the key + certificate; print ``sha256:<hex>``."""
-    from vrrpd.sync.tls import keygen as make
+    from vrrpd.configsync.tls import keygen as make
 
     if args.cert.exists() and not args.overwrite:
         print(f"{args.cert} exists; --overwrite replaces it (the peers' pins must then change)",
@@ -35,20 +36,26 @@ def keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def keygen_parser() -> argparse.ArgumentParser:
+    """``vrrpd config-sync``'s parser (also what man/generate.py documents)."""
+    p = argparse.ArgumentParser(prog="vrrpd config-sync",
+                                description="HAProxy configuration sync helpers")
+    add_keygen(p.add_subparsers(dest="config_sync_cmd", required=True, metavar="COMMAND"))
+    return p
+
+
 def keygen_main(argv: list[str]) -> int:
-    """``vrrpd sync keygen ...``."""
-    p = argparse.ArgumentParser(prog="vrrpd sync", description="config sync helpers")
-    add_keygen(p.add_subparsers(dest="sync_cmd", required=True, metavar="COMMAND"))
-    return keygen(p.parse_args(argv))
+    """``vrrpd config-sync keygen ...``."""
+    return keygen(keygen_parser().parse_args(argv))
 
 
 def _result(r: dict[str, Any]) -> str:
     return "ok: " + str(r.get("message")) if r.get("ok") else "ERROR: " + str(r.get("error"))
 
 
-def render_sync(cmd: str, doc: dict[str, Any]) -> str:
-    """Text for ``sync-status`` and ``sync-push``."""
-    if cmd == "sync-push":
+def render_config_sync(cmd: str, doc: dict[str, Any]) -> str:
+    """Text for ``config-sync-status`` and ``config-sync-push``."""
+    if cmd == "config-sync-push":
         lines = [f"generation {doc['generation']}  manifest {doc['manifest_hash'][:16]}"]
         lines += [f"{peer}: {_result(r)}" for peer, r in doc["peers"].items()]
         return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Config sync in the lab: two real vrrpd daemons with ``sync:``, real HAProxy on both nodes.
+"""Config sync in the lab: two real vrrpd daemons with ``config_sync:``, real HAProxy on both nodes.
 
 Topology (one :class:`~lab.netns.Topology`, namespaces deleted on exit)::
 
@@ -11,7 +11,7 @@ configuration (:func:`haproxy_config`) answers every request itself with ``X-Con
 <gen>`` (``http-request return``), on the VIP and on ``127.0.0.1:8081``: a request to the
 loopback of a node says which configuration its HAProxy is running *now*
 (:meth:`LabHAProxy.generation`).  vrrpd reloads with ``kill -USR2`` (asynchronous, like
-``systemctl reload``) and confirms through the master CLI (``sync.master_socket``).
+``systemctl reload``) and confirms through the master CLI (``config_sync.master_socket``).
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ class LabHAProxy(HAProxy):
         return None
 
 
-class SyncLab(LabSetup):
-    """lb1 and lb2: real HAProxy, vrrpd with ``sync:`` pinning each other.  A context manager;
-    every process and namespace is gone after ``with``, also when setup failed."""
+class ConfigSyncLab(LabSetup):
+    """lb1 and lb2: real HAProxy, vrrpd with ``config_sync:`` pinning each other.  A context
+    manager; every process and namespace is gone after ``with``, also when setup failed."""
 
     def __init__(self, workdir: Path, advert_interval: float = 0.1,
                  tracks: dict[str, Any] | None = None) -> None:
@@ -129,15 +129,15 @@ class SyncLab(LabSetup):
             self.haproxy[name].start()
         for name in NODES:
             self.vrrpd[name] = Vrrpd(self.lab.nodes[name], self.workdir,
-                                     [self.instance(name)], sync=self.sync_config(name),
+                                     [self.instance(name)], config_sync=self.sync_config(name),
                                      **({"tracks": self.tracks} if self.tracks else {}))
         self.start("lb1", "MASTER")
         self.start("lb2", "BACKUP")
 
     def keygen(self, name: str) -> str:
-        """A new key + certificate for ``name`` with ``vrrpd sync keygen``; its fingerprint."""
-        proc = subprocess.run([sys.executable, "-m", "vrrpd", "sync", "keygen", "--overwrite",
-                               "--cert", str(self.certs[name]), "--name", name],
+        """A new key + certificate for ``name`` (``vrrpd config-sync keygen``); its fingerprint."""
+        proc = subprocess.run([sys.executable, "-m", "vrrpd", "config-sync", "keygen",
+                               "--overwrite", "--cert", str(self.certs[name]), "--name", name],
                               capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
         return proc.stdout.strip()
@@ -148,7 +148,8 @@ class SyncLab(LabSetup):
                 **({"track": list(self.tracks)} if self.tracks else {})}
 
     def sync_config(self, name: str) -> dict[str, Any]:
-        """``sync:`` of ``name``: pins the other node, confirms reloads via the master CLI."""
+        """``config_sync:`` of ``name``: pins the other node, confirms reloads via the master
+        CLI."""
         other = "lb2" if name == "lb1" else "lb1"
         hap = self.haproxy[name]
         return {"listen": f"{self.address(name)}:{SYNC_PORT}",
@@ -177,7 +178,7 @@ class SyncLab(LabSetup):
         return self.haproxy[name].cfg
 
     def last_push(self, name: str) -> dict[str, Any]:
-        last: dict[str, Any] = self.vrrpd[name].ctl("sync-status")["last_push"] or {}
+        last: dict[str, Any] = self.vrrpd[name].ctl("config-sync-status")["last_push"] or {}
         return last
 
     def edit(self, gen: int | str, **kwargs: Any) -> float:

@@ -15,13 +15,13 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_sync_transport import Node, pair
+from test_configsync_transport import Node, pair
 
-from vrrpd.cli.sync_cli import render_sync
-from vrrpd.sync import gate as gates
-from vrrpd.sync import transport
-from vrrpd.sync.tls import PinError, channel_binding
-from vrrpd.sync.transport import encode_frame, read_frame
+from vrrpd.cli.configsync_cli import render_config_sync
+from vrrpd.configsync import gate as gates
+from vrrpd.configsync import transport
+from vrrpd.configsync.tls import PinError, channel_binding
+from vrrpd.configsync.transport import encode_frame, read_frame
 
 
 def _fds() -> int:
@@ -68,7 +68,7 @@ def test_strangers_are_aborted_at_accept(tmp_path: Path) -> None:
         assert server.gate.counters["not_a_peer"] == 50
         await _push(a, b, "global\n  maxconn 10\n")
         assert b.service.server.gate.status()["allowed"] == ["127.0.0.1"]
-        text = render_sync("sync-status", await b.service.status())
+        text = render_config_sync("config-sync-status", await b.service.status())
         assert "listener (peers 127.0.0.1): accepted " in text and "not_a_peer 50, " in text
 
     pair(tmp_path, body)

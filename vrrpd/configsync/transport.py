@@ -22,7 +22,7 @@ mid-transfer leaves nothing behind.  Connection flow::
 
 Every wait is bounded with ``asyncio.timeout``, never ``asyncio.wait_for``: on Python 3.11
 ``wait_for`` can turn a cancellation that coincides with its timeout into ``TimeoutError``,
-and a cancelled caller then carries on (``SyncService.stop`` hung that way).
+and a cancelled caller then carries on (``ConfigSyncService.stop`` hung that way).
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from vrrpd.kernel.listen import listening_socket
-from vrrpd.sync.gate import PRE_AUTH_TIMEOUT, Gate, IPAddress, peer_address
-from vrrpd.sync.tls import (
+from vrrpd.configsync.gate import PRE_AUTH_TIMEOUT, Gate, IPAddress, peer_address
+from vrrpd.configsync.tls import (
     Identity,
     PinError,
     channel_binding,
@@ -49,8 +48,9 @@ from vrrpd.sync.tls import (
     peer_fingerprint,
     verify_client_proof,
 )
+from vrrpd.kernel.listen import listening_socket
 
-log = logging.getLogger("vrrpd.sync")
+log = logging.getLogger("vrrpd.configsync")
 
 U32 = struct.Struct("!I")
 HANDSHAKE_TIMEOUT = 10.0
@@ -101,10 +101,10 @@ async def _send(writer: asyncio.StreamWriter, header: dict[str, Any], tail: byte
     await writer.drain()
 
 
-class SyncServer:
+class ConfigSyncServer:
     """Accepts pinned peers and hands each authenticated request to ``handler``.
 
-    The TCP connection is accepted in the clear so that :class:`~vrrpd.sync.gate.Gate` can
+    The TCP connection is accepted in the clear so that :class:`~vrrpd.configsync.gate.Gate` can
     refuse it before any TLS work; TLS starts only for an admitted peer.  A connection that
     fails or times out before it is served is aborted at once (``transport.abort()``): no TLS
     close_notify exchange, whose wait would hold its descriptor for another 30 s.
@@ -159,7 +159,8 @@ class SyncServer:
                 try:
                     fp = await self._authenticate(reader, writer)
                 except PinError as exc:
-                    self.gate.refuse("auth_failed", f"sync: refused connection from {peer}: {exc}")
+                    self.gate.refuse("auth_failed",
+                                     f"config sync: refused connection from {peer}: {exc}")
                     await _send(writer, {"ok": False, "error": f"authentication refused: {exc}"})
                     raise
                 await _send(writer, {"ok": True})
@@ -181,7 +182,7 @@ class SyncServer:
             try:
                 result = await self.handler(header, tail, fp)
             except Exception as exc:  # a handler bug must not kill the server
-                log.exception("sync: request %s from %s failed", header.get("op"), peer)
+                log.exception("config sync: request %s from %s failed", header.get("op"), peer)
                 result = {"ok": False, "error": f"internal error: {exc}"}
             await _send(writer, result)
             self.gate.counters["served"] += 1
@@ -189,9 +190,9 @@ class SyncServer:
         except PinError:
             pass  # counted and logged by _admit
         except TimeoutError:
-            self.gate.refuse("timeout", f"sync: connection from {peer} timed out")
+            self.gate.refuse("timeout", f"config sync: connection from {peer} timed out")
         except Exception as exc:  # TLS, framing, a vanished peer, anything: count, never crash
-            self.gate.refuse("error", f"sync: connection from {peer}: "
+            self.gate.refuse("error", f"config sync: connection from {peer}: "
                              f"{exc or type(exc).__name__}")
         finally:
             if served:
@@ -210,7 +211,7 @@ async def _resolve(hosts: tuple[str, ...]) -> frozenset[IPAddress]:
         try:
             infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except OSError as exc:
-            log.error("sync: cannot resolve peer %s (%s); connections from it are refused",
+            log.error("config sync: cannot resolve peer %s (%s); connections from it are refused",
                       host, exc)
             continue
         out.update(a for a in (peer_address(info[4]) for info in infos) if a is not None)

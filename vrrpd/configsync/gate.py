@@ -10,8 +10,8 @@ little as possible (DESIGN.md "A peer's word is checked"):
 * TLS handshake plus challenge/proof must finish within :data:`PRE_AUTH_TIMEOUT` seconds.
 
 Together they bound the descriptors, memory and CPU a flood can take, so trackers, the
-control socket and real pushes keep working (``benchmarks/sync_flood.py``).  Every refusal is
-counted by kind (``vrrpctl sync status``) and logged at most once per 10 s per kind.
+control socket and real pushes keep working (``benchmarks/configsync_flood.py``).  Every refusal is
+counted by kind (``vrrpctl config-sync status``) and logged at most once per 10 s per kind.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from vrrpd.daemon.logs import RateLimitedLog
 
-log = logging.getLogger("vrrpd.sync")
+log = logging.getLogger("vrrpd.configsync")
 
 MAX_PENDING = 16  # unauthenticated connections, all sources
 MAX_PENDING_PER_SOURCE = 4  # unauthenticated connections from one address
@@ -58,11 +58,11 @@ class Gate:
     def admit(self, peer: IPAddress | None) -> bool:
         """Count ``peer`` as an unauthenticated connection, or refuse it (False)."""
         if peer is None or peer not in self.allowed:
-            self.refuse("not_a_peer", f"sync: refused a connection from {peer}: not one of "
-                        "the configured peers (sync.peers); if it should be, list it there")
+            self.refuse("not_a_peer", f"config sync: refused a connection from {peer}: not one of "
+                        "the configured peers (config_sync.peers); if it should be, list it there")
             return False
         if self.pending[peer] >= self.max_per_source or self.pending.total() >= self.max_pending:
-            self.refuse("busy", f"sync: refused a connection from {peer}: "
+            self.refuse("busy", f"config sync: refused a connection from {peer}: "
                         f"{self.pending[peer]} from it and {self.pending.total()} in all are "
                         "still authenticating (a flood, or a peer retrying very fast)")
             return False

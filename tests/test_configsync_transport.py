@@ -1,4 +1,5 @@
-"""Two SyncServices on 127.0.0.1 in one loop, real TLS 1.3: pinning, replay, partial frames."""
+"""Two ConfigSyncServices on 127.0.0.1 in one loop, real TLS 1.3: pinning, replay, partial
+frames."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from vrrpd.config.model import SyncConfig
-from vrrpd.sync import bundle as bundles
-from vrrpd.sync.service import SyncService
-from vrrpd.sync.tls import keygen
-from vrrpd.sync.transport import U32, call, encode_frame, open_session
+from vrrpd.config.model import ConfigSyncConfig
+from vrrpd.configsync import bundle as bundles
+from vrrpd.configsync.service import ConfigSyncService
+from vrrpd.configsync.tls import keygen
+from vrrpd.configsync.transport import U32, call, encode_frame, open_session
 
 
 class Node:
@@ -29,15 +30,16 @@ class Node:
         self.cfg.write_text(f"# {name}\n")
         self.map.write_text("")
         self.source = False
-        self.service: SyncService | None = None
+        self.service: ConfigSyncService | None = None
 
-    def build(self, peer_port: int, pins: list[str], listen_port: int = 0) -> SyncService:
-        config = SyncConfig(listen=("127.0.0.1", listen_port), peers=(("127.0.0.1", peer_port),),
-                            cert=self.cert, peer_fingerprints=tuple(pins),
-                            files=(self.cfg, self.map), validate="test -s {path}",
-                            reload=f"echo reloaded >> {self.dir}/reloads",
-                            instance="web", max_file_size=4096)
-        self.service = SyncService(config, self.dir / "state", self.name, lambda: self.source)
+    def build(self, peer_port: int, pins: list[str], listen_port: int = 0) -> ConfigSyncService:
+        config = ConfigSyncConfig(listen=("127.0.0.1", listen_port),
+                                  peers=(("127.0.0.1", peer_port),), cert=self.cert,
+                                  peer_fingerprints=tuple(pins),
+                                  files=(self.cfg, self.map), validate="test -s {path}",
+                                  reload=f"echo reloaded >> {self.dir}/reloads",
+                                  instance="web", max_file_size=4096)
+        self.service = ConfigSyncService(config, self.dir / "state", self.name, lambda: self.source)
         return self.service
 
 
@@ -60,7 +62,7 @@ def pair(tmp: Path, body: Callable[[Node, Node], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def svc(node: Node) -> SyncService:
+def svc(node: Node) -> ConfigSyncService:
     assert node.service is not None
     return node.service
 
@@ -196,8 +198,8 @@ def test_a_fresh_receiver_is_never_synced_not_diverged_and_takes_the_first_push(
         tmp_path: Path) -> None:
     """A freshly installed backup holds the distribution's haproxy.cfg: different files, but
     nothing was edited since a sync (there was none), so the first push just replaces them."""
-    from vrrpd.cli.sync_cli import render_sync
-    from vrrpd.sync.service import compare
+    from vrrpd.cli.configsync_cli import render_config_sync
+    from vrrpd.configsync.service import compare
 
     async def body(a: Node, b: Node) -> None:
         a.source = False  # no start-up push while we look
@@ -207,9 +209,9 @@ def test_a_fresh_receiver_is_never_synced_not_diverged_and_takes_the_first_push(
         status["local"]["source"] = True  # as the master sees it
         p["sync"] = compare(status["local"], p)
         assert p["sync"] == "never-synced"
-        assert "never-synced (the next push replaces its files" in render_sync("sync-status",
-                                                                               status)
-        mine = render_sync("sync-status", await svc(b).status())
+        assert "never-synced (the next push replaces its files" in render_config_sync(
+            "config-sync-status", status)
+        mine = render_config_sync("config-sync-status", await svc(b).status())
         assert "never synced: the first push replaces these files" in mine
         (peer,) = (await svc(a).push())["peers"].values()
         assert peer["ok"], peer

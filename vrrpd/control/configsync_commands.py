@@ -1,4 +1,4 @@
-"""Control commands of the HAProxy configuration sync (``vrrpctl sync status|push``)."""
+"""Control commands of the HAProxy configuration sync (``vrrpctl config-sync status|push``)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ from vrrpd.control.registry import Arg, CommandError, command
 
 def _service(daemon: Any) -> Any:
     if daemon.config_sync is None:
-        raise CommandError("configuration sync is not configured (no `sync:` section)")
+        raise CommandError("configuration sync is not configured (no `config_sync:` section)")
     return daemon.config_sync
 
 
-@command("sync-status", "config sync: local and peer generation, manifest, in-sync/behind/"
+@command("config-sync-status", "config sync: local and peer generation, manifest, in-sync/behind/"
          "diverged, last push")
-async def sync_status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+async def config_sync_status(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = await _service(daemon).status()
     return result
 
 
-@command("sync-push", "push the listed HAProxy files to the peers now",
+@command("config-sync-push", "push the listed HAProxy files to the peers now",
          Arg(("--force",), "also over a diverged peer or one with a newer generation",
              {"action": "store_true"}))
-async def sync_push(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
+async def config_sync_push(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     service = _service(daemon)
     if not service.is_source() and not args.get("force"):
         raise CommandError(f"this node is not MASTER of {service.config.instance}, so it is "

@@ -1,13 +1,14 @@
-"""The SyncService: keeps the listed HAProxy files identical on the peers.
+"""The ConfigSyncService: keeps the listed HAProxy files identical on the peers.
 
-The *source* is the node that is MASTER of ``sync.instance``.  It polls the listed files every
-:data:`POLL` seconds (stat first, hash only when size/mtime moved) and, when their manifest
+The *source* is the node that is MASTER of ``config_sync.instance``.  It polls the listed files
+every :data:`POLL` seconds (stat first, hash only when size/mtime moved) and, when their manifest
 changes or it has just become master, pushes the whole set to every peer.  Before a push it
 asks the peer's status: it never pushes over a peer that holds a newer generation, nor over a
-backup whose files were edited locally (diverged), unless forced (``vrrpctl sync push --force``).
+backup whose files were edited locally (diverged), unless forced
+(``vrrpctl config-sync push --force``).
 
 The receiver accepts only pinned peers, only generations newer than its own (a replayed or
-older push is refused) and applies through :class:`~vrrpd.sync.apply.Applier`.  Its
+older push is refused) and applies through :class:`~vrrpd.configsync.apply.Applier`.  Its
 generation, applied manifest hash and last push result survive restarts in
 ``state_dir/sync.json``.  The service only reacts to transitions (DESIGN.md seam 5): it can
 never delay a takeover.
@@ -25,16 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vrrpd.config.model import SyncConfig
+from vrrpd.config.model import ConfigSyncConfig
+from vrrpd.configsync import bundle as bundles
+from vrrpd.configsync import policy
+from vrrpd.configsync.apply import Applier, ApplyError, read_local
+from vrrpd.configsync.confirm import confirmer
+from vrrpd.configsync.tls import Identity, PinError
+from vrrpd.configsync.transport import ConfigSyncServer, TransportError, call
 from vrrpd.daemon.persist import write_atomic
-from vrrpd.sync import bundle as bundles
-from vrrpd.sync import policy
-from vrrpd.sync.apply import Applier, ApplyError, read_local
-from vrrpd.sync.confirm import confirmer
-from vrrpd.sync.tls import Identity, PinError
-from vrrpd.sync.transport import SyncServer, TransportError, call
 
-log = logging.getLogger("vrrpd.sync")
+log = logging.getLogger("vrrpd.configsync")
 
 POLL = 0.25
 RETRY = 5.0  # seconds before pushing again to a peer that could not be reached
@@ -43,22 +44,22 @@ PEER_POLL = 10.0  # seconds between status questions to the peers (metrics, `vrr
 HEADER_SLACK = 64 * 1024
 
 
-class SyncService:
+class ConfigSyncService:
     """Config sync for one node: server for pushes, watcher/pusher while source."""
 
-    def __init__(self, config: SyncConfig, state_dir: Path, node: str,
+    def __init__(self, config: ConfigSyncConfig, state_dir: Path, node: str,
                  is_source: Callable[[], bool]) -> None:
         self.config = config
         self.node = node
         self.is_source = is_source
         names = [p.name for p in config.files]
         if len(set(names)) != len(names):
-            raise OSError(f"sync: listed files travel by name and must have distinct names: "
+            raise OSError(f"config sync: listed files travel by name and must have distinct names: "
                           f"{', '.join(names)}")
         try:
             self.identity = Identity(config.cert)
         except PinError as exc:
-            raise OSError(f"sync: {exc}") from None
+            raise OSError(f"config sync: {exc}") from None
         self.pins = frozenset(config.peer_fingerprints)
         self.applier = Applier(config.files, config.validate, config.reload,
                                confirm=confirmer(config.master_socket, config.stats_socket,
@@ -66,7 +67,7 @@ class SyncService:
         self.state_path = state_dir / "sync.json"
         self.state: dict[str, Any] = self._load()
         max_frame = config.max_file_size * len(config.files) + HEADER_SLACK
-        self.server = SyncServer(self.identity, self.pins, *config.listen, self._handle,
+        self.server = ConfigSyncServer(self.identity, self.pins, *config.listen, self._handle,
                                  max_frame, tuple(host for host, _ in config.peers))
         self._lock = asyncio.Lock()  # one apply or push at a time
         self._watch: asyncio.Task[None] | None = None
@@ -87,7 +88,7 @@ class SyncService:
         except FileNotFoundError:
             return {"generation": 0}
         except (OSError, ValueError) as exc:
-            log.error("sync: unreadable %s (%s); starting at generation 0", self.state_path,
+            log.error("config sync: unreadable %s (%s); starting at generation 0", self.state_path,
                       exc)
             return {"generation": 0}
         return doc if isinstance(doc, dict) else {"generation": 0}
@@ -99,7 +100,7 @@ class SyncService:
             await asyncio.to_thread(write_atomic, self.state_path,
                                     json.dumps(self.state, indent=1).encode())
         except OSError as exc:
-            log.error("sync: cannot save %s: %s", self.state_path, exc)
+            log.error("config sync: cannot save %s: %s", self.state_path, exc)
 
     @property
     def generation(self) -> int:
@@ -125,7 +126,7 @@ class SyncService:
         await self.server.start()
         self._watch = asyncio.create_task(self._watch_files())
         self._poll = asyncio.create_task(self._poll_peers())
-        log.info("sync: listening on %s:%d as sha256:%s, generation %d, source of %s",
+        log.info("config sync: listening on %s:%d as sha256:%s, generation %d, source of %s",
                  self.config.listen[0], self.server.port, self.identity.fingerprint,
                  self.generation, self.config.instance)
 
@@ -159,7 +160,7 @@ class SyncService:
         # A flag as well as the cancel in stop(), and asyncio.timeout rather than wait_for
         # here and in the transport: on Python 3.11 wait_for can swallow a cancel that lands
         # as the awaited operation ends, and this loop then never ended (stop() hung;
-        # tests/test_sync_transport.py hung 1 run in ~15).
+        # tests/test_configsync_transport.py hung 1 run in ~15).
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL):
@@ -176,7 +177,7 @@ class SyncService:
                 if kicked or live != self.state.get("pushed_hash"):
                     await self.push()
             except (ApplyError, OSError) as exc:
-                log.error("sync: cannot read the listed files: %s", exc)
+                log.error("config sync: cannot read the listed files: %s", exc)
 
     async def push(self, force: bool = False) -> dict[str, Any]:
         """Push the live files to every peer that needs them; one result per peer."""
@@ -217,7 +218,7 @@ class SyncService:
         except TransportError as exc:
             reply = {"ok": False, "error": str(exc), "unreachable": True}
         log_ = log.info if reply.get("ok") else log.error
-        log_("sync: push to %s:%d: %s", host, port,
+        log_("config sync: push to %s:%d: %s", host, port,
              reply.get("message") or reply.get("error"))
         return reply
 
@@ -254,11 +255,11 @@ class SyncService:
                                                     self.config.max_file_size))
                 added = policy.new_code(bundle.files, live)
                 if added:
-                    log.error("sync: %s", policy.refusal(added))
+                    log.error("config sync: %s", policy.refusal(added))
                     return {"ok": False, "error": policy.refusal(added)}
             if not force and self._diverged((await self.read_bundle()).manifest_hash()):
                 return {"ok": False, "error": "refused: the files here were edited locally "
-                        "since the last sync (diverged); `vrrpctl sync push --force` on "
+                        "since the last sync (diverged); `vrrpctl config-sync push --force` on "
                         "the source overwrites them"}
             output = await self.applier.apply(bundle)
         except ApplyError as exc:
@@ -266,7 +267,7 @@ class SyncService:
         digest = bundle.manifest_hash()
         await self._save(generation=bundle.generation, manifest_hash=digest, pushed_hash=digest)
         self._stat = await asyncio.to_thread(self._stat_files)
-        log.info("sync: applied generation %d (%s)", bundle.generation, digest[:12])
+        log.info("config sync: applied generation %d (%s)", bundle.generation, digest[:12])
         return {"ok": True, "message": f"applied generation {bundle.generation}",
                 "generation": bundle.generation, "manifest_hash": digest,
                 "validator": output, "reload": self.applier.confirmed or None}
@@ -324,7 +325,7 @@ class SyncService:
             try:
                 await self.status()
             except Exception:  # a failing poll must not end the service
-                log.exception("sync: asking the peers for their status failed")
+                log.exception("config sync: asking the peers for their status failed")
 
     def _pushed(self, peer: str, result: dict[str, Any]) -> None:
         """A push's outcome is the peer's state until the next poll."""

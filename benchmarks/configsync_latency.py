@@ -2,19 +2,19 @@
 
 Run as root from a clean clone (``scripts/setup-host`` once)::
 
-    .venv/bin/python benchmarks/sync_latency.py [--runs 5]
+    .venv/bin/python benchmarks/configsync_latency.py [--runs 5]
 
-Builds :class:`lab.sync_pair.SyncLab`: lb1 (MASTER, the sync source) and lb2 in network
+Builds :class:`lab.configsync_pair.ConfigSyncLab`: lb1 (MASTER, the sync source) and lb2 in network
 namespaces, real HAProxy 2.6 master-worker on both (``-W -D -p PIDFILE -S master.sock``), two
-real vrrpd daemons with ``sync:`` pinning each other's ``vrrpd sync keygen`` certificate,
-reload ``kill -USR2`` confirmed through the master CLI (``show proc``).  Then:
+real vrrpd daemons with ``config_sync:`` pinning each other's ``vrrpd config-sync keygen``
+certificate, reload ``kill -USR2`` confirmed through the master CLI (``show proc``).  Then:
 
 * ``runs`` times: write a configuration with a new ``X-Config-Gen`` on lb1 and time, from the
   write, (a) the new file installed on lb2 and (b) lb2's HAProxy answering a fresh request on
   its loopback with the new generation (polled every 2 ms).  Median and worst; target: median
   of (b) <= 2 s.
 * a broken edit (``http-request retrun``): refused by lb2's ``haproxy -c``, whose message is
-  shown on lb1 (``vrrpctl sync status`` / ``sync push``), while lb2 keeps serving.
+  shown on lb1 (``vrrpctl config-sync status`` / ``sync push``), while lb2 keeps serving.
 
 Prints the figures and writes them to ``benchmarks/results/sync-latency-<time>.json``.
 Exit status 1 when the target or the broken-edit check fails.
@@ -36,15 +36,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.sync_pair import SyncLab, haproxy_config, wait_for  # noqa: E402
-from vrrpd.cli.sync_cli import render_sync  # noqa: E402
+from lab.configsync_pair import ConfigSyncLab, haproxy_config, wait_for  # noqa: E402
+from vrrpd.cli.configsync_cli import render_config_sync  # noqa: E402
 from vrrpd.control.client import ControlError  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 TARGET = 2.0  # seconds, median write -> live on the backup
 
 
-def one_edit(lab: SyncLab, gen: int) -> dict[str, float]:
+def one_edit(lab: ConfigSyncLab, gen: int) -> dict[str, float]:
     """Write generation ``gen`` on lb1; seconds to lb2's file and to lb2's HAProxy serving it."""
     want = haproxy_config(gen)
     backup = lab.haproxy["lb2"]
@@ -62,15 +62,15 @@ def one_edit(lab: SyncLab, gen: int) -> dict[str, float]:
     return {"installed": installed if installed is not None else live, "live": live}
 
 
-def broken_edit(lab: SyncLab, serving: str) -> dict[str, Any]:
+def broken_edit(lab: ConfigSyncLab, serving: str) -> dict[str, Any]:
     """A configuration ``haproxy -c`` refuses: the message on lb1, lb2 still serving."""
     lab.cfg("lb1").write_text(haproxy_config(999).replace("http-request return",
                                                           "http-request retrun"))
     took = wait_for(lambda: "validation failed" in str(lab.last_push("lb1").get("error")), 10,
                  "lb2 to refuse the broken edit", poll=0.01)
-    status = render_sync("sync-status", lab.vrrpd["lb1"].ctl("sync-status"))
+    status = render_config_sync("config-sync-status", lab.vrrpd["lb1"].ctl("config-sync-status"))
     try:
-        lab.vrrpd["lb1"].ctl("sync-push")
+        lab.vrrpd["lb1"].ctl("config-sync-push")
         push = "sync push: unexpectedly accepted"
     except ControlError as exc:
         push = f"sync push: {exc}"
@@ -87,8 +87,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root (network namespaces)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="vrrpd-sync-bench-") as tmp, SyncLab(Path(tmp)) as lab:
-        first = lab.vrrpd["lb1"].ctl("sync-push")  # lb2 is a fresh install: never synced
+    with tempfile.TemporaryDirectory(prefix="vrrpd-sync-bench-") as tmp, \
+            ConfigSyncLab(Path(tmp)) as lab:
+        first = lab.vrrpd["lb1"].ctl("config-sync-push")  # lb2 is a fresh install: never synced
         print("first sync onto a fresh backup:",
               *(f"{p}: {r.get('message')} ({r.get('reload')})"
                 for p, r in first["peers"].items()))
@@ -111,7 +112,7 @@ def main() -> int:
     print(f"\nbroken edit refused by lb2 after {broken['refused_after_s'] * 1000:.0f} ms; lb2 "
           f"still serves generation {broken['backup_serving']}: "
           f"{'ok' if broken['ok'] else 'FAILED'}")
-    print("vrrpctl sync status (on lb1):\n  " + broken["status"].replace("\n", "\n  "))
+    print("vrrpctl config-sync status (on lb1):\n  " + broken["status"].replace("\n", "\n  "))
     print("vrrpctl " + broken["push"].replace("\n", "\n  "))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / time.strftime("sync-latency-%Y%m%d-%H%M%S.json")
