@@ -128,12 +128,12 @@ class Runner:
 
 
 def bench(daemon: str, interval: float, runs: int, scenarios: list[str],
-          rng: random.Random) -> list[dict[str, Any]]:
-    """All runs of ``scenarios`` for one daemon at one interval."""
+          rng: random.Random, lab: type[HAProxyPair] = HAProxyPair) -> list[dict[str, Any]]:
+    """All runs of ``scenarios`` for one daemon at one interval, on a ``lab``."""
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="vrrpd-bench-") as tmp, \
-            HAProxyPair(Path(tmp), interval=interval, track_interval=TRACK_INTERVAL,
-                        daemon=daemon) as pair, pair.client() as client:
+            lab(Path(tmp), interval=interval, track_interval=TRACK_INTERVAL,
+                daemon=daemon) as pair, pair.client() as client:
         runner = Runner(pair, client, rng)
         runner.steady()
         for run in range(runs):
@@ -233,20 +233,27 @@ def main(argv: list[str] | None = None) -> int:
     daemons = ["vrrpd"]
     if require_keepalived(args.skip_keepalived, "failover.py"):
         daemons.append("keepalived")
+    compare("failover", args, daemons, args.scenarios, HAProxyPair,
+            keepalived_check=f"vrrp_script every {KEEPALIVED_CHECK_INTERVAL} s, fall 1, "
+                             "rise 1, zombie = dead (lab.haproxy_pair)")
+    return 0
+
+
+def compare(name: str, args: argparse.Namespace, daemons: list[str], scenarios: list[str],
+            lab: type[HAProxyPair], **sections: Any) -> None:
+    """Measure ``daemons`` at ``args.intervals`` (``args.runs`` each, fault phases from
+    ``args.seed``, drawn if not given), print the table, write the result file."""
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(args.seed)
-    record = Record("failover", vars(args))
+    record = Record(name, vars(args))
     rows: list[dict[str, Any]] = []
     for interval in args.intervals:  # both daemons at one interval close together in time
         for daemon in daemons:
-            rows += bench(daemon, interval, args.runs, args.scenarios, rng)
+            rows += bench(daemon, interval, args.runs, scenarios, rng, lab)
     table = summarize(rows)
     print_table(table)
-    record.write(runs=rows, summary=table,
-                 keepalived_check=f"vrrp_script every {KEEPALIVED_CHECK_INTERVAL} s, fall 1, "
-                                  "rise 1, zombie = dead (lab.haproxy_pair)")
-    return 0
+    record.write(runs=rows, summary=table, **sections)
 
 
 if __name__ == "__main__":

@@ -59,9 +59,10 @@ HAPROXY_MODES = {"master-worker": (["-W", "-D"], True), "daemon": (["-D"], True)
                  "foreground": (["-Ws"], False)}
 
 
-def haproxy_config(node: str, workdir: Path) -> str:
-    """HAProxy configuration of ``node``: VIP:80 -> backend, stats socket, X-LB header.
-    The mode comes from the command line (:data:`HAPROXY_MODES`)."""
+def haproxy_config(node: str, workdir: Path, bind: str = f"{VIP_ADDR}:80",
+                   server: str = f"{BACKEND[1].split('/')[0]}:{BACKEND_PORT}") -> str:
+    """HAProxy configuration of ``node``: ``bind`` (the VIP:80) -> ``server`` (the backend),
+    stats socket, X-LB header.  The mode comes from the command line (:data:`HAPROXY_MODES`)."""
     return f"""\
 global
     stats socket {workdir}/admin.sock mode 600 level admin
@@ -71,11 +72,11 @@ defaults
     timeout client 5s
     timeout server 5s
 frontend web
-    bind {VIP_ADDR}:80
+    bind {bind}
     default_backend web
     http-response set-header X-LB {node}
 backend web
-    server app {BACKEND[1].split('/')[0]}:{BACKEND_PORT} check inter 1s
+    server app {server} check inter 1s
 """
 
 
@@ -194,7 +195,7 @@ case $1 in {dead}) exit 1;; esac
 
 
 def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAProxy,
-                      check: str = "script") -> str:
+                      check: str = "script", vips: Sequence[str] = (VIP,)) -> str:
     """keepalived.conf equivalent to the vrrpd setup: VRRPv3, same VRID/priority/interval.
 
     ``check="script"`` (default): a ``vrrp_script`` running :func:`keepalived_check_script`
@@ -205,7 +206,7 @@ def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAPro
     only answers in the initial network namespace: in a lab namespace keepalived logs "Failed
     to set/clear process event listen - errno 111" and stays in FAULT
     (benchmarks/track_process.py runs it in the initial namespace).
-    Both with weight 0 (failing = FAULT).
+    Both with weight 0 (failing = FAULT).  ``check="none"``: no HAProxy check.
     """
     if check == "script":
         script = haproxy.dir / "check_haproxy.sh"  # keepalived runs scripts without a shell
@@ -220,6 +221,8 @@ def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAPro
     weight 0
 }}"""
         use = "track_script {\n        chk_haproxy\n    }"
+    elif check == "none":
+        tracker = use = ""
     else:
         tracker = f"""vrrp_track_process chk_haproxy {{
     process haproxy -W -D -f {haproxy.cfg}
@@ -228,6 +231,7 @@ def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAPro
     weight 0
 }}"""
         use = "track_process {\n        chk_haproxy\n    }"
+    addresses = "\n        ".join(f"{vip} dev {node.ifname}" for vip in vips)
     return f"""\
 global_defs {{
     router_id {node.name}
@@ -242,7 +246,7 @@ vrrp_instance VI_1 {{
     priority {priority}
     advert_int {interval:g}
     virtual_ipaddress {{
-        {VIP} dev {node.ifname}
+        {addresses}
     }}
     {use}
 }}
@@ -282,13 +286,19 @@ class HAProxyPair(LabSetup):
     every process and namespace is gone after ``with``, also when setup failed.
 
     Subclasses change the parts through the class attributes and the hooks
-    :meth:`_add_backends`, :meth:`_haproxy` and :meth:`vrrpd_config`
-    (:class:`lab.pacs.PacsLab`: the PACS reference deployment).
+    :meth:`_add_lbs`, :meth:`_add_backends`, :meth:`_haproxy`, :meth:`vrrpd_config` and
+    :meth:`_keepalived_check` (:class:`lab.pacs.PacsLab`: the PACS reference deployment;
+    :class:`lab.track_process_pair.TrackProcessPair`: lb1 in the root namespace).
     """
 
     ifname = "eth0"  # the LBs' interface
     instance = "web"  # the vrrpd instance holding the VIP
     client_lbs: dict[str, str] = {}  # LB address -> name, see lab.client
+    vips: list[str] = [VIP]  # the instance's VIPs; the client probes the last one
+    url = f"http://{VIP_ADDR}/"  # what the client asks for
+    client_node = CLIENT
+    backend_node = BACKEND
+    backend_bind = BACKEND[1].split("/")[0]  # the address its HTTP server listens on
 
     def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
                  daemon: str = "vrrpd", customize: Customize | None = None,
@@ -313,11 +323,9 @@ class HAProxyPair(LabSetup):
 
     def _build(self) -> None:
         self.lab = lab = Topology(self.prefix)
-        for name, (v4, v6, _prio) in LBS.items():
-            node = lab.add_node(name, v4, v6, ifname=self.ifname)
-            node.ns.sysctl("net.ipv4.ip_nonlocal_bind", 1)
+        self._add_lbs()
         self._add_backends()
-        lab.add_node(*CLIENT)
+        lab.add_node(*self.client_node)
         for name in LBS:
             self.haproxy[name] = self._haproxy(name)
             self.haproxy[name].start()
@@ -328,16 +336,23 @@ class HAProxyPair(LabSetup):
             self._start_vrrpd()
         wait_for(lambda: self.holders() == ["lb1"], 10, "lb1 to hold the VIP", poll=0.01)
 
+    def _add_lbs(self) -> None:
+        """Nodes lb1 and lb2, each in its namespace."""
+        assert self.lab is not None
+        for name, (v4, v6, _prio) in LBS.items():
+            node = self.lab.add_node(name, v4, v6, ifname=self.ifname)
+            node.ns.sysctl("net.ipv4.ip_nonlocal_bind", 1)
+
     def _add_backends(self) -> None:
         """Node ``backend`` with a static HTTP server on :8080."""
         assert self.lab is not None
-        self.lab.add_node(*BACKEND)
+        self.lab.add_node(*self.backend_node)
         root = self.workdir / "www"
         root.mkdir(parents=True, exist_ok=True)
         (root / "index.html").write_text("pacs\n")
         self.backends.append(self.lab.nodes["backend"].ns.popen(
             [sys.executable, "-m", "http.server", str(BACKEND_PORT), "--bind",
-             BACKEND[1].split("/")[0], "--directory", str(root)],
+             self.backend_bind, "--directory", str(root)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def _haproxy(self, node: str) -> HAProxy:
@@ -348,9 +363,9 @@ class HAProxyPair(LabSetup):
         """The vrrpd config document of ``node`` before ``customize``."""
         hap = self.haproxy[node]
         return {
-            "instances": [{"name": "web", "interface": "eth0", "vrid": VRID,
+            "instances": [{"name": "web", "interface": self.node(node).ifname, "vrid": VRID,
                            "priority": LBS[node][2], "advert_interval": self.interval,
-                           "vips": [VIP], "track": ["haproxy"]}],
+                           "vips": self.vips, "track": ["haproxy"]}],
             # `backends`: a node whose HAProxy marked every server DOWN while its cable was out
             # stays in FAULT until a check sees one UP again, instead of preempting into 503s.
             "tracks": {"haproxy": {"type": "haproxy", "socket": str(hap.socket),
@@ -377,7 +392,7 @@ class HAProxyPair(LabSetup):
         for name in LBS:
             node = self.lab.nodes[name]
             conf = keepalived_config(node, LBS[name][2], self.interval, self.haproxy[name],
-                                     self.keepalived_check)
+                                     self._keepalived_check(name), self.vips)
             self.keepalived[name] = KeepalivedNode(node, self.workdir / name / "keepalived",
                                                    conf)
         self.keepalived["lb1"].start()
@@ -388,11 +403,15 @@ class HAProxyPair(LabSetup):
             raise AssertionError(f"{exc}\n{self.keepalived['lb1'].log()}") from None
         self.keepalived["lb2"].start()
 
+    def _keepalived_check(self, node: str) -> str:
+        """keepalived's HAProxy check on ``node``, see :func:`keepalived_config`."""
+        return self.keepalived_check
+
     # ---- using ---------------------------------------------------------------------------
 
-    def holders(self, vip: str = VIP) -> list[str]:
-        """The LBs whose interface holds ``vip`` now (netlink)."""
-        return [n for n, p in self.probe.items() if p.has(vip)]
+    def holders(self, vip: str | None = None) -> list[str]:
+        """The LBs whose interface holds ``vip`` (default: the probed VIP) now (netlink)."""
+        return [n for n, p in self.probe.items() if p.has(vip or self.vips[-1])]
 
     def node(self, name: str) -> Node:
         assert self.lab is not None
@@ -406,7 +425,7 @@ class HAProxyPair(LabSetup):
         """A :class:`lab.client.ClientProber` running in the client node."""
         from lab.client import ClientProber
         kwargs.setdefault("lbs", self.client_lbs)
-        prober = ClientProber(self.node("client"), f"http://{VIP_ADDR}/", **kwargs)
+        prober = ClientProber(self.node("client"), self.url, **kwargs)
         prober.start()
         try:
             yield prober

@@ -98,19 +98,23 @@ class Namespace:
                 time.sleep(grace)
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
 
+    def exec_prefix(self) -> list[str]:
+        """What runs a command inside the namespace."""
+        return ["ip", "netns", "exec", self.name]
+
     def run(self, cmd: Command, check: bool = True,
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` in the namespace and return its output; raise with stderr on failure."""
-        argv = ["ip", "netns", "exec", self.name, *_argv(cmd)]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([*self.exec_prefix(), *_argv(cmd)], capture_output=True,
+                              text=True, timeout=timeout)
         if check and done.returncode:
-            raise RuntimeError(f"[{self.name}] {shlex.join(argv[4:])} exited "
+            raise RuntimeError(f"[{self.name}] {shlex.join(_argv(cmd))} exited "
                                f"{done.returncode}: {done.stderr.strip()}")
         return done
 
     def popen(self, cmd: Command, **kwargs: object) -> subprocess.Popen[bytes]:
         """Start ``cmd`` in the namespace (``subprocess.Popen`` keyword arguments pass on)."""
-        return subprocess.Popen(["ip", "netns", "exec", self.name, *_argv(cmd)],
+        return subprocess.Popen([*self.exec_prefix(), *_argv(cmd)],
                                 **kwargs)  # type: ignore[call-overload]
 
     @contextlib.contextmanager
