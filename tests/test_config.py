@@ -101,6 +101,24 @@ def line_of(text: str, needle: str) -> int:
     return text[: text.index(needle)].count("\n") + 1
 
 
+def test_drain_timeout_defaults_to_ten_minutes_and_needs_sync() -> None:
+    """The draining hand-over needs the sync channel: 600 s by default, and a drain_timeout
+    above 0 written in a file without ``sync:`` is refused where it is written."""
+    cfg = parse(GOOD)
+    assert cfg.instances[0].drain_timeout == 600.0
+    assert parse(GOOD.replace("preempt_delay: 5", "drain_timeout: 0", 1)
+                 ).instances[0].drain_timeout == 0.0
+    no_sync = GOOD[:GOOD.index("sync:")]
+    assert "sync:" not in no_sync and parse(no_sync).instances[0].drain_timeout == 600.0
+    assert parse(no_sync.replace("preempt_delay: 5", "drain_timeout: 0", 1))
+    text = no_sync.replace("preempt_delay: 5", "drain_timeout: 120", 1)
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    assert (info.value.line, info.value.key) == (line_of(text, "drain_timeout"),
+                                                 "instances[0].drain_timeout")
+    assert "configure sync:" in info.value.reason
+
+
 def test_good_config_becomes_the_typed_model() -> None:
     cfg = parse(GOOD)
     web, web6, legacy = cfg.instances
@@ -192,6 +210,10 @@ BAD = [
     ("preempt: true", "preempt: 'yes'", None, "instances[0].preempt", "must be a boolean"),
     ("preempt_delay: 5", "preempt_delay: 4000", None, "instances[0].preempt_delay",
      "outside 0..3600"),
+    ("preempt_delay: 5", "drain_timeout: -1", None, "instances[0].drain_timeout",
+     "outside 0..86400"),
+    ("preempt_delay: 5", "drain_timeout: soon", None, "instances[0].drain_timeout",
+     "must be a number"),
     ("advert_interval: 0.1", "advert_interval: 0.105", None, "instances[0].advert_interval",
      "multiple of 0.01 in 0.01..40.95"),
     ("advert_interval: 0.1", "advert_interval: 41", None, "instances[0].advert_interval",

@@ -67,6 +67,7 @@ from vrrpd.renames import deprecated
 __all__ = ["ConfigError", "load_config", "parse_config"]
 
 TRACK_FLOOR = 0.05  # seconds; the shortest tracker interval
+DRAIN_TIMEOUT_MAX = 86400  # seconds; HAProxy's longest usual client timeout is well below
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
 OPTIONAL_STR = (str, type(None))
 T = TypeVar("T")
@@ -104,7 +105,7 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
     if not items and not top.has("anycast"):
         raise top.error("instances", "at least one instance is required (or an `anycast:` "
                                      "group)")
-    instances = tuple(_instance(Section(v), tracks, host) for v in items)
+    instances = tuple(_instance(Section(v), tracks, host, top.has("sync")) for v in items)
     _refuse_clashes(items, instances)
     config = Config(
         path=path,
@@ -162,7 +163,8 @@ def _hooks(s: Section, host: bool) -> tuple[str | None, dict[str, str]]:
             {k: v for k, v in states.items() if v is not None})
 
 
-def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> InstanceConfig:
+def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool, has_sync: bool
+              ) -> InstanceConfig:
     name = s.take("name", str, check=check_name)
     interface = s.take("interface", str, check=_interface_name)
     vrid = s.take("vrid", int, check=in_range(1, VRID_MAX))
@@ -204,6 +206,12 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
             on_host.tproxy(vips[0].version)
         except ValueError as exc:
             raise s.error("tproxy", str(exc)) from None
+    drain_timeout = s.take("drain_timeout", float, default(InstanceConfig, "drain_timeout"),
+                           in_range(0, DRAIN_TIMEOUT_MAX))
+    if s.has("drain_timeout") and drain_timeout and not has_sync:
+        raise s.error("drain_timeout", "a draining hand-over tells the peer over the config "
+                                       "sync channel: configure sync: (keys pinned on both "
+                                       "nodes), or set drain_timeout: 0")
     config = InstanceConfig(
         name=name, interface=interface, vrid=vrid, version=version, priority=priority,
         advert_interval_cs=interval_cs,
@@ -228,6 +236,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool) -> Instanc
         virtual_mac=s.take("virtual_mac", bool, default(InstanceConfig, "virtual_mac"),
                            on_host.virtual_mac(interface, vips[0].version, vrid)
                            if host else None),
+        drain_timeout=drain_timeout,
         routes=tuple(_route(Section(v)) for v in s.items("virtual_routes", required=False)),
         rules=tuple(_rule(Section(v), vips[0].version)
                     for v in s.items("virtual_rules", required=False)),

@@ -164,6 +164,15 @@ class InstanceConfig:
     routes: tuple[VirtualRoute, ...] = ()
     rules: tuple[VirtualRule, ...] = ()
     tproxy: TproxyConfig | None = None  # transparent proxying through this gateway VIP
+    # Draining hand-over (vrrpd.drain): after a planned hand-over this node keeps serving its
+    # open connections for at most this many seconds (0 = off) while the new master forwards
+    # their packets here.  10 min: a DICOM C-STORE of a CT study (hundreds of MB to a few GB
+    # over 100 Mb/s to 1 Gb/s) takes from under a minute to several minutes; the drain ends as
+    # soon as HAProxy has no session left, so only idle associations wait this long.  Needs
+    # ``sync:`` (its pinned TLS channel tells the peer): without it there is no drain, and the
+    # loader refuses a drain_timeout written in the file.
+    drain_timeout: float = 600.0
+
 
     @property
     def held_routes(self) -> tuple[VirtualRoute, ...]:
