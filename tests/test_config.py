@@ -108,7 +108,7 @@ def test_drain_timeout_defaults_to_ten_minutes_and_needs_sync() -> None:
     assert cfg.instances[0].drain_timeout == 600.0
     assert parse(GOOD.replace("preempt_delay: 5", "drain_timeout: 0", 1)
                  ).instances[0].drain_timeout == 0.0
-    no_sync = GOOD[:GOOD.index("sync:")]
+    no_sync = GOOD[:GOOD.index("config_sync:")]
     assert "sync:" not in no_sync and parse(no_sync).instances[0].drain_timeout == 600.0
     assert parse(no_sync.replace("preempt_delay: 5", "drain_timeout: 0", 1))
     text = no_sync.replace("preempt_delay: 5", "drain_timeout: 120", 1)
@@ -116,7 +116,7 @@ def test_drain_timeout_defaults_to_ten_minutes_and_needs_sync() -> None:
         parse(text)
     assert (info.value.line, info.value.key) == (line_of(text, "drain_timeout"),
                                                  "instances[0].drain_timeout")
-    assert "configure sync:" in info.value.reason
+    assert "configure config_sync:" in info.value.reason
 
 
 def test_good_config_becomes_the_typed_model() -> None:

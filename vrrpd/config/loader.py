@@ -105,7 +105,8 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
     if not items and not top.has("anycast"):
         raise top.error("instances", "at least one instance is required (or an `anycast:` "
                                      "group)")
-    instances = tuple(_instance(Section(v), tracks, host, top.has("sync")) for v in items)
+    instances = tuple(_instance(Section(v), tracks, host,
+                                 top.has("config_sync") or top.has("sync")) for v in items)
     _refuse_clashes(items, instances)
     config = Config(
         path=path,
@@ -210,7 +211,7 @@ def _instance(s: Section, tracks: dict[str, TrackConfig], host: bool, has_sync: 
                            in_range(0, DRAIN_TIMEOUT_MAX))
     if s.has("drain_timeout") and drain_timeout and not has_sync:
         raise s.error("drain_timeout", "a draining hand-over tells the peer over the config "
-                                       "sync channel: configure sync: (keys pinned on both "
+                                       "sync channel: configure config_sync: (keys pinned on both "
                                        "nodes), or set drain_timeout: 0")
     config = InstanceConfig(
         name=name, interface=interface, vrid=vrid, version=version, priority=priority,

@@ -169,10 +169,9 @@ class InstanceConfig:
     # their packets here.  10 min: a DICOM C-STORE of a CT study (hundreds of MB to a few GB
     # over 100 Mb/s to 1 Gb/s) takes from under a minute to several minutes; the drain ends as
     # soon as HAProxy has no session left, so only idle associations wait this long.  Needs
-    # ``sync:`` (its pinned TLS channel tells the peer): without it there is no drain, and the
-    # loader refuses a drain_timeout written in the file.
+    # ``config_sync:`` (its pinned TLS channel tells the peer): without it there is no drain,
+    # and the loader refuses a drain_timeout written in the file.
     drain_timeout: float = 600.0
-
 
     @property
     def held_routes(self) -> tuple[VirtualRoute, ...]:

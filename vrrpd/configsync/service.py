@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,8 @@ class ConfigSyncService:
         # each peer's last status answer (or error) with its "sync" comparison and "at" time
         self.peer_states: dict[str, dict[str, Any]] = {}
         self.local_state: dict[str, Any] = {}  # local_status() as of the last poll
+        # other requests pinned peers may make on this channel, by op (the drain's, vrrpd.drain)
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {}
 
     # ---- state -----------------------------------------------------------------------
 
@@ -231,7 +233,21 @@ class ConfigSyncService:
             return await self.local_status()
         if op == "push":
             return await self._receive(tail, bool(header.get("force")), peer_fp)
+        if isinstance(op, str) and op in self.handlers:
+            return await self.handlers[op](header)
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def tell(self, header: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+        """Send one request to every peer at once; their answers (an unreachable peer's is
+        ``{"ok": False, "error": ...}``)."""
+        async def one(host: str, port: int) -> dict[str, Any]:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await call(self.identity, self.pins, host, port, header,
+                                      timeout=timeout)
+            except (TransportError, TimeoutError) as exc:
+                return {"ok": False, "error": f"{host}:{port}: {exc or 'timed out'}"}
+        return list(await asyncio.gather(*(one(h, p) for h, p in self.config.peers)))
 
     async def _receive(self, payload: bytes, force: bool, peer_fp: str) -> dict[str, Any]:
         async with self._lock:

@@ -73,6 +73,7 @@ async def _hand_over(daemon: Any, args: dict[str, Any], mode: AdminMode) -> dict
     """Demote or maintenance: make-before-break hand-over of every named master."""
     names = _names(daemon, args)
     masters = [n for n in names if daemon.drivers[n].state is State.MASTER]
+    await daemon.announce_handover(masters)  # the peer forwards the open connections' packets
     daemon.set_admin(names, mode)
     await _settle(daemon, masters, _handover_timeout(daemon, masters) if masters else 0)
     stuck = [n for n in masters if daemon.drivers[n].state is State.MASTER]

@@ -126,6 +126,20 @@ class VirtualMacPort(Protocol):
     async def close(self) -> None: ...
 
 
+class HandoverPort(Protocol):
+    """:class:`vrrpd.drain.handover.Handover` as a driver uses it (draining hand-over)."""
+
+    async def taking_over(self, driver: InstanceDriver) -> None: ...
+
+    async def took_over(self, driver: InstanceDriver) -> None: ...
+
+    async def giving_up(self, driver: InstanceDriver) -> None: ...
+
+    async def forget(self, name: str) -> None: ...
+
+    def status(self, driver: InstanceDriver) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class TransitionRecord:
     """One entry of the transition history."""
@@ -162,6 +176,7 @@ class InstanceDriver:
         self.routes = routes  # virtual_routes / virtual_rules
         self.tproxy = tproxy  # tproxy: the nftables half (the routing half is in routes)
         self.announcers = announcers or {}  # of the other interfaces VIPs are on (their dev)
+        self.handover: HandoverPort | None = None  # draining hand-over (vrrpd.drain)
         self.log = InstanceLog(log, instance=cfg.name, interface=cfg.interface, vrid=cfg.vrid,
                                version=cfg.version)
         self.drops_log = RateLimitedLog(self.log)
@@ -330,6 +345,7 @@ class InstanceDriver:
             case SendAdvert(priority):
                 self._send_advert(priority)
             case AddVips():
+                await self._tell_handover("taking_over")  # forward an old master's flows first
                 if self.vmac is not None:
                     await self.vmac.ensure()  # made now if the interface came up late
                     await self.vmac.up()
@@ -341,12 +357,14 @@ class InstanceDriver:
                     await self._routes().add(cfg.held_routes, cfg.held_rules)
                 if cfg.tproxy is not None:  # the rule first: a marked packet then goes local
                     await self._tproxy().mark(cfg.name, cfg.family, cfg.tproxy.fwmark)
+                await self._tell_handover("took_over")
             case RemoveVips():
                 self._stop_announcing()
                 if cfg.tproxy is not None:
                     await self._tproxy().unmark(cfg.name)
                 if cfg.held_routes or cfg.held_rules:
                     await self._routes().remove(cfg.held_routes, cfg.held_rules)
+                await self._tell_handover("giving_up")  # a planned one keeps them on lo
                 await self._remove(cfg.held)
                 self.vips_held = False
                 if not self.router.accepts:
@@ -360,6 +378,16 @@ class InstanceDriver:
                 # the old master drops its VIPs on that advert, and hosts must already be
                 # pointed here by then (make-before-break).
                 await asyncio.sleep(0)
+
+    async def _tell_handover(self, hook: str) -> None:
+        """A draining hand-over hook (:mod:`vrrpd.drain.handover`); its failure is logged and
+        never stops the VIP change."""
+        if self.handover is None:
+            return
+        try:
+            await getattr(self.handover, hook)(self)
+        except Exception:
+            self.log.exception("drain: %s failed; the VIPs change as without a drain", hook)
 
     async def _add(self, vips: Any) -> None:
         """Add ``vips``, each on its interface (its ``dev``, else :attr:`vip_interface`)."""

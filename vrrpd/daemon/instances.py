@@ -14,7 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from vrrpd.config.model import InstanceConfig
-from vrrpd.daemon.instance import AnnouncePort, InstanceDriver, TransitionListener
+from vrrpd.daemon.instance import (
+    AnnouncePort,
+    HandoverPort,
+    InstanceDriver,
+    TransitionListener,
+)
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.receiver import NOT_LOOKED_AT, VrrpEndpoint
 from vrrpd.proto.events import FaultChanged, Shutdown, State
@@ -32,6 +37,7 @@ class Instances:
         self.announcers: dict[str, AnnouncePort] = {}
         self.drivers: dict[str, InstanceDriver] = {}
         self._on_transition = on_transition
+        self.handover: HandoverPort | None = None  # draining hand-over, set by the daemon
 
     def endpoint(self, ifname: str, family: int) -> VrrpEndpoint:
         """The endpoint of ``ifname`` and ``family``, opened on first use."""
@@ -66,6 +72,7 @@ class Instances:
                                  for p in cfg.vip_placement.values() if p.dev},
                                 self.kernel.tproxy)
         driver.listeners.append(self._on_transition)
+        driver.handover = self.handover
         return driver
 
     def register(self, driver: InstanceDriver) -> None:
@@ -94,6 +101,8 @@ class Instances:
         driver = self.drivers.pop(name)
         driver.post(Shutdown())
         await driver.drain()
+        if self.handover is not None:
+            await self.handover.forget(name)
         await driver.close()
         self.endpoint_of(driver).drivers.pop(driver.cfg.vrid, None)
 
@@ -141,6 +150,8 @@ class Instances:
             doc["interface_problem"] = self.endpoint_of(driver).problem
             if trackers is not None:
                 doc["trackers"] = trackers(driver.cfg)
+            if self.handover is not None:
+                doc["drain"] = self.handover.status(driver)
             instances.append(doc)
         return {"instances": instances,
                 "endpoints": [e.status() for e in self.endpoints.values()]}

@@ -41,6 +41,7 @@ class Kernel:
     # the BGP speaker of anycast groups (vrrpd.kernel.bgp.Speaker) for the `bgp:` section
     speaker: Callable[[SpeakerConfig], Speaker] | None = None
     tproxy: Any = None  # vrrpd.kernel.tproxy.TransparentProxy (tproxy:)
+    drain_forwarding: Any = None  # vrrpd.kernel.drain_forward.DrainForwarding (drain_timeout)
 
 
 def real_kernel() -> Kernel:
@@ -48,6 +49,7 @@ def real_kernel() -> Kernel:
     from vrrpd.kernel.addresses import AddressManager
     from vrrpd.kernel.announcer import Announcer
     from vrrpd.kernel.bgp import build_speaker
+    from vrrpd.kernel.drain_forward import DrainForwarding
     from vrrpd.kernel.link import InterfaceWatcher
     from vrrpd.kernel.neighbours import NeighbourCache
     from vrrpd.kernel.routes import RouteManager
@@ -62,4 +64,5 @@ def real_kernel() -> Kernel:
                   accept_filter=AcceptFilter(),
                   announcer=Announcer, interfaces=InterfaceWatcher, neighbours=NeighbourCache(),
                   routes=RouteManager(), tproxy=TransparentProxy(),
-                  speaker=lambda cfg: build_speaker(cfg.engine, cfg.socket))
+                  speaker=lambda cfg: build_speaker(cfg.engine, cfg.socket),
+                  drain_forwarding=DrainForwarding())

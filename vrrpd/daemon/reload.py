@@ -76,7 +76,7 @@ class Reload:
                 p.trackers = d.tracking.prepare(new)
             p.hooks = NotifyHooks.build(new, keep=d.hooks)
             if diff.config_sync_changed:
-                p.config_sync = build_config_sync(new, d.is_sync_source)
+                p.config_sync = build_config_sync(new, d.is_sync_source, d.channel_handlers)
             if diff.metrics_changed:
                 p.metrics = build_metrics(new, d.status)
             by_name = {i.name: i for i in new.instances}

@@ -40,6 +40,9 @@ from vrrpd.daemon.reload import Reload
 from vrrpd.daemon.sdnotify import SystemdNotifier
 from vrrpd.daemon.services import Service, build_config_sync, build_metrics
 from vrrpd.daemon.tracking import InstanceTracking
+from vrrpd.drain.handover import Handover
+from vrrpd.drain.messages import OP as DRAIN_OP
+from vrrpd.kernel.drain_hold import DrainHold
 from vrrpd.proto.events import AdminMode, FaultChanged, Shutdown, Startup, State
 
 log = logging.getLogger("vrrpd")
@@ -68,6 +71,8 @@ class Daemon:
         self.config_sync: Any = None  # a ConfigSyncService when `config_sync:` is set
         self.metrics: Service | None = None
         self.anycast: AnycastGroups | None = None
+        self.handover: Handover | None = None  # draining hand-over (drain_timeout)
+        self.channel_handlers: dict[str, Any] = {}  # ops served on the config-sync channel
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -86,6 +91,7 @@ class Daemon:
         if self.kernel.routes is not None:
             await self.kernel.routes.open()
         await self.interfaces.open()
+        await self._open_handover()
         for cfg in self.config.instances:
             self.instances.register(await self.instances.build(cfg))
         if self.kernel.virtual_macs is not None:
@@ -98,6 +104,7 @@ class Daemon:
         self.hooks = NotifyHooks.build(self.config)
         Reactions(self).subscribe(self.bus)
         await self.instances.reconcile(list(self.drivers.values()))
+        await self._reconcile_drain()
         await self._reconcile_routes()
         self.modes.restore()
         self.interfaces.start(self.config)
@@ -109,7 +116,8 @@ class Daemon:
             driver.post(Startup())
         await self._start_anycast()
         self.tracking.start()
-        self.config_sync = build_config_sync(self.config, self.is_sync_source)
+        self.config_sync = build_config_sync(self.config, self.is_sync_source,
+                                             self.channel_handlers)
         self.metrics = build_metrics(self.config, self.status)
         for service in (self.config_sync, self.metrics):
             if service is not None:
@@ -158,6 +166,8 @@ class Daemon:
         self.notifier.notify(STOPPING=1, STATUS="shutting down")
         if self.control is not None:
             await self.control.stop()
+        if self.handover is not None:  # drains end (telling the peer) while sync still runs
+            await self.handover.close()
         for service in (self.metrics, self.config_sync):
             if service is not None:
                 await service.stop()
@@ -177,6 +187,9 @@ class Daemon:
         await asyncio.sleep(0)  # let the last transitions reach their hooks
         await self.instances.close()
         await self._reset_nft_tables()
+        if self.handover is not None:
+            await self._reconcile_drain()
+            await self.kernel.drain_forwarding.close()
         if self.hooks is not None:
             await self.hooks.close(wait=HOOK_SHUTDOWN_WAIT)
         for task in self._tasks:
@@ -198,6 +211,43 @@ class Daemon:
         assert self.tracking is not None
         self.tracking.listeners.append(self.anycast.on_status)
         await self.anycast.start()
+
+    async def _open_handover(self) -> None:
+        """The draining hand-over (:mod:`vrrpd.drain`), when the kernel adapter has it."""
+        forwarding = self.kernel.drain_forwarding
+        if forwarding is None:
+            return
+        forwarding.state_file = self.config.state_dir / "drain-forwarding.json"
+        await forwarding.open()
+        self.handover = Handover(DrainHold(self.kernel.addresses), forwarding,
+                                 lambda: self.config_sync, lambda: self.drivers,
+                                 lambda: self.config)
+        self.instances.handover = self.handover
+        self.channel_handlers[DRAIN_OP] = self.handover.receive
+
+    async def _reconcile_drain(self) -> None:
+        """Remove what a drain left (a crashed run's, or ours at stop): forwarding rules,
+        routes, nftables table and sysctls; VIPs held on lo.  Before the routes' flush: the
+        ``local`` rule goes back to priority 0 first."""
+        if self.handover is None:
+            return
+        try:
+            await self.handover.forwarding.kernel.reset()
+        except OSError as exc:
+            if self.config.config_sync and any(d.cfg.drain_timeout > 0
+                                               for d in self.drivers.values()):
+                log.error("drain: cannot reset its forwarding (%s); forwarding for a drain will "
+                          "fail (apt install nftables)", exc)
+        held = [v for d in self.drivers.values() for v in d.cfg.held]
+        removed = await self.handover.hold.reconcile(held)
+        if removed:
+            log.warning("removed VIP(s) %s from lo, left by an earlier run's drain (startup "
+                        "reconcile)", ", ".join(map(str, removed)))
+
+    async def announce_handover(self, names: list[str]) -> None:
+        """Before a planned hand-over (demote, maintenance): tell the peer to forward."""
+        if self.handover is not None:
+            await self.handover.before_handover(names)
 
     async def _reconcile_routes(self) -> None:
         """Remove the virtual routes and rules an earlier run left (vrrpd's routing protocol

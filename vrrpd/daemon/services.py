@@ -20,14 +20,17 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_config_sync(config: Config, is_source: Callable[[], bool]) -> Service | None:
+def build_config_sync(config: Config, is_source: Callable[[], bool],
+                      handlers: dict[str, Any] | None = None) -> Service | None:
     """``config_sync:``: the source is the MASTER of ``config_sync.instance``; bad keys raise
-    OSError."""
+    OSError.  ``handlers`` serve other ops on its channel (the drain's, :mod:`vrrpd.drain`)."""
     if config.config_sync is None:
         return None
     from vrrpd.configsync.service import ConfigSyncService
 
-    return ConfigSyncService(config.config_sync, config.state_dir, config.node, is_source)
+    service = ConfigSyncService(config.config_sync, config.state_dir, config.node, is_source)
+    service.handlers.update(handlers or {})
+    return service
 
 
 def build_metrics(config: Config, status: Callable[[], dict[str, Any]]) -> Service | None:

@@ -27,6 +27,7 @@ from ipaddress import (
     ip_address,
     ip_interface,
 )
+from pathlib import Path
 from typing import Any, NamedTuple, Self
 
 from pyroute2 import AsyncIPRoute
@@ -250,6 +251,19 @@ def readiness(name: str, family: int, exclude: Iterable[IPAddress] = ()) -> Read
     else:
         problem = NO_SOURCE[family].format(ifname=name)
     return Readiness(name, family, problem, source if problem is None else None, index)
+
+
+def sysctl_path(template: str, ifname: str) -> Path:
+    """``/proc/sys/net/<template with ifname>``, e.g. ``ipv4/conf/{}/arp_ignore``."""
+    return Path("/proc/sys/net", template.format(ifname))
+
+
+def set_sysctl(template: str, ifname: str, value: int) -> None:
+    sysctl_path(template, ifname).write_text(f"{value}\n")
+
+
+def get_sysctl(template: str, ifname: str) -> int:
+    return int(sysctl_path(template, ifname).read_text())
 
 
 class RtnlClient:

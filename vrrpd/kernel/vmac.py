@@ -43,7 +43,6 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv6Address
-from pathlib import Path
 from typing import Any
 
 from pyroute2 import AsyncIPRoute, NetlinkError
@@ -100,10 +99,6 @@ def problem(interface: str, family: int, vrid: int) -> str | None:
     return None
 
 
-def _sysctl(template: str, ifname: str, value: int) -> None:
-    Path("/proc/sys/net", template.format(ifname)).write_text(f"{value}\n")
-
-
 class VirtualMac:
     """One instance's macvlan link, its advert socket and its announcer.
 
@@ -155,9 +150,9 @@ class VirtualMac:
         await self.rtnl.link("set", index=self.index, state="down",
                              ifalias=alias(self.interface, self.family, self.vrid))
         for template, value in INTERFACE_SYSCTLS.items():
-            _sysctl(template, self.interface, value)
+            link.set_sysctl(template, self.interface, value)
         for template, value in LINK_SYSCTLS[self.family].items():
-            _sysctl(template, name, value)
+            link.set_sysctl(template, name, value)
         self._sock = self._open_socket()
         self.announcer = Announcer(name)
         self.announcer.refresh_addresses()  # binds to the link we just made, reads its MAC

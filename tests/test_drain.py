@@ -1,0 +1,103 @@
+"""The pure parts of the draining hand-over (issue 20): counting HAProxy's sessions on the
+VIPs, the side channel's messages, the nftables scripts (checked by ``nft -c``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from ipaddress import ip_address, ip_interface
+
+import pytest
+
+from vrrpd.drain.messages import DrainMessage, Phase
+from vrrpd.drain.sessions import count_sessions, listener_address
+from vrrpd.kernel.drain_forward import guard_rules, mark_rules
+from vrrpd.kernel.drain_hold import host_addresses
+from vrrpd.track.haproxy import StatsError
+
+# `show sess all` of HAProxy 2.6.12 (abridged): a session on the VIP, one on the loopback
+# monitor, the stats socket's own session, and an IPv6 one.
+SHOW_SESS_ALL = """\
+0x562d16545840: [30/Nov/2026:13:37:54.246141] id=2 proto=tcpv4 source=192.0.2.50:34722
+  flags=0x4a, conn_retries=0, conn_exp=<NEVER> conn_et=0x000 srv_conn=0x5, pend_pos=(nil)
+  frontend=dicom (id=2 mode=tcp), listener=? (id=1) addr=192.0.2.100:104
+  backend=dicom (id=3 mode=tcp) addr=192.0.2.11:39314
+  server=pacs1 (id=1) addr=192.0.2.30:104
+0x7fa8c8039d90: [30/Nov/2026:13:37:52.601253] id=1 proto=tcpv4 source=127.0.0.1:34712
+  frontend=monitor (id=4 mode=http), listener=? (id=1) addr=127.0.0.1:8405
+  backend=<NONE> (id=-1 mode=-)
+0x7fa8c8042c40: [30/Nov/2026:13:37:54.854718] id=4 proto=unix_stream source=unix:1
+  frontend=GLOBAL (id=0 mode=tcp), listener=? (id=1) addr=unix:1
+  backend=<NONE> (id=-1 mode=-)
+0x7fa8c8042d00: [30/Nov/2026:13:37:55.000000] id=5 proto=tcpv6 source=[2001:db8::50]:4000
+  frontend=web6 (id=5 mode=http), listener=? (id=1) addr=[2001:db8::100]:80
+"""
+
+
+def test_sessions_on_the_vips_are_counted_and_the_others_not() -> None:
+    assert count_sessions(SHOW_SESS_ALL, [ip_address("192.0.2.100")]) == 1
+    assert count_sessions(SHOW_SESS_ALL, [ip_address("2001:db8::100")]) == 1
+    assert count_sessions(SHOW_SESS_ALL, [ip_address("192.0.2.101")]) == 0
+    assert count_sessions("", [ip_address("192.0.2.100")]) == 0  # nothing open
+
+
+def test_a_reply_that_is_no_session_list_is_an_error() -> None:
+    with pytest.raises(StatsError, match="unexpected reply"):
+        count_sessions("Unknown command.\n", [ip_address("192.0.2.100")])
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("192.0.2.100:104", "192.0.2.100"), ("[2001:db8::100]:80", "2001:db8::100"),
+    ("2001:db8::100:80", "2001:db8::100"), ("unix:1", None), ("abns@x:1", None)])
+def test_listener_address_forms(text: str, address: str | None) -> None:
+    assert listener_address(text) == (None if address is None else ip_address(address))
+
+
+def test_a_message_survives_its_round_trip() -> None:
+    msg = DrainMessage("pacs", 51, Phase.DRAINING, ip_address("192.0.2.11"), 3, 597.5)
+    assert DrainMessage.parse(msg.header()) == msg
+    assert DrainMessage.parse(DrainMessage("pacs", 51, Phase.PLANNED,
+                                           ip_address("fe80::11")).header()).sessions is None
+
+
+@pytest.mark.parametrize("change", [
+    {"phase": "resting"}, {"via": "lb1"}, {"vrid": "51"}, {"vrid": True}, {"sessions": -1},
+    {"left": "soon"}, {"instance": None}])
+def test_a_malformed_message_is_refused_with_the_reason(change: dict[str, object]) -> None:
+    header = {**DrainMessage("pacs", 51, Phase.DRAINING, ip_address("192.0.2.11"), 1,
+                             1.0).header(), **change}
+    with pytest.raises(ValueError, match="malformed drain message"):
+        DrainMessage.parse(header)
+
+
+def test_vips_are_held_as_host_addresses_without_link_local() -> None:
+    vips = (ip_interface("192.0.2.100/24"), ip_interface("fe80::51/64"),
+            ip_interface("2001:db8::100/64"))
+    assert host_addresses(vips) == (ip_interface("192.0.2.100/32"),
+                                    ip_interface("2001:db8::100/128"))
+
+
+def test_syns_are_never_marked_and_only_unknown_flows_are() -> None:
+    script = mark_rules("web-1", [ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101")])
+    assert "chain inet vrrpd_drain fw_web_d1" in script
+    assert ("ip daddr { 192.0.2.100, 192.0.2.101 } tcp flags & (syn | ack) == ack "
+            "ct state new ct mark set 0x7672") in script
+    assert "ct mark 0x7672 meta mark set 0x7672" in script
+    v6 = mark_rules("web6", [ip_interface("2001:db8::100/64")])
+    assert "ip6 daddr { 2001:db8::100 }" in v6
+
+
+def test_only_marked_packets_are_forwarded_and_no_redirect_leaves() -> None:
+    script = guard_rules({"eth1", "vrrp4-2-51"})
+    assert 'iifname { "eth1", "vrrp4-2-51" } meta mark != 0x7672 drop' in script
+    assert "icmp type redirect drop" in script and "icmpv6 type nd-redirect drop" in script
+    assert "meta mark != " not in guard_rules(())
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft (Debian's nftables) missing")
+def test_the_scripts_are_valid_nftables() -> None:
+    script = guard_rules({"eth1"}) + mark_rules("pacs", [ip_interface("192.0.2.100/24")]) \
+        + mark_rules("pacs6", [ip_interface("2001:db8::100/64")])
+    result = subprocess.run(["nft", "-c", "-f", "-"], input=script, text=True,
+                            capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr
