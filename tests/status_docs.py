@@ -47,6 +47,16 @@ def sync(**changes: Any) -> dict[str, Any]:
     return out
 
 
+# the old master draining after a planned hand-over, while its peer forwards (vrrpd.drain)
+DRAINING = {"enabled": True, "timeout": 600.0, "drains": 1, "forwards": 0,
+            "draining": {"sessions": 2, "left": 584.2, "since": 1700000000.0,
+                         "timeout": 600.0, "peer": "lb2", "counting": True},
+            "forwarding": None}
+FORWARDING = {"enabled": True, "timeout": 600.0, "drains": 0, "forwards": 1, "draining": None,
+              "forwarding": {"to": "192.0.2.11", "since": 1700000000.0, "heartbeats": 40,
+                             "peer_sessions": 2, "peer_left": 584.0}}
+
+
 def everything() -> dict[str, Any]:
     """A document in which every metric family has a sample: a backup that hears its master,
     with a weighted tracker, drops, endpoint drops and config sync."""
@@ -56,7 +66,8 @@ def everything() -> dict[str, Any]:
                                     "foreign_adverts": 0},
                           dropped={"ttl": 1},
                           trackers=[{"name": "web", "weight": -60, "ok": True,
-                                     "detail": "HTTP 200"}]),
+                                     "detail": "HTTP 200"}],
+                          drain=DRAINING),
                  config_sync=IN_SYNC)
     status["endpoints"] = [{"interface": "eth0", "family": 4, "dropped": {"checksum": 1}}]
     return status

@@ -8,7 +8,10 @@ import subprocess
 from ipaddress import ip_address, ip_interface
 
 import pytest
+from status_docs import DRAINING, FORWARDING, doc, instance
+from test_metrics import scrape
 
+from vrrpd.cli.render import render_status
 from vrrpd.drain.messages import DrainMessage, Phase
 from vrrpd.drain.sessions import count_sessions, listener_address
 from vrrpd.kernel.drain_forward import guard_rules, mark_rules
@@ -101,3 +104,25 @@ def test_the_scripts_are_valid_nftables() -> None:
     result = subprocess.run(["nft", "-c", "-f", "-"], input=script, text=True,
                             capture_output=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_status_and_metrics_show_the_drain_on_both_nodes() -> None:
+    """``vrrpctl status``: "draining: N sessions, T s left" on the old master, "forwarding
+    unknown flows to X" on the new one; the metrics say the same."""
+    old = doc(instance(state="BACKUP", vips_held=False, drain=DRAINING))
+    new = doc(instance(state="MASTER", drain=FORWARDING))
+    assert "pacs: draining: 2 sessions, 584 s left (forwarded by lb2)" in render_status(old)
+    assert ("pacs: forwarding unknown flows to 192.0.2.11 (it drains 2 sessions, 584 s left)"
+            in render_status(new))
+    assert "draining" not in render_status(doc(instance()))
+    body = scrape(old)
+    for line in ('vrrpd_drain_active{vrrp_instance="pacs"} 1.0',
+                 'vrrpd_drain_sessions{vrrp_instance="pacs"} 2.0',
+                 'vrrpd_drain_seconds_left{vrrp_instance="pacs"} 584.2',
+                 'vrrpd_drain_forwarding{vrrp_instance="pacs"} 0.0',
+                 'vrrpd_drains_total{vrrp_instance="pacs"} 1.0'):
+        assert line in body
+    body = scrape(new)
+    assert 'vrrpd_drain_forwarding{vrrp_instance="pacs"} 1.0' in body
+    assert 'vrrpd_drain_forwards_total{vrrp_instance="pacs"} 1.0' in body
+    assert "vrrpd_drain_sessions{" not in body

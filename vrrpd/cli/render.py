@@ -60,6 +60,7 @@ def render_status(doc: dict[str, Any]) -> str:
         for t in i["transitions"][-3:]:
             lines.append(f"  {i['name']}: {iso(t['at'])} {t['old']} -> {t['new']}: "
                          f"{t['reason']}")
+        lines += _drain_lines(i)
     lines += _anycast_lines(doc)
     drops = [f"{e['interface']} IPv{e['family']}: "
              + ",".join(f"{k}={v}" for k, v in sorted(e["dropped"].items()))
@@ -71,6 +72,23 @@ def render_status(doc: dict[str, Any]) -> str:
         lines.append(f"health: {health['status']}" + "".join(
             f"\n  {p['severity']}: {p['text']}" for p in health["problems"]))
     return "\n".join(lines)
+
+
+def _drain_lines(i: dict[str, Any]) -> list[str]:
+    """The draining hand-over (:mod:`vrrpd.drain`): the old master's drain, the new master's
+    forwarding."""
+    drain, lines = i.get("drain") or {}, []
+    if drain.get("draining"):
+        d = drain["draining"]
+        sessions = "?" if d["sessions"] is None else d["sessions"]
+        lines.append(f"  {i['name']}: draining: {sessions} sessions, {d['left']:.0f} s left"
+                     + (f" (forwarded by {d['peer']})" if d.get("peer") else ""))
+    if drain.get("forwarding"):
+        f = drain["forwarding"]
+        peer = ("" if f["peer_sessions"] is None else
+                f" (it drains {f['peer_sessions']} sessions, {f['peer_left']:.0f} s left)")
+        lines.append(f"  {i['name']}: forwarding unknown flows to {f['to']}{peer}")
+    return lines
 
 
 def _anycast_lines(doc: dict[str, Any]) -> list[str]:

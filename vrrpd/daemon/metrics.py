@@ -31,6 +31,11 @@ vrrpd-alerts.yml).  Metric names (the ``_total`` ones are counters):
   ``vrrpd_config_sync_peer_up{peer}`` (answered the last poll),
   ``vrrpd_config_sync_peer_generation{peer}``, ``vrrpd_config_sync_peer_state{peer,state}``
   (1 for one of :data:`SYNC_STATES`)
+* draining hand-over (:mod:`vrrpd.drain`), per instance: ``vrrpd_drain_active`` (1 while this
+  node, the old master, drains), ``vrrpd_drain_sessions`` (HAProxy's sessions left on the
+  VIPs) and ``vrrpd_drain_seconds_left`` (before ``drain_timeout``) while it does;
+  ``vrrpd_drain_forwarding`` (1 while this node, the new master, forwards unknown flows to a
+  draining peer); ``vrrpd_drains_total``, ``vrrpd_drain_forwards_total``
 """
 
 from __future__ import annotations
@@ -121,6 +126,35 @@ def _instances(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
             track.add_metric([name, t["name"]], 1 if t["ok"] else 0)
     yield from (state, prio, eff, held, age, mdi, trans, sent, rcvd, drop, track, foreign,
                 foreign_master)
+    yield from _drain(instances)
+
+
+def _drain(instances: list[dict[str, Any]]) -> Iterator[Metric]:
+    """The draining hand-over of each instance that has one (``drain`` in its status)."""
+    def gauge(name: str, text: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, text, labels=[INSTANCE])
+
+    active = gauge("vrrpd_drain_active", "1 while this node drains its open connections")
+    sessions = gauge("vrrpd_drain_sessions", "HAProxy's sessions left on the VIPs (draining)")
+    left = gauge("vrrpd_drain_seconds_left", "seconds before drain_timeout (draining)")
+    forwarding = gauge("vrrpd_drain_forwarding",
+                       "1 while this node forwards unknown flows to a draining peer")
+    drains = CounterMetricFamily("vrrpd_drains", "drains started here", labels=[INSTANCE])
+    forwards = CounterMetricFamily("vrrpd_drain_forwards", "drains of a peer forwarded here",
+                                   labels=[INSTANCE])
+    for i in instances:
+        name, d = i["name"], i.get("drain")
+        if d is None:
+            continue
+        active.add_metric([name], 1 if d["draining"] else 0)
+        if d["draining"]:
+            if d["draining"]["sessions"] is not None:
+                sessions.add_metric([name], d["draining"]["sessions"])
+            left.add_metric([name], d["draining"]["left"])
+        forwarding.add_metric([name], 1 if d["forwarding"] else 0)
+        drains.add_metric([name], d["drains"])
+        forwards.add_metric([name], d["forwards"])
+    yield from (active, sessions, left, forwarding, drains, forwards)
 
 
 def _config_sync(s: dict[str, Any]) -> Iterator[Metric]:
