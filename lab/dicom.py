@@ -60,15 +60,18 @@ def echo(host: str, port: int = 104, timeout: float = 1.0) -> bool:
         assoc.release()
 
 
-def find(host: str, port: int, timeout: float = 2.0) -> str | None:
+def find(host: str, port: int, timeout: float = 2.0, key: str = "InstitutionName"
+         ) -> str | None:
     """One association with one C-FIND (Study Root, or Worklist on 204); the first match's
-    InstitutionName (``scripts/pacs-backend`` puts its own name there), None on failure."""
+    ``key``, None on failure.  ``scripts/pacs-backend`` puts its own name in InstitutionName
+    and the address the association came from in InstitutionAddress."""
     model = PORT_MODELS.get(port, StudyRootQueryRetrieveInformationModelFind)
     ae = _ae(timeout)
     ae.add_requested_context(model)
     query = Dataset()
     query.PatientName = "*"
     query.InstitutionName = ""
+    query.InstitutionAddress = ""
     if model is not ModalityWorklistInformationFind:
         query.QueryRetrieveLevel = "STUDY"
     assoc = ae.associate(host, port, ae_title="PACS")
@@ -78,7 +81,7 @@ def find(host: str, port: int, timeout: float = 2.0) -> str | None:
     try:
         for status, identifier in assoc.send_c_find(query, model):
             if status and status.Status in (0xFF00, 0xFF01) and identifier is not None:
-                name = name or str(identifier.get("InstitutionName", "")) or None
+                name = name or str(identifier.get(key, "")) or None
     finally:
         assoc.release()
     return name

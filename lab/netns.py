@@ -8,6 +8,10 @@ Topology built by :class:`Topology` (one per test, everything inside namespaces 
 
 ``set_link(node, up)`` pulls a node's cable (its port goes down, the node loses carrier);
 ``set_isolated(node, on)`` cuts it off from the other isolated ports with carrier kept.
+A second network is another bridge in the same switch namespace (:meth:`Topology.add_bridge`):
+``add_node(..., bridge=...)`` puts a node on it, :meth:`Topology.cable` gives an existing node a
+second interface there (port ``<node>-<ifname>``), and ``set_link(node, up, ifname)`` pulls
+that cable alone.
 
 Namespace names are unique per topology (``vt`` + 6 random hex digits), so parallel or crashed
 runs never collide; interface names only need to be unique inside their namespace, so every
@@ -181,19 +185,21 @@ class Topology:
         self.namespaces.append(ns)
         return ns
 
+    def add_bridge(self, bridge: str) -> None:
+        """Another switch (network) in the switch namespace, configured like ``br0``."""
+        self.switch.run(["ip", "link", "add", bridge, "type", "bridge", "stp_state", "0",
+                         "forward_delay", "0", "mcast_snooping", "0"])
+        self.switch.run(["ip", "link", "set", bridge, "up"])
+
     def add_node(self, name: str, ipv4: str, ipv6: str, ifname: str = "eth0",
-                 timeout: float = 5.0) -> Node:
-        """Create node ``name`` and cable its ``ifname`` to switch port ``name``."""
+                 timeout: float = 5.0, bridge: str = "br0") -> Node:
+        """Create node ``name`` and cable its ``ifname`` to switch port ``name`` of
+        ``bridge``."""
         ns = self._namespace(name)
         ns.sysctl("net.ipv6.conf.all.accept_dad", 0)
         ns.sysctl("net.ipv6.conf.default.accept_dad", 0)
-        self.switch.run(["ip", "link", "add", name, "type", "veth",
-                         "peer", "name", ifname, "netns", ns.name])
-        self.switch.run(["ip", "link", "set", name, "master", "br0", "up"])
         node = Node(name, ns, ifname, name, IPv4Interface(ipv4), IPv6Interface(ipv6))
-        ns.run(["ip", "addr", "add", ipv4, "dev", ifname])
-        ns.run(["ip", "addr", "add", ipv6, "dev", ifname, "nodad"])
-        ns.run(["ip", "link", "set", ifname, "up"])
+        self._cable(node, ifname, name, bridge, ipv4, ipv6)
         deadline = time.monotonic() + timeout
         while node.link_local() is None:
             if time.monotonic() > deadline:
@@ -202,9 +208,26 @@ class Topology:
         self.nodes[name] = node
         return node
 
-    def set_link(self, node: str, up: bool) -> None:
-        """Bring ``node``'s switch port down or up: the node's interface loses/gets carrier."""
-        self.switch.run(["ip", "link", "set", self.nodes[node].port, "up" if up else "down"])
+    def cable(self, node: str, ifname: str, bridge: str, ipv4: str, ipv6: str) -> None:
+        """A second interface ``ifname`` of ``node``, cabled to port ``<node>-<ifname>`` of
+        ``bridge``."""
+        self._cable(self.nodes[node], ifname, f"{node}-{ifname}", bridge, ipv4, ipv6)
+
+    def _cable(self, node: Node, ifname: str, port: str, bridge: str, ipv4: str,
+               ipv6: str) -> None:
+        self.switch.run(["ip", "link", "add", port, "type", "veth",
+                         "peer", "name", ifname, "netns", node.ns.name])
+        self.switch.run(["ip", "link", "set", port, "master", bridge, "up"])
+        node.ns.run(["ip", "addr", "add", ipv4, "dev", ifname])
+        node.ns.run(["ip", "addr", "add", ipv6, "dev", ifname, "nodad"])
+        node.ns.run(["ip", "link", "set", ifname, "up"])
+
+    def set_link(self, node: str, up: bool, ifname: str | None = None) -> None:
+        """Bring ``node``'s switch port down or up (of its ``ifname`` cable, default its
+        first): the node's interface loses/gets carrier."""
+        n = self.nodes[node]
+        port = n.port if ifname in (None, n.ifname) else f"{node}-{ifname}"
+        self.switch.run(["ip", "link", "set", port, "up" if up else "down"])
 
     def set_isolated(self, node: str, isolated: bool) -> None:
         """Bridge port isolation of ``node``'s switch port (carrier stays up).

@@ -88,6 +88,15 @@ class PacsLab(HAProxyPair):
     ifname = "eth1"
     instance = "pacs"
     client_lbs = LB_ADDRESSES
+    # what lab.tproxy.TransparentLab changes: where the PACS servers are, their extra
+    # arguments and default gateway, HAProxy's environment and the vrrpd files
+    pacs_servers = PACS
+    pacs_bridge = "br0"
+    pacs_gateway: str | None = None
+    pacs_args: tuple[str, ...] = ()
+    haproxy_env: dict[str, str] = {}
+    vrrpd_file = "{node}.yaml"
+    interfaces: tuple[str, ...] = ("eth1",)  # the LB interfaces the lab cables
 
     def __init__(self, workdir: Path, prefix: str | None = None) -> None:
         super().__init__(workdir, prefix=prefix)
@@ -99,19 +108,25 @@ class PacsLab(HAProxyPair):
         meanwhile is stuck (``stick on src``) to the other one."""
         assert self.lab is not None
         logs = {}
-        for name, (v4, v6) in PACS.items():
-            node = self.lab.add_node(name, v4, v6)
-            logs[name] = log = self.workdir / name / "pacs-backend.log"
+        for name, (v4, v6) in self.pacs_servers.items():
+            node = self.lab.add_node(name, v4, v6, bridge=self.pacs_bridge)
+            if self.pacs_gateway is not None:
+                node.ns.run(["ip", "route", "add", "default", "via", self.pacs_gateway])
+            logs[name] = log = self.pacs_log(name)
             log.parent.mkdir(parents=True, exist_ok=True)
             log.unlink(missing_ok=True)
             with log.open("ab") as out:
                 self.backends.append(node.ns.popen(
-                    [sys.executable, "-u", str(PACS_BACKEND), "--name", name],
+                    [sys.executable, "-u", str(PACS_BACKEND), "--name", name, *self.pacs_args],
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         for name, log in logs.items():  # it prints its ports once every server listens
             ready = f"pacs-backend {name}:"
             wait_for(lambda log=log, ready=ready: log.exists() and ready in log.read_text(),
                      15, f"scripts/pacs-backend on {name}", poll=0.02)
+
+    def pacs_log(self, name: str) -> Path:
+        """PACS server ``name``'s output (scripts/pacs-backend)."""
+        return self.workdir / name / "pacs-backend.log"
 
     def servers_down(self, node: str) -> list[str]:
         """``backend/server`` names HAProxy on ``node`` does not see UP."""
@@ -123,7 +138,7 @@ class PacsLab(HAProxyPair):
         run = self.workdir / node / "haproxy"
         return HAProxy(self.node(node), run, lab_haproxy_config(REFERENCE_HAPROXY.read_text()),
                        args=["-L", node, "-S", str(run / MASTER_SOCKET)],
-                       env={RUN_ENV: str(run)})
+                       env={RUN_ENV: str(run), **self.haproxy_env})
 
     def _start_vrrpd(self) -> None:
         for name in LBS:
@@ -135,7 +150,8 @@ class PacsLab(HAProxyPair):
 
     def vrrpd_config(self, node: str) -> dict[str, Any]:
         """``etc/vrrpd/<node>.yaml`` with the lab's paths, keys and HAProxy reload."""
-        doc: dict[str, Any] = yaml.safe_load((REFERENCE_VRRPD / f"{node}.yaml").read_text())
+        doc: dict[str, Any] = yaml.safe_load(
+            (REFERENCE_VRRPD / self.vrrpd_file.format(node=node)).read_text())
         for key in ("node", "control_socket", "state_dir"):  # the Vrrpd runner sets these
             doc.pop(key)
         hap, here = self.haproxy[node], self.workdir / node
@@ -148,9 +164,10 @@ class PacsLab(HAProxyPair):
                            reload=f"kill -USR2 $(cat {hap.pidfile})",
                            master_socket=str(hap.dir / MASTER_SOCKET))
         for inst in doc["instances"]:
-            if inst["interface"] != self.ifname:
+            if inst["interface"] not in self.interfaces:
                 raise ValueError(f"{node}.yaml: instance {inst['name']} is on "
-                                 f"{inst['interface']}, the lab cables {self.ifname}")
+                                 f"{inst['interface']}, the lab cables "
+                                 f"{', '.join(self.interfaces)}")
         return doc
 
     def restart_haproxy(self, node: str) -> None:

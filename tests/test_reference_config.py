@@ -13,6 +13,7 @@ everything else is checked on copies pinned as an operator does: a key pair per 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -164,3 +165,63 @@ def test_sysctl_allows_binding_the_vip_on_the_backup() -> None:
     text = (REPO / "etc/sysctl.d/60-vrrpd.conf").read_text()
     settings = dict(re.findall(r"^\s*([\w.]+)\s*=\s*(\S+)", text, re.M))
     assert settings == {"net.ipv4.ip_nonlocal_bind": "1", "net.ipv6.ip_nonlocal_bind": "1"}
+
+
+# ---- the transparent variant (README "Transparent mode") ---------------------------------
+
+TPROXY_ENV = {"PACS_TRANSPARENT": "1", "PACS1": "198.51.100.30", "PACS2": "198.51.100.31"}
+
+
+def tproxy_config(node: str, tmp: Path) -> Config:
+    """``etc/vrrpd/<node>-tproxy.yaml``, its placeholder pin replaced by a well-formed one."""
+    path = tmp / f"{node}-tproxy.yaml"
+    text = (REPO / f"etc/vrrpd/{node}-tproxy.yaml").read_text()
+    assert text.count(PLACEHOLDER) == 1
+    path.write_text(text.replace(PLACEHOLDER, "sha256:" + "ab" * 32))
+    return load_config(path, host=False)
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_tproxy_variant_shares_everything_but_the_second_network(configs: dict[str, Config],
+                                                                 node: str,
+                                                                 tmp_path: Path) -> None:
+    """lbN-tproxy.yaml is lbN.yaml plus the gateway instance and the sync group: the same
+    trackers, sync, metrics and client-side instance (no drift between the two files)."""
+    plain, tp = configs[node], tproxy_config(node, tmp_path)
+    assert (tp.node, tp.tracks, tp.metrics) == (plain.node, plain.tracks, plain.metrics)
+    assert tp.config_sync is not None and plain.config_sync is not None
+    assert (tp.config_sync.listen, tp.config_sync.peers) == \
+           (plain.config_sync.listen, plain.config_sync.peers)
+    pacs, gateway = tp.instances
+    assert pacs == plain.instances[0]
+    assert [g.instances for g in tp.sync_groups] == [("pacs", "gateway")]
+    assert gateway.tproxy is not None and pacs.tproxy is None
+    assert (gateway.interface, gateway.vrid, [str(v) for v in gateway.vips]) == \
+           ("eth2", 52, ["198.51.100.1/24"])
+    for key in ("priority", "preempt", "preempt_delay", "advert_interval_cs", "track"):
+        assert getattr(gateway, key) == getattr(pacs, key), key  # neither outbids the other
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_haproxy_transparent_variant_is_the_same_file(tmp_path: Path) -> None:
+    """With PACS_TRANSPARENT (and the PACS addresses) in its environment, the reference file
+    connects from the client's address on every backend; without, it does not."""
+    def dump(env: dict[str, str]) -> str:
+        done = subprocess.run(["haproxy", "-dW", "-c", "-f", str(HAPROXY_CFG), "-L", "lb1"],
+                              capture_output=True, text=True, timeout=30,
+                              env={"PATH": os.environ["PATH"], **env})
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    dump(TPROXY_ENV)
+    dump({})
+    blocks = [b.split(".endif")[0].split(".else")
+              for b in HAPROXY_CFG.read_text().split(".if defined(PACS_TRANSPARENT)")[1:]]
+    lines = [[[w for w in (ln.split("#")[0].strip() for ln in part.splitlines()) if w]
+              for part in b] for b in blocks]
+    # global: root instead of `user haproxy` (HAProxy 2.6 refuses to change uid with usesrc);
+    # both defaults sections (web, then the four DICOM listens): from the client's address
+    assert lines == [[[], ["user haproxy", "group haproxy"]],
+                     [["source 0.0.0.0 usesrc clientip"]],
+                     [["source 0.0.0.0 usesrc clientip"]]]
+    assert haproxy_lines("presetenv") == ["PACS1 192.0.2.30", "PACS2 192.0.2.31"]
