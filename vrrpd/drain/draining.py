@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from vrrpd.drain.messages import HEARTBEAT_INTERVAL, DrainMessage, Phase
+from vrrpd.drain.messages import HEARTBEAT_INTERVAL, SEND_TIMEOUT, DrainMessage, Phase
 from vrrpd.drain.sessions import sessions_on
 from vrrpd.proto.packet import IPAddress
 from vrrpd.track.haproxy import StatsError
@@ -49,6 +49,7 @@ class Drain:
         self.ended: str | None = None  # why it ended
         self._refusals = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def left(self) -> float:
@@ -80,6 +81,11 @@ class Drain:
         try:
             reason = await self._wait_for_sessions()
         finally:
+            # let a heartbeat on its way arrive (an aborted one is a warning on the peer)
+            self._stopping.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await asyncio.shield(heartbeat)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -109,7 +115,7 @@ class Drain:
             await asyncio.sleep(POLL_INTERVAL)
 
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             sent = self._loop.time()
             for reply in await self.send(self.message(Phase.DRAINING)):
                 self.peer = reply.get("node") or self.peer
@@ -117,7 +123,10 @@ class Drain:
                     self._refusals = 0
                 elif reply.get("ok"):
                     self._refusals += 1
-            await asyncio.sleep(max(0.0, HEARTBEAT_INTERVAL - (self._loop.time() - sent)))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, HEARTBEAT_INTERVAL
+                                               - (self._loop.time() - sent))):
+                    await self._stopping.wait()
 
     async def _finish(self, reason: str) -> None:
         if self.ended is not None:

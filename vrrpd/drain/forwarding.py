@@ -75,12 +75,14 @@ class Forwarding:
         return True
 
     async def stop(self, instance: str, reason: str, log_: Any) -> None:
-        fwd = self.active.pop(instance, None)
+        fwd = self.active.get(instance)
         if fwd is None:
             return
         try:
-            await self.kernel.stop(instance)
+            await self.kernel.stop(instance)  # shown as forwarding until it is undone
         finally:
+            if self.active.get(instance) is fwd:
+                del self.active[instance]
             log_.info("stopped forwarding unknown flows to %s after %.1fs: %s",
                       fwd.forward.via, time.time() - fwd.since, reason)
 

@@ -35,7 +35,7 @@ from vrrpd.proto.packet import IPAddress
 OP = "drain"
 HEARTBEAT_INTERVAL = 0.25  # seconds between heartbeats of a draining node
 HEARTBEAT_TIMEOUT = 1.5  # seconds without one before the new master stops forwarding
-FIRST_HEARTBEAT_GRACE = 3.0  # seconds a forwarding set up at a take-over waits for the first
+FIRST_HEARTBEAT_GRACE = 2.0  # seconds a forwarding set up at a take-over waits for the first
 PLANNED_VALID = 10.0  # seconds a `planned` notice stays good (the hand-over takes < 1 s)
 SEND_TIMEOUT = 1.0  # seconds one message may take (TLS handshake included)
 

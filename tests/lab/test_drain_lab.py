@@ -1,0 +1,173 @@
+"""The draining hand-over (issue 20) in the PACS reference deployment (:class:`lab.pacs.PacsLab`:
+the shipped haproxy.cfg and lbN.yaml, drain_timeout 600, config sync with pinned keys).
+
+* ``vrrpctl demote`` and the preempt back: a long HTTP download and a DICOM C-STORE
+  association, both through the VIP, complete without a reset while new connections (SYNs)
+  land on the new master; the old master shows "draining", the new one "forwarding unknown
+  flows to X"; the drain ends within a second of the transfers' end and leaves nothing
+  (no VIP on lo, the ``local`` rule back at priority 0, no table ``inet vrrpd_drain``).
+* The draining node killed (SIGKILL of its vrrpd) or cut off (its switch port down): the new
+  master stops forwarding within the heartbeat timeout; the killed node's restart removes
+  the VIP it held on lo.
+* The forwarding node SIGKILLed mid-drain: its restart removes the rules, routes, table and
+  forwarding sysctl a crash left.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lab.daemons import wait_for
+from lab.haproxy_pair import VIP_ADDR
+from lab.pacs import PacsLab
+from lab.transfers import DicomStore, HttpDownload
+from vrrpd.cli.render import render_status
+from vrrpd.drain.messages import HEARTBEAT_TIMEOUT
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
+
+LB_ADDRESS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
+
+
+@pytest.fixture
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PacsLab]:
+    lab = PacsLab(tmp_path_factory.mktemp("drain"))
+
+    def quick_preempt(node: str, doc: dict[str, Any]) -> None:
+        doc["instances"][0]["preempt_delay"] = 1  # the reference waits 60 s
+    lab.customize = quick_preempt
+    with lab:
+        yield lab
+
+
+def drain(lab: PacsLab, node: str) -> dict[str, Any]:
+    return dict(lab.vrrpd[node].instance(lab.instance)["drain"])
+
+
+def served_by(lab: PacsLab) -> str:
+    """A new connection through the VIP (HEAD /): the LB whose address the backend saw."""
+    with lab.node("client").ns.entered():
+        conn = http.client.HTTPConnection(VIP_ADDR, 80, timeout=2)
+        try:
+            conn.request("HEAD", "/")
+            resp = conn.getresponse()
+        finally:
+            conn.close()
+    assert resp.status == 200, resp.status
+    return {v: k for k, v in LB_ADDRESS.items()}[resp.getheader("X-Remote-Addr", "")]
+
+
+def left_behind(lab: PacsLab, node: str) -> list[str]:
+    """What a drain may leave on ``node``: VIPs on lo, forwarding rules, its table."""
+    ns = lab.node(node).ns
+    found = []
+    lo = ns.run(["ip", "-o", "addr", "show", "dev", "lo"]).stdout
+    if VIP_ADDR in lo:
+        found.append(f"{VIP_ADDR} on lo")
+    rules = ns.run(["ip", "rule"]).stdout
+    if "0:\tfrom all lookup local" not in rules or "lookup 30322" in rules:
+        found.append(f"rules: {rules!r}")
+    if ns.run(["nft", "list", "table", "inet", "vrrpd_drain"], check=False).returncode == 0:
+        found.append("table inet vrrpd_drain")
+    return found
+
+
+def transfers(lab: PacsLab, seconds: float) -> tuple[HttpDownload, DicomStore]:
+    client = lab.node("client")
+    return (HttpDownload(client, VIP_ADDR, 12_000_000, seconds).start(),
+            DicomStore(client, VIP_ADDR, 40, 256 * 1024, seconds).start())
+
+
+def hand_over(lab: PacsLab, old: str, new: str, act: Any) -> None:
+    """Run ``act`` (the hand-over) while both transfers run through ``old``; check they
+    complete, that new connections go to ``new`` meanwhile, what status says, and that the
+    drain ends within a second of the transfers and leaves nothing."""
+    download, store = transfers(lab, 8)
+    time.sleep(2)
+    act()
+    wait_for(lambda: lab.holders() == [new], 10, f"{new} to hold the VIP", poll=0.01)
+    wait_for(lambda: drain(lab, old)["draining"] and drain(lab, new)["forwarding"], 3,
+             f"{old} to drain and {new} to forward", poll=0.02)
+    assert drain(lab, new)["forwarding"]["to"] == LB_ADDRESS[old]
+    assert [served_by(lab) for _ in range(5)] == [new] * 5  # SYNs land on the new master
+    assert drain(lab, old)["draining"]["sessions"] >= 2  # the download and the association
+    text = render_status(lab.vrrpd[old].ctl("status"))
+    assert "pacs: draining: " in text and " sessions, " in text, text
+    assert f"pacs: forwarding unknown flows to {LB_ADDRESS[old]}" in render_status(
+        lab.vrrpd[new].ctl("status"))
+    for transfer in (download.wait(30), store.wait(30)):
+        assert transfer.complete and not transfer.reset, (transfer.as_dict(), lab.logs())
+    ended = max(download.result.ended or 0, store.result.ended or 0)
+    wait_for(lambda: not drain(lab, old)["draining"] and not drain(lab, new)["forwarding"], 3,
+             "the drain to end", poll=0.02)
+    assert time.monotonic() - ended < 1.5, "the drain outlived the last session by > 1 s"
+    for node in (old, new):
+        assert left_behind(lab, node) == [], node
+
+
+def test_demote_and_preempt_back_keep_open_transfers(lab: PacsLab) -> None:
+    hand_over(lab, "lb1", "lb2",
+              lambda: lab.vrrpd["lb1"].ctl("demote", instance=lab.instance))
+    # lb1 back to normal: it preempts lb2 after preempt_delay (1 s), lb2 drains
+    hand_over(lab, "lb2", "lb1",
+              lambda: lab.vrrpd["lb1"].ctl("resume", instance=lab.instance))
+    assert drain(lab, "lb1")["drains"] == 1 and drain(lab, "lb2")["drains"] == 1
+
+
+def start_draining(lab: PacsLab) -> HttpDownload:
+    """A 60 s download through lb1, then ``vrrpctl demote`` on lb1: lb1 drains, lb2 forwards."""
+    download = HttpDownload(lab.node("client"), VIP_ADDR, 60_000_000, 60).start()
+    time.sleep(1)
+    lab.vrrpd["lb1"].ctl("demote", instance=lab.instance)
+    wait_for(lambda: drain(lab, "lb1")["draining"] and drain(lab, "lb2")["forwarding"]
+             and drain(lab, "lb2")["forwarding"]["heartbeats"] >= 2, 5,
+             "lb1 to drain and lb2 to forward, hearing its heartbeats", poll=0.02)
+    return download
+
+
+def forwarding_stops(lab: PacsLab, what: str) -> None:
+    start = time.monotonic()
+    wait_for(lambda: not drain(lab, "lb2")["forwarding"], HEARTBEAT_TIMEOUT + 1.5,
+             f"lb2 to stop forwarding after {what}", poll=0.02)
+    assert time.monotonic() - start <= HEARTBEAT_TIMEOUT + 1.0
+    assert left_behind(lab, "lb2") == []
+    assert "stopped forwarding unknown flows to 192.0.2.11" in lab.vrrpd["lb2"].log()
+
+
+def test_forwarding_stops_when_the_draining_node_dies_or_is_cut_off(lab: PacsLab) -> None:
+    download = start_draining(lab)
+    lab.vrrpd["lb1"].stop(signal.SIGKILL)
+    forwarding_stops(lab, "lb1's vrrpd was killed")
+    assert download.wait(5).error is not None  # broken, as without a drain: never worse
+    lab.vrrpd["lb1"].start()  # its restart removes the VIP the killed run held on lo
+    wait_for(lambda: left_behind(lab, "lb1") == [], 5, "lb1's restart to clean lo", poll=0.05)
+    assert "from lo, left by an earlier run's drain" in lab.vrrpd["lb1"].log()
+    lab.vrrpd["lb1"].ctl("resume", instance=lab.instance)  # preempts back after 1 s
+    wait_for(lambda: lab.holders() == ["lb1"], 10, "lb1 to preempt back", poll=0.01)
+    wait_for(lambda: not drain(lab, "lb2")["draining"], 5, "lb2's drain to end", poll=0.02)
+    download = start_draining(lab)
+    assert lab.lab is not None
+    lab.lab.set_link("lb1", False)
+    forwarding_stops(lab, "lb1's switch port went down")
+    download.wait(5)
+
+
+def test_a_restart_after_sigkill_removes_the_forwarding(lab: PacsLab) -> None:
+    forwarding = "net.ipv4.conf.eth1.forwarding"
+    before = lab.node("lb2").ns.run(["sysctl", "-n", forwarding]).stdout.strip()
+    start_draining(lab)
+    lab.vrrpd["lb2"].stop(signal.SIGKILL)
+    assert left_behind(lab, "lb2") != []  # the killed run's rules are there
+    lab.vrrpd["lb2"].start(wait=False)
+    # lb2 comes back as BACKUP and preempts the demoted lb1 (which took the VIP back) after
+    # preempt_delay, draining lb1 again: look in between
+    wait_for(lambda: left_behind(lab, "lb2") == [] and lab.node("lb2").ns.run(
+        ["sysctl", "-n", forwarding]).stdout.strip() == before, 10,
+        "lb2's restart to remove the drain's forwarding", poll=0.02)
