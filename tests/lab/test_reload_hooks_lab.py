@@ -165,12 +165,12 @@ def test_reload_applies_notify_metrics_and_sync_live(two_nodes: Topology,
         lb1.doc["instances"][0]["notify"] = str(hook)
         lb1.doc["metrics"] = {"listen": "127.0.0.1:9650"}
         lb1.doc["config_sync"] = {"listen": "192.0.2.11:7000", "peers": ["192.0.2.12:7000"],
-                           "cert": str(cert), "peer_fingerprints": ["ab" * 32],
-                           "files": [str(served)], "validate": "true {path}",
-                           "reload": "true", "instance": "web"}
+                                  "cert": str(cert), "peer_fingerprints": ["ab" * 32],
+                                  "files": [str(served)], "validate": "true {path}",
+                                  "reload": "true", "instance": "web"}
         lb1.write_config()
         out = _vrrpctl(lb1, "reload")
-        assert "updated: web" in out and "applied live: notify, sync, metrics" in out, out
+        assert "updated: web" in out and "applied live: notify, config_sync, metrics" in out, out
         metrics = node.ns.run(["curl", "-s", "http://127.0.0.1:9650/metrics"]).stdout
         assert 'vrrpd_instance_state{state="MASTER",vrrp_instance="web"} 1.0' in metrics
         assert lb1.ctl("config-sync-status")["local"]["generation"] == 0

@@ -9,24 +9,21 @@ config sync and systemd's STATUS line.  One that raises is logged and the others
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vrrpd.daemon.instance import InstanceDriver, TransitionRecord
+from vrrpd.daemon.history import TransitionListener, TransitionRecord
+from vrrpd.daemon.instance import InstanceDriver
 
 if TYPE_CHECKING:
     from vrrpd.daemon.runtime import Daemon
 
 log = logging.getLogger("vrrpd")
 
-Subscriber = Callable[[InstanceDriver, TransitionRecord], None]
-
-
 class TransitionBus:
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[TransitionListener] = []
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: TransitionListener) -> None:
         self._subscribers.append(subscriber)
 
     def publish(self, driver: InstanceDriver, record: TransitionRecord) -> None:

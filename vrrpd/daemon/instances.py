@@ -9,23 +9,23 @@ a reload build every new instance first and give up without a trace if one canno
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from vrrpd.config.model import InstanceConfig
-from vrrpd.daemon.instance import (
-    AnnouncePort,
-    HandoverPort,
-    InstanceDriver,
-    TransitionListener,
-)
-from vrrpd.daemon.ports import Kernel
+from vrrpd.daemon.history import TransitionListener
+from vrrpd.daemon.instance import InstanceDriver
+from vrrpd.daemon.ports import AnnouncePort, HandoverPort, InstancePorts, Kernel
 from vrrpd.daemon.receiver import NOT_LOOKED_AT, VrrpEndpoint
+from vrrpd.daemon.status import instance_status
 from vrrpd.proto.events import FaultChanged, Shutdown, State
 from vrrpd.proto.numbers import OWNER_PRIORITY
 
 log = logging.getLogger("vrrpd")
+
+SHUTDOWN_DRAIN_WAIT = 10.0  # seconds the last adverts and VIP removals get at shutdown
 
 
 class Instances:
@@ -66,11 +66,10 @@ class Instances:
                 raise OSError(exc.errno, f"instance {cfg.name}: virtual_mac: {exc.strerror or exc}"
                               ) from None
             announcer = vmac  # announces from the virtual MAC of its current link
-        driver = InstanceDriver(cfg, endpoint, self.kernel.addresses, announcer, vmac,
-                                self.kernel.accept_filter, self.kernel.routes,
-                                {p.dev: self.announcers[p.dev]
-                                 for p in cfg.vip_placement.values() if p.dev},
-                                self.kernel.tproxy)
+        driver = InstanceDriver(cfg, InstancePorts(
+            endpoint, self.kernel.addresses, announcer, vmac, self.kernel.accept_filter,
+            self.kernel.routes, self.kernel.tproxy,
+            {p.dev: self.announcers[p.dev] for p in cfg.vip_placement.values() if p.dev}))
         driver.listeners.append(self._on_transition)
         driver.handover = self.handover
         return driver
@@ -146,7 +145,7 @@ class Instances:
         """``instances`` and ``endpoints`` of ``vrrpctl status``."""
         instances = []
         for driver in self.drivers.values():
-            doc = driver.status()
+            doc = instance_status(driver)
             doc["interface_problem"] = self.endpoint_of(driver).problem
             if trackers is not None:
                 doc["trackers"] = trackers(driver.cfg)
@@ -155,6 +154,20 @@ class Instances:
             instances.append(doc)
         return {"instances": instances,
                 "endpoints": [e.status() for e in self.endpoints.values()]}
+
+    async def shutdown(self) -> None:
+        """RFC 5798 §6.4.3 Shutdown for every instance (a master sends priority 0, then drops
+        its VIPs), waited for up to :data:`SHUTDOWN_DRAIN_WAIT`; then everything is closed."""
+        for driver in self.drivers.values():
+            driver.post(Shutdown())
+        try:
+            async with asyncio.timeout(SHUTDOWN_DRAIN_WAIT):
+                await asyncio.gather(*(d.drain() for d in self.drivers.values()))
+        except TimeoutError:
+            log.error("shutdown: VIP removal did not finish within %gs; check `ip addr` for "
+                      "VIPs left behind (the next start removes them)", SHUTDOWN_DRAIN_WAIT)
+        await asyncio.sleep(0)  # let the last transitions reach their hooks
+        await self.close()
 
     async def close(self) -> None:
         """Close every driver, endpoint and announcer (after the drivers have shut down)."""

@@ -144,3 +144,11 @@ class Reload:
                  or "nothing changed")
         self.daemon.events.record("reload", **result)
         return result
+
+
+async def reload_on_signal(daemon: Daemon) -> None:
+    """SIGHUP: reload; a refusal is logged, as no one waits for an answer."""
+    try:
+        await daemon.reload()
+    except CommandError as exc:
+        log.error("SIGHUP: %s", exc)

@@ -10,8 +10,9 @@ Shutdown (SIGTERM): every master sends exactly one priority-0 advert and then re
 The parts, each in its own module: the running instances (:mod:`vrrpd.daemon.instances`),
 interface state (:mod:`vrrpd.daemon.links`), trackers (:mod:`vrrpd.daemon.tracking`), the
 transition fan-out to the non-critical reactions (:mod:`vrrpd.daemon.fanout`), the reload
-transaction (:mod:`vrrpd.daemon.reload`) and the optional listeners
-(:mod:`vrrpd.daemon.services`).
+transaction (:mod:`vrrpd.daemon.reload`), the optional listeners
+(:mod:`vrrpd.daemon.services`) and what an earlier run left in the kernel
+(:mod:`vrrpd.daemon.leftovers`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 
 from vrrpd import __version__
 from vrrpd.config.model import Config
-from vrrpd.control.registry import CommandError
 from vrrpd.control.server import ControlServer
+from vrrpd.daemon import drain_wiring, leftovers
 from vrrpd.daemon.anycast import AnycastGroups
 from vrrpd.daemon.eventlog import EventLog
 from vrrpd.daemon.fanout import Reactions, TransitionBus
@@ -32,23 +33,20 @@ from vrrpd.daemon.groups import SyncGroups
 from vrrpd.daemon.instance import InstanceDriver
 from vrrpd.daemon.instances import Instances
 from vrrpd.daemon.links import InterfaceFollower
-from vrrpd.daemon.logs import BoundedQueueHandler
 from vrrpd.daemon.notify import NotifyHooks
 from vrrpd.daemon.persist import OperatorModes
 from vrrpd.daemon.ports import Kernel, real_kernel
-from vrrpd.daemon.reload import Reload
+from vrrpd.daemon.reload import Reload, reload_on_signal
 from vrrpd.daemon.sdnotify import SystemdNotifier
-from vrrpd.daemon.services import Service, build_config_sync, build_metrics
+from vrrpd.daemon.services import Service, build_config_sync, build_metrics, start_anycast
+from vrrpd.daemon.status import daemon_status
 from vrrpd.daemon.tracking import InstanceTracking
 from vrrpd.drain.handover import Handover
-from vrrpd.drain.messages import OP as DRAIN_OP
-from vrrpd.kernel.drain_hold import DrainHold
-from vrrpd.proto.events import AdminMode, FaultChanged, Shutdown, Startup, State
+from vrrpd.proto.events import AdminMode, FaultChanged, Startup, State
 
 log = logging.getLogger("vrrpd")
 
 HOOK_SHUTDOWN_WAIT = 5.0  # seconds the last notify hooks get at shutdown
-SHUTDOWN_DRAIN_WAIT = 10.0  # seconds the last adverts and VIP removals get at shutdown
 
 
 class Daemon:
@@ -85,27 +83,19 @@ class Daemon:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.kernel.addresses.open()
-        if self.kernel.neighbours is not None:
-            await self.kernel.neighbours.open()
-        if self.kernel.routes is not None:
-            await self.kernel.routes.open()
+        await self.kernel.open()
         await self.interfaces.open()
-        await self._open_handover()
+        await drain_wiring.open_handover(self)
         for cfg in self.config.instances:
             self.instances.register(await self.instances.build(cfg))
-        if self.kernel.virtual_macs is not None:
-            wanted = [d.vmac.name for d in self.drivers.values() if d.vmac is not None]
-            for name in await self.kernel.virtual_macs.remove_stale(wanted):
-                log.warning("removed virtual MAC link %s: an earlier run made it for an "
-                            "instance that is no longer configured", name)
-        await self._reset_nft_tables()
+        await leftovers.remove_stale_links(self.kernel, self.drivers.values())
+        await leftovers.reset_nft_tables(self.kernel, self.drivers.values())
         self.groups = SyncGroups(self.config.sync_groups, self.drivers.__getitem__)
         self.hooks = NotifyHooks.build(self.config)
         Reactions(self).subscribe(self.bus)
         await self.instances.reconcile(list(self.drivers.values()))
-        await self._reconcile_drain()
-        await self._reconcile_routes()
+        await drain_wiring.reconcile(self)
+        await leftovers.flush_routes(self.kernel)
         self.modes.restore()
         self.interfaces.start(self.config)
         self.tracking = InstanceTracking(self.config, self.drivers, self.post_fault,
@@ -114,7 +104,7 @@ class Daemon:
             self.tracking.apply(name)
         for driver in self.drivers.values():
             driver.post(Startup())
-        await self._start_anycast()
+        self.anycast = await start_anycast(self.config, self.kernel, self.tracking, self._record)
         self.tracking.start()
         self.config_sync = build_config_sync(self.config, self.is_sync_source,
                                              self.channel_handlers)
@@ -132,14 +122,14 @@ class Daemon:
         self.notifier.notify(READY=1, STATUS=self.summary())
         interval = self.notifier.watchdog_interval()
         if interval:
-            self._spawn(self._ping_watchdog(interval))
+            self._spawn(self.notifier.ping_watchdog(interval))
 
     async def run(self) -> None:
         """Start, serve until SIGTERM/SIGINT, then shut down."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(reload_on_signal(self)))
         await self.start()
         await self._stopping.wait()
         await self.stop()
@@ -148,15 +138,6 @@ class Daemon:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _reload_on_signal(self) -> None:
-        async def run() -> None:
-            try:
-                await self.reload()
-            except CommandError as exc:
-                log.error("SIGHUP: %s", exc)
-
-        self._spawn(run())
 
     async def stop(self) -> None:
         """RFC 5798 §6.4.3 Shutdown: priority 0 from every master, then VIPs released."""
@@ -176,111 +157,22 @@ class Daemon:
         if self.anycast is not None:
             await self.anycast.stop()
         await self.interfaces.close()
-        for driver in self.drivers.values():
-            driver.post(Shutdown())
-        try:
-            async with asyncio.timeout(SHUTDOWN_DRAIN_WAIT):
-                await asyncio.gather(*(d.drain() for d in self.drivers.values()))
-        except TimeoutError:
-            log.error("shutdown: VIP removal did not finish within %gs; check `ip addr` for "
-                      "VIPs left behind (the next start removes them)", SHUTDOWN_DRAIN_WAIT)
-        await asyncio.sleep(0)  # let the last transitions reach their hooks
-        await self.instances.close()
-        await self._reset_nft_tables()
+        await self.instances.shutdown()
+        await leftovers.reset_nft_tables(self.kernel, self.drivers.values())
         if self.handover is not None:
-            await self._reconcile_drain()
+            await drain_wiring.reconcile(self)
             await self.kernel.drain_forwarding.close()
         if self.hooks is not None:
             await self.hooks.close(wait=HOOK_SHUTDOWN_WAIT)
         for task in self._tasks:
             task.cancel()
-        await self.kernel.addresses.close()
-        if self.kernel.neighbours is not None:
-            await self.kernel.neighbours.close()
-        if self.kernel.routes is not None:
-            await self.kernel.routes.close()
+        await self.kernel.close()
         log.info("vrrpd stopped; all VIPs released")
-
-    async def _start_anycast(self) -> None:
-        """Anycast groups (:mod:`vrrpd.daemon.anycast`) follow the trackers from their first
-        result on; their start withdraws what a crashed run left announced."""
-        if not self.config.anycast or self.config.bgp is None or self.kernel.speaker is None:
-            return
-        self.anycast = AnycastGroups(self.config, self.kernel.speaker(self.config.bgp),
-                                     self._record)
-        assert self.tracking is not None
-        self.tracking.listeners.append(self.anycast.on_status)
-        await self.anycast.start()
-
-    async def _open_handover(self) -> None:
-        """The draining hand-over (:mod:`vrrpd.drain`), when the kernel adapter has it."""
-        forwarding = self.kernel.drain_forwarding
-        if forwarding is None:
-            return
-        forwarding.state_file = self.config.state_dir / "drain-forwarding.json"
-        await forwarding.open()
-        self.handover = Handover(DrainHold(self.kernel.addresses), forwarding,
-                                 lambda: self.config_sync, lambda: self.drivers,
-                                 lambda: self.config)
-        self.instances.handover = self.handover
-        self.channel_handlers[DRAIN_OP] = self.handover.receive
-
-    async def _reconcile_drain(self) -> None:
-        """Remove what a drain left (a crashed run's, or ours at stop): forwarding rules,
-        routes, nftables table and sysctls; VIPs held on lo.  Before the routes' flush: the
-        ``local`` rule goes back to priority 0 first."""
-        if self.handover is None:
-            return
-        try:
-            await self.handover.forwarding.kernel.reset()
-        except OSError as exc:
-            if self.config.config_sync and any(d.cfg.drain_timeout > 0
-                                               for d in self.drivers.values()):
-                log.error("drain: cannot reset its forwarding (%s); forwarding for a drain will "
-                          "fail (apt install nftables)", exc)
-        held = [v for d in self.drivers.values() for v in d.cfg.held]
-        removed = await self.handover.hold.reconcile(held)
-        if removed:
-            log.warning("removed VIP(s) %s from lo, left by an earlier run's drain (startup "
-                        "reconcile)", ", ".join(map(str, removed)))
 
     async def announce_handover(self, names: list[str]) -> None:
         """Before a planned hand-over (demote, maintenance): tell the peer to forward."""
         if self.handover is not None:
             await self.handover.before_handover(names)
-
-    async def _reconcile_routes(self) -> None:
-        """Remove the virtual routes and rules an earlier run left (vrrpd's routing protocol
-        number, :mod:`vrrpd.kernel.routes`): no instance is master yet."""
-        if self.kernel.routes is None:
-            return
-        removed = await self.kernel.routes.flush()
-        if removed:
-            log.warning("removed %s left by an earlier run (startup reconcile)",
-                        "; ".join(removed))
-
-    async def _reset_nft_tables(self) -> None:
-        """Delete vrrpd's nftables tables, accept_mode: false's and tproxy's (whatever a
-        crashed run left, or ours at stop); a missing libnftables matters only when an
-        instance needs the table."""
-        for table, needed, what in (
-                (self.kernel.accept_filter, any(not d.router.accepts
-                                                for d in self.drivers.values()),
-                 "accept_mode: false"),
-                (self.kernel.tproxy, any(d.cfg.tproxy for d in self.drivers.values()),
-                 "tproxy")):
-            if table is None:
-                continue
-            try:
-                await table.reset()
-            except OSError as exc:
-                if needed:
-                    raise OSError(f"{what} needs nftables: {exc.strerror or exc}") from None
-
-    async def _ping_watchdog(self, interval: float) -> None:
-        while True:
-            self.notifier.notify(WATCHDOG=1)
-            await asyncio.sleep(interval)
 
     async def reload(self) -> dict[str, Any]:
         """Hitless reload (SIGHUP, ``vrrpctl reload``), one at a time: see
@@ -313,15 +205,5 @@ class Daemon:
         self.modes.set(names, mode)
 
     def status(self) -> dict[str, Any]:
-        """``vrrpctl status``, metrics: node, version, every instance and endpoint, and the
-        config sync as last heard (no network round trip)."""
-        trackers = self.tracking.instance_status if self.tracking is not None else None
-        hooks = self.hooks.runners if self.hooks is not None else {}
-        sync = self.config_sync.cached_status() if self.config_sync is not None else None
-        return {"node": self.config.node, "version": __version__,
-                "config": str(self.config.path), **self.instances.status(trackers),
-                "log_lines_dropped": BoundedQueueHandler.dropped,
-                "notify_coalesced": {k: r.coalesced for k, r in hooks.items() if r.coalesced},
-                "config_sync": sync,
-                **({"anycast": self.anycast.status(), "bgp": self.anycast.speaker_status()}
-                   if self.anycast is not None else {})}
+        """``vrrpctl status`` and the metrics: :func:`vrrpd.daemon.status.daemon_status`."""
+        return daemon_status(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -34,3 +35,9 @@ class SystemdNotifier:
         if not usec or (pid and int(pid) != os.getpid()):
             return None
         return int(usec) / 2e6
+
+    async def ping_watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 every ``interval`` seconds, until cancelled."""
+        while True:
+            self.notify(WATCHDOG=1)
+            await asyncio.sleep(interval)

@@ -1,6 +1,7 @@
-"""The daemon's optional listeners: HAProxy config sync (``config_sync:``) and metrics
-(``metrics:``).  Built from a configuration without side effects (so a reload can build them
-before it changes anything), started and stopped by the daemon, swapped live by a reload.
+"""The daemon's optional parts: the listeners of HAProxy config sync (``config_sync:``) and
+metrics (``metrics:``), and anycast groups (``anycast:``).  The listeners are built from a
+configuration without side effects (so a reload can build them before it changes anything),
+started and stopped by the daemon, swapped live by a reload.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from vrrpd.config.model import Config
+from vrrpd.daemon.anycast import AnycastGroups
+from vrrpd.daemon.ports import Kernel
+from vrrpd.daemon.tracking import InstanceTracking
 
 log = logging.getLogger("vrrpd")
 
@@ -60,3 +64,15 @@ async def swap(what: str, old: Service | None, new: Service | None) -> None:
                 log.error("%s: the previous configuration cannot start again either: %s",
                           what, exc)
         raise
+
+
+async def start_anycast(config: Config, kernel: Kernel, tracking: InstanceTracking | None,
+                        record: Callable[..., None]) -> AnycastGroups | None:
+    """Anycast groups (:mod:`vrrpd.daemon.anycast`) follow the trackers from their first
+    result on; their start withdraws what a crashed run left announced."""
+    if not config.anycast or config.bgp is None or kernel.speaker is None or tracking is None:
+        return None
+    anycast = AnycastGroups(config, kernel.speaker(config.bgp), record)
+    tracking.listeners.append(anycast.on_status)
+    await anycast.start()
+    return anycast
