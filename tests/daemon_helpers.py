@@ -51,6 +51,7 @@ class Node:
         self.addresses = FakeAddressManager()
         self.link = link
         self.address = ip_address(address)
+        self.address6 = ip_address(f"fe80::{address.rsplit('.', 1)[-1]}")  # IPv6 instances'
         self.name = name
         self.log = log if log is not None else []
         self.daemon: Daemon | None = None
@@ -78,7 +79,7 @@ class Node:
 
     async def start(self) -> Daemon:
         kernel = Kernel(open_socket=lambda ifname, family, exclude: FakeVrrpSocket(
-                            self.link, self.address),
+                            self.link, self.address if family == 4 else self.address6),
                         group=VRRP_GROUP.__getitem__, addresses=self.addresses,
                         announcer=self._announcer, interfaces=lambda: self.links,
                         neighbours=self.neighbours, routes=self.routes, tproxy=self.tproxy)

@@ -1,9 +1,10 @@
 """Daemon behaviours the test audit of issue 13 found unguarded, on kernel fakes.
 
 Each runs whole daemons (:mod:`daemon_helpers`) in one event loop on an in-memory link: a
-reload that has to restart an instance, the operator's maintenance mode surviving a restart,
-``preempt_delay`` at run time, the control socket's mode and group, and the neighbour flush
-when carrier returns.  The off-loop log writer is checked on its own.
+reload that has to restart an instance (new VRID, interface, version or family), the
+operator's maintenance mode surviving a restart, ``preempt_delay`` at run time, the control
+socket's mode and group, and the neighbour flush when carrier returns.  The off-loop log
+writer is checked on its own.
 """
 
 from __future__ import annotations
@@ -82,6 +83,54 @@ def test_reload_that_restarts_an_instance(tmp_path: Path, change: dict[str, obje
             assert old and old[-1].priority == 0  # the old VRID resigned (RFC 5798 §6.4.3)
             assert all(a.vrid == change["vrid"] for a in sent()[sent().index(old[-1]) + 1:])
             assert lb1.daemon.instances.endpoints[("lo", 4)].drivers.keys() == {change["vrid"]}
+        finally:
+            await _stop(lb1, lb2)
+
+    asyncio.run(main())
+
+
+OLD_KIND = (51, 3, 4)  # (VRID, version, address family) of daemon_helpers' instance
+
+
+def _kind(a: Advertisement) -> tuple[int, int, int]:
+    return a.vrid, a.version, a.addresses[0].version
+
+
+@pytest.mark.parametrize("change, kind", [
+    ({"version": 2, "advert_interval": 1}, (51, 2, 4)),
+    ({"vips": ["fe80::51/64", "2001:db8::100/64"]}, (51, 3, 6))])
+def test_reload_that_changes_version_or_family_restarts_the_instance(
+        tmp_path: Path, change: dict[str, object], kind: tuple[int, int, int]) -> None:
+    """Neither the version (RFC 3768 and RFC 5798 adverts differ) nor the address family (a
+    socket of the other family) changes in place: the instance restarts, same VRID.  Its old
+    incarnation resigns with priority 0 (RFC 5798 §6.4.3) and releases its VIP; the new one
+    wins the election and holds its VIP, and only its kind of advert leaves from then on."""
+    new_vip = ip_interface(change.get("vips", [VIP])[-1])  # type: ignore[index]
+
+    async def main() -> None:
+        lb1, lb2 = await _pair(tmp_path)
+        try:
+            old_driver = lb1.daemon.drivers["web"]
+            sent_before = len(lb1.link.sent)
+            for node, prio in ((lb1, 150), (lb2, 100)):
+                write_config(tmp_path, node.name, prio, **change)
+                reply = await ctl(node, "reload")
+                assert reply["ok"] and reply["result"]["restarted"] == ["web"], reply
+
+            def sent() -> list[Advertisement]:
+                return [decode(p, src, dst) for src, dst, p in lb1.link.sent[sent_before:]
+                        if src in (lb1.address, lb1.address6)]
+
+            await until(lambda: lb1.state() is State.MASTER and lb2.state() is State.BACKUP
+                        and new_vip in lb1.addresses.addresses["lo"]
+                        and _kind(sent()[-1]) == kind, timeout=8)
+            assert lb1.daemon.drivers["web"] is not old_driver
+            old = [a for a in sent() if _kind(a) == OLD_KIND]
+            assert old and old[-1].priority == 0
+            assert {_kind(a) for a in sent()[sent().index(old[-1]) + 1:]} == {kind}
+            if new_vip != ip_interface(VIP):
+                assert ip_interface(VIP) not in lb1.addresses.addresses["lo"]
+                assert not any(ip_interface(VIP) in a for a in lb2.addresses.addresses.values())
         finally:
             await _stop(lb1, lb2)
 
