@@ -30,6 +30,7 @@ from pynetdicom.sop_class import (
 )
 
 from lab.client import Sample
+from lab.daemons import wait_for
 from lab.netns import Node
 
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # failed calls are results here
@@ -85,6 +86,28 @@ def find(host: str, port: int, timeout: float = 2.0, key: str = "InstitutionName
     finally:
         assoc.release()
     return name
+
+
+def answers(node: Node, host: str, echo_ports: tuple[int, ...] = (104,),
+            find_ports: tuple[int, ...] = (105, 204), within: float = 2.0) -> dict[int, str]:
+    """C-ECHO on ``echo_ports`` and C-FIND on ``find_ports`` of ``host`` from ``node`` (a
+    retry within ``within`` s, as a modality would); the PACS server that answered each
+    C-FIND (the lab tests compare them before and after a failover)."""
+    answered: dict[int, str] = {}
+
+    def all_ok() -> bool:
+        with node.ns.entered():
+            if not all(echo(host, port) for port in echo_ports):
+                return False
+            for port in find_ports:
+                if (name := find(host, port)) is None:
+                    return False
+                answered[port] = name
+        return True
+
+    wait_for(all_ok, within, f"C-ECHO {echo_ports} and C-FIND {find_ports} to {host}",
+             poll=0.05)
+    return answered
 
 
 class DicomProber:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ import yaml
 
 from lab.daemons import REPO
 from lab.haproxy_pair import LBS, HAProxy, HAProxyPair, wait_for
+from lab.netns import Topology
 
 REFERENCE_HAPROXY = REPO / "etc" / "haproxy" / "haproxy.cfg"
 REFERENCE_VRRPD = REPO / "etc" / "vrrpd"
@@ -79,6 +81,40 @@ def sync_keygen(cert: Path, node: str) -> str:
     return out.strip()
 
 
+def start_pacs_backends(lab: Topology, log: Callable[[str], Path],
+                        servers: dict[str, tuple[str, str]] = PACS, *, bridge: str = "br0",
+                        gateway: str | None = None, args: tuple[str, ...] = ()
+                        ) -> list[subprocess.Popen[bytes]]:
+    """The PACS servers (``scripts/pacs-backend``) on ``lab``'s ``bridge``, output to
+    ``log(name)``, listening before HAProxy starts: a server that fails HAProxy's first
+    checks stays DOWN for rise x inter (4 s), and every client that arrives meanwhile is
+    stuck (``stick on src``) to the other one."""
+    logs, procs = {}, []
+    for name, (v4, v6) in servers.items():
+        node = lab.add_node(name, v4, v6, bridge=bridge)
+        if gateway is not None:
+            node.ns.run(["ip", "route", "add", "default", "via", gateway])
+        logs[name] = path = log(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        with path.open("ab") as out:
+            procs.append(node.ns.popen(
+                [sys.executable, "-u", str(PACS_BACKEND), "--name", name, *args],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+    for name, path in logs.items():  # it prints its ports once every server listens
+        ready = f"pacs-backend {name}:"
+        wait_for(lambda path=path, ready=ready: path.exists() and ready in path.read_text(),
+                 15, f"scripts/pacs-backend on {name}", poll=0.02)
+    return procs
+
+
+def servers_down(haproxy: HAProxy) -> list[str]:
+    """``backend/server`` names ``haproxy`` does not see UP."""
+    rows = [r.split(",") for r in haproxy.stats("show stat").splitlines()[1:]]
+    return [f"{r[0]}/{r[1]}" for r in rows
+            if len(r) > 17 and r[1] not in ("FRONTEND", "BACKEND") and r[17] != "UP"]
+
+
 class PacsLab(HAProxyPair):
     """The reference deployment (module docs); a context manager like its base class.
 
@@ -103,26 +139,10 @@ class PacsLab(HAProxyPair):
         self.fingerprints: dict[str, str] = {}
 
     def _add_backends(self) -> None:
-        """pacs1 and pacs2, listening before HAProxy starts: a server that fails HAProxy's
-        first checks stays DOWN for rise x inter (4 s), and every client that arrives
-        meanwhile is stuck (``stick on src``) to the other one."""
         assert self.lab is not None
-        logs = {}
-        for name, (v4, v6) in self.pacs_servers.items():
-            node = self.lab.add_node(name, v4, v6, bridge=self.pacs_bridge)
-            if self.pacs_gateway is not None:
-                node.ns.run(["ip", "route", "add", "default", "via", self.pacs_gateway])
-            logs[name] = log = self.pacs_log(name)
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.unlink(missing_ok=True)
-            with log.open("ab") as out:
-                self.backends.append(node.ns.popen(
-                    [sys.executable, "-u", str(PACS_BACKEND), "--name", name, *self.pacs_args],
-                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        for name, log in logs.items():  # it prints its ports once every server listens
-            ready = f"pacs-backend {name}:"
-            wait_for(lambda log=log, ready=ready: log.exists() and ready in log.read_text(),
-                     15, f"scripts/pacs-backend on {name}", poll=0.02)
+        self.backends += start_pacs_backends(
+            self.lab, self.pacs_log, self.pacs_servers, bridge=self.pacs_bridge,
+            gateway=self.pacs_gateway, args=self.pacs_args)
 
     def pacs_log(self, name: str) -> Path:
         """PACS server ``name``'s output (scripts/pacs-backend)."""
@@ -130,9 +150,7 @@ class PacsLab(HAProxyPair):
 
     def servers_down(self, node: str) -> list[str]:
         """``backend/server`` names HAProxy on ``node`` does not see UP."""
-        rows = [r.split(",") for r in self.haproxy[node].stats("show stat").splitlines()[1:]]
-        return [f"{r[0]}/{r[1]}" for r in rows
-                if len(r) > 17 and r[1] not in ("FRONTEND", "BACKEND") and r[17] != "UP"]
+        return servers_down(self.haproxy[node])
 
     def _haproxy(self, node: str) -> HAProxy:
         run = self.workdir / node / "haproxy"

@@ -15,7 +15,7 @@ import yaml
 from tests.daemon_helpers import until
 from vrrpd.config.loader import ConfigError, load_config, parse_config
 from vrrpd.config.model import Deprefer
-from vrrpd.daemon.anycast import current_sessions
+from vrrpd.daemon.anycast import sessions_on
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.bgp import MED_MAX, Announcement
@@ -168,8 +168,19 @@ def test_an_unreachable_speaker_stops_the_start_with_what_to_check(tmp_path: Pat
     run(main())
 
 
+# One session of HAProxy 2.6's `show sess all` (shortened)
+SESSIONS = """\
+0x564e3665b730: [30/Nov/2026:13:57:22.311278] id=66 proto=tcpv4 source=198.51.100.10:46492
+  flags=0x4b, conn_retries=0, conn_exp=<NEVER> conn_et=0x000 srv_conn=0x564e36568f00
+  frontend=web (id=5 mode=tcp), listener=? (id=1) addr={service}
+  backend=web (id=5 mode=tcp) addr=192.0.2.11:52096
+  server=pacs1 (id=1) addr=192.0.2.30:104
+"""
+
+
 class FakeHAProxy:
-    """A stats socket answering ``show stat`` with one frontend holding ``sessions``."""
+    """A stats socket answering ``show sess all`` with ``sessions`` on the service address
+    and one on loopback (a tracker's check), which a drain does not wait for."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -181,9 +192,8 @@ class FakeHAProxy:
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readline()
-        writer.write(b"# pxname,svname,scur,status\n"
-                     + f"web,FRONTEND,{self.sessions},OPEN\nweb,pacs1,{self.sessions},UP\n"
-                     .encode())
+        writer.write(SESSIONS.format(service="203.0.113.10:80").encode() * self.sessions
+                     + SESSIONS.format(service="127.0.0.1:104").encode())
         await writer.drain()
         writer.close()
 
@@ -219,7 +229,9 @@ def test_demote_drains_then_withdraws_and_resume_announces(tmp_path: Path,
     run(main())
 
 
-def test_current_sessions_sums_the_frontends_only() -> None:
-    rows = [{"svname": "FRONTEND", "scur": "2"}, {"svname": "pacs1", "scur": "9"},
-            {"svname": "FRONTEND", "scur": ""}, {"svname": "BACKEND", "scur": "4"}]
-    assert current_sessions(rows) == 2
+def test_sessions_on_counts_the_service_addresses_only() -> None:
+    reply = (SESSIONS.format(service="203.0.113.10:80") * 2
+             + SESSIONS.format(service="[2001:db8:18::10]:104")
+             + SESSIONS.format(service="192.0.2.11:10000"))  # a `peers` session
+    assert sessions_on(reply, (WEB,)) == 2
+    assert sessions_on(reply, (WEB, ip_network("2001:db8:18::/64"))) == 3

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import pytest
 
 from lab.daemons import wait_for
-from lab.dicom import echo, find
+from lab.dicom import answers
 from lab.haproxy_pair import VIP_ADDR
 from lab.pacs import PacsLab
 
@@ -61,23 +61,8 @@ def web(lab: PacsLab, source: str = CLIENT, cookie: str | None = None
 
 
 def dicom(lab: PacsLab) -> dict[int, str]:
-    """C-ECHO on 104 and 8104, C-FIND on 105 and 204 through the VIP (a retry within 2 s, as
-    a modality would); the backend that answered each C-FIND."""
-    answered: dict[int, str] = {}
-
-    def all_ok() -> bool:
-        with lab.node("client").ns.entered():
-            for port in (104, 8104):
-                if not echo(VIP_ADDR, port):
-                    return False
-            for port in (105, 204):
-                if (name := find(VIP_ADDR, port)) is None:
-                    return False
-                answered[port] = name
-        return True
-
-    wait_for(all_ok, 2, "C-ECHO 104/8104 and C-FIND 105/204 through the VIP", poll=0.05)
-    return answered
+    """C-ECHO on 104 and 8104, C-FIND on 105 and 204 through the VIP."""
+    return answers(lab.node("client"), VIP_ADDR, (104, 8104))
 
 
 def stick_entry(lab: PacsLab, lb: str, table: str, key: str) -> str | None:

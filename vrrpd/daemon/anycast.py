@@ -9,7 +9,8 @@ already applied by the trackers):
   prepended; :class:`vrrpd.config.model.Deprefer`): equal paths only stay in a router's
   multipath set, so the node leaves it but remains a fallback;
 * ``vrrpctl demote`` drains: de-prefer as far as it goes, wait until HAProxy's current
-  sessions on the node reach zero (or ``drain_timeout``), then withdraw (``drain_withdraw``);
+  sessions on the node have stayed at zero for :data:`DRAIN_QUIET` (or ``drain_timeout``),
+  then withdraw (``drain_withdraw``);
   ``vrrpctl resume`` ends it.
 
 Like VIPs (:mod:`vrrpd.daemon.runtime`): the start withdraws whatever an earlier run left
@@ -22,14 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from ipaddress import ip_address
 from typing import Any
 
 from vrrpd.config.model import PREPEND_MAX, AnycastGroupConfig, Config, Deprefer
-from vrrpd.kernel.bgp import MED_MAX, Announcement, PeerState, Speaker, SpeakerError
-from vrrpd.track.haproxy import StatsError, parse_stat, stats_command
+from vrrpd.kernel.bgp import (
+    MED_MAX,
+    Announcement,
+    IPNetwork,
+    PeerState,
+    Speaker,
+    SpeakerError,
+)
+from vrrpd.track.haproxy import StatsError, stats_command
 from vrrpd.track.status import TrackStatus, weigh
 
 log = logging.getLogger("vrrpd.anycast")
@@ -37,6 +47,12 @@ log = logging.getLogger("vrrpd.anycast")
 PEER_POLL = 1.0  # seconds between looks at the speaker's sessions (``vrrpctl status``)
 RETRY = 1.0  # seconds before a refused or failed change is tried again
 SESSION_POLL = 0.2  # seconds between looks at HAProxy's sessions while draining
+# seconds HAProxy's sessions must stay at 0 before a drain counts as done: until the router
+# has applied the de-preference new flows still arrive, and a look between two short
+# connections would see 0 while flows still come
+DRAIN_QUIET = 1.0
+# `show sess all`: the address a session was accepted on (HAProxy 2.6 cli.c / stream.c)
+LISTENER = re.compile(r"^\s+frontend=.*\baddr=(\S+):\d+$", re.MULTILINE)
 
 
 class Drain:
@@ -198,18 +214,20 @@ class AnycastGroups:
 
     async def _wait_drained(self, name: str) -> dict[str, Any]:
         cfg, drain = self.groups[name], self.drains[name]
+        zero_since: float | None = None
         while drain.done is None:
             waited = time.monotonic() - drain.started
             if cfg.haproxy_socket is None:
                 drain.done = "no haproxy_socket to watch: de-preferred, not waited"
                 break
             try:
-                drain.sessions = current_sessions(parse_stat(
-                    await stats_command(cfg.haproxy_socket, "show stat")))
+                drain.sessions = sessions_on(
+                    await stats_command(cfg.haproxy_socket, "show sess all"), cfg.prefixes)
             except StatsError as exc:
                 log.warning("[anycast %s] draining: HAProxy at %s: %s", name,
                             cfg.haproxy_socket, exc)
-            if drain.sessions == 0:
+            zero_since = (zero_since or time.monotonic()) if drain.sessions == 0 else None
+            if zero_since is not None and time.monotonic() - zero_since >= DRAIN_QUIET:
                 drain.done = "sessions reached 0"
             elif waited >= cfg.drain_timeout:
                 drain.done = f"timeout after {cfg.drain_timeout:g}s ({drain.sessions} left)"
@@ -257,6 +275,16 @@ class AnycastGroups:
                           for p in self.peers]}
 
 
-def current_sessions(rows: list[dict[str, str]]) -> int:
-    """HAProxy's current sessions on this node: ``scur`` summed over its frontends."""
-    return sum(int(r.get("scur") or 0) for r in rows if r.get("svname") == "FRONTEND")
+def sessions_on(reply: str, prefixes: tuple[IPNetwork, ...]) -> int:
+    """HAProxy's sessions accepted on an address of ``prefixes``, from ``show sess all``
+    (each session's ``frontend=NAME (...), listener=... addr=IP:PORT`` line).  Sessions on the
+    node's own addresses (peers, loopback health checks of vrrpd's trackers) do not count:
+    the router sends them no matter what this node announces."""
+    count = 0
+    for match in LISTENER.finditer(reply):
+        try:
+            address = ip_address(match[1].strip("[]"))
+        except ValueError:
+            continue
+        count += any(address in prefix for prefix in prefixes)
+    return count

@@ -1,0 +1,212 @@
+"""The anycast fleet for real (issue 18): FRR bgpd + bfdd + zebra on a router and three LB
+nodes, real HAProxy, vrrpd anycast groups, the PACS stand-ins and a client behind the router
+(:mod:`lab.anycast`).  One lab for the module; each test leaves all three nodes announced.
+
+The figures (outage for new connections, BFD detection, drain, flow spread) are measured by
+benchmarks/anycast.py; these tests check the behaviour and print what they saw.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lab.anycast import LBS, SERVICE, AnycastLab
+from lab.daemons import wait_for
+from lab.dicom import DicomProber, answers
+
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None
+                                or shutil.which("vtysh") is None,
+                                reason="needs haproxy and FRR")
+ALL = set(LBS)
+# seconds a probe waits for its connection and again for the answer: longer than TCP's first
+# SYN retransmission (1 s), as a browser or modality waits; the host's cores are shared, and
+# one lost SYN is a slow request, not a failed one (benchmarks/anycast.py measures latency)
+PROBE_TIMEOUT = 1.5
+RISE_S = 0.4  # etc/vrrpd/anycast-lb1.yaml: haproxy tracker rise 5 x interval 0.1 s, first at 0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnycastLab]:
+    with AnycastLab(tmp_path_factory.mktemp("anycast")) as lab:
+        yield lab
+
+
+def web(lab: AnycastLab) -> str:
+    """HEAD / to the service from the client: the PACS server that answered."""
+    with lab.node("client").ns.entered():
+        conn = http.client.HTTPConnection(SERVICE, 80, timeout=2)
+        try:
+            conn.request("HEAD", "/")
+            resp = conn.getresponse()
+        finally:
+            conn.close()
+    assert resp.status == 200, resp.status
+    return resp.getheader("X-Backend", "")
+
+
+def dicom(lab: AnycastLab) -> dict[int, str]:
+    """C-ECHO on 104, C-FIND on 105 and 204 through the service address."""
+    return answers(lab.node("client"), SERVICE)
+
+
+class Event:
+    """Web and DICOM probes around one event; :meth:`check` asserts what the client saw."""
+
+    def __init__(self, lab: AnycastLab) -> None:
+        self.lab = lab
+        self.backend = web(lab)
+        self.finds = dicom(lab)
+        for name in LBS:
+            wait_for(lambda name=name: "server_key=" in lab.haproxy[name].stats(
+                "show table web"), 3, f"{name} to learn the client's stick entry", poll=0.05)
+        self.dicom = DicomProber(lab.node("client"), SERVICE, interval=0.05, timeout=0.5)
+
+    def __enter__(self) -> Event:
+        self.monitor = self.lab.node("router").ns.popen(
+            ["ip", "-ts", "monitor", "route"], stdout=subprocess.PIPE, text=True)
+        self.web = self.lab.client(interval=0.01, timeout=PROBE_TIMEOUT)
+        self.prober = self.web.__enter__()
+        self.dicom.start()
+        time.sleep(0.3)
+        self.fault = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.dicom.stop()
+        self.web.__exit__(*exc)
+        self.monitor.kill()
+        self.monitor.wait()
+
+    def routes(self) -> str:
+        """What the router's kernel route table did so far (``ip monitor``), for a report."""
+        self.monitor.kill()
+        out, _ = self.monitor.communicate()
+        return str(out)
+
+    def check(self, what: str, settled: float) -> None:
+        """Every request sent after ``settled`` (monotonic: the router's new ECMP set is in
+        the kernel) succeeded, all were answered by the client's PACS server (persistence
+        through the stick tables replicated to all nodes); C-FIND still reaches the same
+        server.  Requests in flight on a node when the router moved its flows may fail: the
+        other nodes answer their next packets with a reset (README.md, "Scaling out")."""
+        time.sleep(PROBE_TIMEOUT + 0.5)  # every request sent so far has its answer
+        web_samples = self.prober.samples()
+        echoes = self.dicom.samples()
+        failed = [s for s in web_samples if s.sent > self.fault and not s.ok]
+        late = [s for s in web_samples + echoes if s.sent > settled + 0.05 and not s.ok]
+        spread = Counter(s.lb for s in web_samples if s.ok and s.sent > settled)
+        print(f"{what}: {len(failed)} failed web request(s) in "
+              f"{(failed[-1].sent - self.fault) * 1000 if failed else 0:.0f} ms after the "
+              f"fault, {sum(not s.ok for s in echoes)} failed C-ECHO; the router settled "
+              f"after {(settled - self.fault) * 1000:.0f} ms; since then served by "
+              f"{dict(spread)}")
+        assert not late, (f"{what}: new connections failed after the router settled "
+                          f"({settled:.3f}, {time.time() - time.monotonic() + settled:.3f} "
+                          f"wall): {late[:5]}\n{self.routes()}\n{self.lab.logs()}")
+        assert {s.backend for s in web_samples if s.ok} == {self.backend}, \
+            f"{what}: web persistence broken"
+        assert web(self.lab) == self.backend
+        assert dicom(self.lab) == self.finds, f"C-FIND answered by another server: {what}"
+
+
+def test_all_three_nodes_announce_and_the_router_spreads_flows(lab: AnycastLab) -> None:
+    assert lab.ecmp() == ALL
+    route = lab.node("router").ns.run(["ip", "route", "show", f"{SERVICE}/32"]).stdout
+    assert route.count("nexthop via") == 3, route
+    want = {"router": "192.0.2.1", "session": "Established", "bfd": "Up",
+            "advertised": [f"{SERVICE}/32"]}
+    for name in LBS:  # the status polls the speaker every second
+        wait_for(lambda name=name: lab.status(name)["peers"] == [want], 5,
+                 f"{name}'s status to show the router's session, BFD and what it was sent",
+                 poll=0.1)
+        status = lab.status(name)
+        assert status["state"] == "announced" and status["med"] == 0, status
+    text = lab.vrrpd["lb1"].ctl("status")
+    assert text["bgp"]["peers"][0]["state"] == "Established"
+    backend = web(lab)  # the stick entry, replicated to every node before the spread
+    for name in LBS:
+        wait_for(lambda name=name: "server_key=" in lab.haproxy[name].stats("show table web"),
+                 3, f"{name} to learn the client's stick entry (peers pacs)", poll=0.05)
+    with lab.client() as prober:
+        time.sleep(1)
+        samples = prober.samples()
+    spread = Counter(s.lb for s in samples if s.ok)
+    print(f"one client, {len(samples)} connections: {dict(spread)}")
+    assert set(spread) == ALL and all(s.ok for s in samples[:-5])
+    assert {s.backend for s in samples if s.ok} == {backend}  # stick on src, on every node
+
+
+def test_haproxy_kill_withdraws_and_the_node_returns_after_its_rise_count(
+        lab: AnycastLab) -> None:
+    with Event(lab) as event:
+        lab.kill_haproxy("lb2")
+        took = lab.wait_ecmp(ALL - {"lb2"}, 5)
+        event.check("HAProxy SIGKILL on lb2", event.fault + took)
+    assert lab.status("lb2")["state"] == "withdrawn"
+    restart = time.monotonic()
+    lab.haproxy["lb2"].start()
+    lab.wait_ecmp(ALL, 10)
+    back = time.monotonic() - restart
+    print(f"lb2 back in the ECMP set {back * 1000:.0f} ms after HAProxy started")
+    assert back >= RISE_S, "announced before the tracker's rise count"
+
+
+def test_a_node_cut_off_leaves_the_ecmp_set_by_bfd(lab: AnycastLab) -> None:
+    with Event(lab) as event:
+        lab.cut("lb3")
+        took = lab.wait_ecmp(ALL - {"lb3"}, 5)
+        event.check("lb3's cable pulled", event.fault + took)
+    # BFD, not the BGP hold time (9 s), took it out: the router's BFD session is down
+    assert took < 3, took
+    log = lab.frr["router"].log("bgpd")
+    assert any("192.0.2.13" in line and "BFD Down" in line for line in log.splitlines()), \
+        log[-3000:]
+    lab.cut("lb3", off=False)
+    lab.wait_ecmp(ALL, 20)
+
+
+def test_drain_moves_new_flows_off_before_withdrawal(lab: AnycastLab) -> None:
+    result: dict[str, Any] = {}
+    with Event(lab) as event:
+        drain = threading.Thread(target=lambda: result.update(
+            lab.vrrpd["lb1"].ctl("demote")))
+        drain.start()
+        took = lab.wait_ecmp(ALL - {"lb1"}, 5)
+        # de-preferred, not yet withdrawn: the router still has lb1's path, with the top MED
+        paths = lab.frr["router"].vty("bgpd", f"show bgp ipv4 unicast {SERVICE}/32")
+        assert drain.is_alive()  # sessions must stay at 0 for a second first
+        drain.join(30)
+        event.check("vrrpctl demote on lb1", event.fault + took)
+    print(f"drain: {result}")
+    assert "from lb1(192.0.2.11)" in paths and "metric 4294967295" in paths, paths
+    assert result["drained"]["pacs"]["result"] == "sessions reached 0", result
+    wait_for(lambda: "from lb1(192.0.2.11)" not in lab.frr["router"].vty(
+        "bgpd", f"show bgp ipv4 unicast {SERVICE}/32"), 5, "lb1's path withdrawn", poll=0.05)
+    assert lab.status("lb1")["state"] == "withdrawn"
+    lab.vrrpd["lb1"].ctl("resume")
+    lab.wait_ecmp(ALL, 5)
+
+
+def test_restart_withdraws_at_stop_and_reconciles_at_start(lab: AnycastLab) -> None:
+    """vrrpd's stop withdraws; a SIGKILLed run's announcement stays in bgpd, and the next
+    start withdraws it (startup reconcile) before the trackers announce again."""
+    lab.vrrpd["lb3"].stop()
+    lab.wait_ecmp(ALL - {"lb3"}, 5)
+    lab.vrrpd["lb3"].start()
+    lab.wait_ecmp(ALL, 10)
+    lab.vrrpd["lb3"].stop(signal.SIGKILL)
+    time.sleep(0.5)
+    assert lab.ecmp() == ALL  # nobody withdrew: bgpd still announces
+    lab.vrrpd["lb3"].start()
+    wait_for(lambda: "startup reconcile" in lab.vrrpd["lb3"].log(), 5, "the reconcile")
+    lab.wait_ecmp(ALL, 10)
