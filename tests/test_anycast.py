@@ -15,7 +15,6 @@ import yaml
 from tests.daemon_helpers import until
 from vrrpd.config.loader import ConfigError, load_config, parse_config
 from vrrpd.config.model import Deprefer
-from vrrpd.daemon.anycast import sessions_on
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.bgp import MED_MAX, Announcement
@@ -61,6 +60,8 @@ def test_an_anycast_only_node_needs_no_vrrp_instance() -> None:
     ("    med: 10", "    deprefer: prepend", 9, "prepend the AS 50 times"),
     ("bgp: {engine: frr, socket: /run/frr/bgpd.vty}\n", "", 5, "add `bgp:`"),
     ("engine: frr", "engine: bird", 2, "'bird' is not one of frr"),
+    ("2001:db8:18::10/128]", "2001:db8:18::/64]\n    haproxy_socket: /run/h.sock", 8,
+     "counts HAProxy's sessions per address"),
     ("    med: 10", "    med: 10\n  - {name: web, prefixes: [203.0.113.10/32]}", 11,
      "a prefix belongs to one group"),
 ])
@@ -227,11 +228,3 @@ def test_demote_drains_then_withdraws_and_resume_announces(tmp_path: Path,
         await daemon.stop()
 
     run(main())
-
-
-def test_sessions_on_counts_the_service_addresses_only() -> None:
-    reply = (SESSIONS.format(service="203.0.113.10:80") * 2
-             + SESSIONS.format(service="[2001:db8:18::10]:104")
-             + SESSIONS.format(service="192.0.2.11:10000"))  # a `peers` session
-    assert sessions_on(reply, (WEB,)) == 2
-    assert sessions_on(reply, (WEB, ip_network("2001:db8:18::/64"))) == 3

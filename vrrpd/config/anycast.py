@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ipaddress import ip_network
 
 from vrrpd.config.model import (
+    DRAIN_ADDRESSES_MAX,
     PREPEND_MAX,
     SPEAKER_ENGINES,
     AnycastGroupConfig,
@@ -79,6 +80,13 @@ def _group(g: Section, tracks: dict[str, TrackConfig],
             if abs(weight) > PREPEND_MAX:
                 raise v.error(f"weight {weight} would prepend the AS {abs(weight)} times; with "
                               f"deprefer: prepend use weights of -{PREPEND_MAX}..{PREPEND_MAX}")
+    if g.has("haproxy_socket"):
+        for v, prefix in zip(items, prefixes, strict=True):
+            if prefix.num_addresses > DRAIN_ADDRESSES_MAX:
+                raise v.error(f"{prefix} holds {prefix.num_addresses} addresses; a drain "
+                              f"(haproxy_socket) counts HAProxy's sessions per address, at "
+                              f"most {DRAIN_ADDRESSES_MAX} per prefix: announce service "
+                              f"addresses (/32, /128)")
     config = AnycastGroupConfig(
         name=g.take("name", str, check=check_name),
         prefixes=prefixes,

@@ -393,6 +393,15 @@ class AnycastGroupConfig:
     drain_timeout: float = 30.0
     drain_withdraw: bool = True  # after the drain, withdraw (False: stay announced, de-preferred)
 
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        """Every address of the prefixes (a drain counts HAProxy's sessions on them; with
+        ``haproxy_socket`` the loader keeps prefixes to DRAIN_ADDRESSES_MAX addresses)."""
+        return tuple(a for p in self.prefixes for a in p)
+
+
+DRAIN_ADDRESSES_MAX = 256  # addresses of one prefix a drain looks for in HAProxy's sessions
+
 
 @dataclass(frozen=True)
 class MetricsConfig:

@@ -23,23 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from ipaddress import ip_address
 from typing import Any
 
 from vrrpd.config.model import PREPEND_MAX, AnycastGroupConfig, Config, Deprefer
-from vrrpd.kernel.bgp import (
-    MED_MAX,
-    Announcement,
-    IPNetwork,
-    PeerState,
-    Speaker,
-    SpeakerError,
-)
-from vrrpd.track.haproxy import StatsError, stats_command
+from vrrpd.drain.sessions import sessions_on
+from vrrpd.kernel.bgp import MED_MAX, Announcement, PeerState, Speaker, SpeakerError
+from vrrpd.track.haproxy import StatsError
 from vrrpd.track.status import TrackStatus, weigh
 
 log = logging.getLogger("vrrpd.anycast")
@@ -51,8 +43,6 @@ SESSION_POLL = 0.2  # seconds between looks at HAProxy's sessions while draining
 # has applied the de-preference new flows still arrive, and a look between two short
 # connections would see 0 while flows still come
 DRAIN_QUIET = 1.0
-# `show sess all`: the address a session was accepted on (HAProxy 2.6 cli.c / stream.c)
-LISTENER = re.compile(r"^\s+frontend=.*\baddr=(\S+):\d+$", re.MULTILINE)
 
 
 class Drain:
@@ -221,8 +211,7 @@ class AnycastGroups:
                 drain.done = "no haproxy_socket to watch: de-preferred, not waited"
                 break
             try:
-                drain.sessions = sessions_on(
-                    await stats_command(cfg.haproxy_socket, "show sess all"), cfg.prefixes)
+                drain.sessions = await sessions_on(cfg.haproxy_socket, cfg.addresses)
             except StatsError as exc:
                 log.warning("[anycast %s] draining: HAProxy at %s: %s", name,
                             cfg.haproxy_socket, exc)
@@ -273,18 +262,3 @@ class AnycastGroups:
                 "peers_error": self.peers_error,
                 "peers": [asdict(p) | {"advertised": [str(x) for x in p.advertised]}
                           for p in self.peers]}
-
-
-def sessions_on(reply: str, prefixes: tuple[IPNetwork, ...]) -> int:
-    """HAProxy's sessions accepted on an address of ``prefixes``, from ``show sess all``
-    (each session's ``frontend=NAME (...), listener=... addr=IP:PORT`` line).  Sessions on the
-    node's own addresses (peers, loopback health checks of vrrpd's trackers) do not count:
-    the router sends them no matter what this node announces."""
-    count = 0
-    for match in LISTENER.finditer(reply):
-        try:
-            address = ip_address(match[1].strip("[]"))
-        except ValueError:
-            continue
-        count += any(address in prefix for prefix in prefixes)
-    return count
