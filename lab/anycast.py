@@ -200,9 +200,14 @@ class AnycastLab(LabSetup):
                  f"HAProxy on {name} to see every PACS server UP", poll=0.05)
 
     def cut(self, name: str, off: bool = True) -> None:
-        """Pull ``name``'s cable (its switch port down) or plug it back."""
+        """Pull ``name``'s cable (its switch port down) or plug it back; plugged back, wait
+        until its HAProxy sees the PACS servers UP again (its health checks failed while the
+        cable was out, and a request stuck to a DOWN server is refused)."""
         assert self.lab is not None
         self.lab.set_link(name, not off)
+        if not off:
+            wait_for(lambda: not servers_down(self.haproxy[name]), 30,
+                     f"HAProxy on {name} to see every PACS server UP again", poll=0.05)
 
     @contextlib.contextmanager
     def client(self, **kwargs: Any) -> Iterator[ClientProber]:
