@@ -14,6 +14,7 @@ import logging
 import socket
 from ipaddress import ip_interface
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_helpers import VIP, Node, ctl, until, write_config
@@ -26,7 +27,7 @@ from vrrpd.proto.packet import decode
 
 
 @pytest.mark.parametrize("scenario", ["elect", "shutdown", "demote", "reload", "control",
-                                      "metrics"])
+                                      "metrics", "wire"])
 def test_daemon_pair(tmp_path: Path, scenario: str) -> None:
     async def main() -> None:
         link = FakeLink()
@@ -86,6 +87,28 @@ async def _demote(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
         "instances": {"web": "demoted"}}
     await ctl(lb1, "resume", instance="web")
     await until(lambda: lb1.holds() and not lb2.holds())
+
+
+async def _wire(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
+    """Adverts are encoded once and sent without the action worker when nothing waits in
+    it; still, a new master's first advert leaves only once it holds the VIP (make-before-
+    break), and a reload that changes the priority changes the bytes on the wire."""
+    transmit = link.transmit
+
+    def logged(sender: Any, payload: bytes, dst: Any, src: Any = None) -> None:
+        source = src or sender.primary_address
+        log.append((str(source), f"advert {decode(payload, source, dst).priority}"))
+        transmit(sender, payload, dst, src)
+
+    link.transmit = logged  # type: ignore[method-assign]
+    log.clear()
+    assert (await ctl(lb1, "demote", instance="web"))["ok"]
+    await until(lambda: ("lb1", "remove") in log)
+    assert log.index(("lb2", "add")) < log.index(("192.0.2.12", "advert 100"))
+    write_config(lb2.path.parent, "lb2", 120)
+    assert (await ctl(lb2, "reload"))["ok"]
+    await until(lambda: ("192.0.2.12", "advert 120") in log)
+    assert lb2.state() is State.MASTER
 
 
 async def _reload(lb1: Node, lb2: Node, link: FakeLink, log: list) -> None:
@@ -174,7 +197,7 @@ def test_instance_waits_in_fault_until_its_interface_is_usable(tmp_path: Path) -
 
 
 SCENARIOS = {"elect": _elect, "shutdown": _shutdown, "demote": _demote, "reload": _reload,
-             "control": _control, "metrics": _metrics}
+             "control": _control, "metrics": _metrics, "wire": _wire}
 
 
 def test_systemd_notify_ready_status_and_watchdog(tmp_path: Path,

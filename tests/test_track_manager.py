@@ -88,3 +88,13 @@ def test_crashed_runner_fails_its_tracker(tmp_path: Path, monkeypatch: pytest.Mo
 
     status = asyncio.run(scenario())
     assert (status.ok, status.detail) == (False, "tracker stopped: RuntimeError('boom')")
+
+
+def test_every_tracker_type_has_its_runner() -> None:
+    """The runners are imported by type on first use (psutil only for the kinds that use it);
+    each type names the class whose ``kind`` it is."""
+    from vrrpd.config.model import TrackType
+    from vrrpd.track.manager import RUNNERS, tracker_class
+
+    assert set(RUNNERS) == set(TrackType)
+    assert all(tracker_class(kind).kind is kind for kind in TrackType)

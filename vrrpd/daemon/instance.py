@@ -1,9 +1,11 @@
 """The asyncio driver of one virtual router: a queue, a timer and an executor.
 
 Every VRRP rule lives in :class:`~vrrpd.proto.router.VirtualRouter`; the driver feeds it events
-(:meth:`InstanceDriver.post`, with the loop's clock), arms exactly one timer at
-``router.next_deadline()``, and executes the actions that come back.  Critical actions
-(adverts, VIPs, announcements) run in order on one worker task; transitions are published to
+(:meth:`InstanceDriver.post`, with the loop's clock), arms exactly one deadline at
+``router.next_deadline()`` (on the daemon's shared :mod:`~vrrpd.daemon.scheduler`), and
+executes the actions that come back.  Critical actions (adverts, VIPs, announcements) run in
+order on one worker task; an advert with nothing waiting before it is sent at once, without
+the hop to the worker.  Transitions are published to
 subscribers with ``call_soon`` so that notify hooks, metrics or config sync can never delay a
 takeover (DESIGN.md seam 5).  ``tests/sim.py`` drives the router the same way with a fake
 clock.  The one thing done before the router sees an advert is receive-side filtering
@@ -29,6 +31,7 @@ from vrrpd.daemon.holding import Holding
 from vrrpd.daemon.logs import InstanceLog, RateLimitedLog
 from vrrpd.daemon.ports import HandoverPort, InstancePorts
 from vrrpd.daemon.reports import report
+from vrrpd.daemon.scheduler import Scheduler
 from vrrpd.daemon.transmit import Transmitter
 from vrrpd.proto.events import (
     Action,
@@ -51,7 +54,8 @@ log = logging.getLogger("vrrpd.instance")
 class InstanceDriver:
     """Runs one :class:`VirtualRouter` on the event loop."""
 
-    def __init__(self, cfg: InstanceConfig, ports: InstancePorts) -> None:
+    def __init__(self, cfg: InstanceConfig, ports: InstancePorts,
+                 scheduler: Scheduler | None = None) -> None:
         self.cfg = cfg
         self.ports = ports
         self.endpoint = ports.endpoint
@@ -68,15 +72,25 @@ class InstanceDriver:
         self.state_since = time.time()
         self.holding = Holding(self)  # the VIPs and what goes with them, while MASTER
         self.transmit = Transmitter(self)  # adverts, gratuitous ARP / NA
-        self.last_master_advert: dict[str, Any] | None = None  # the latest from another router
+        # the latest advert from another router acting as master: (wall clock, source, priority)
+        self._last_master_advert: tuple[float, IPAddress, int] | None = None
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
+        self.scheduler = scheduler or Scheduler(self._loop)
         self._queue: asyncio.Queue[Action] = asyncio.Queue()
+        self._busy = False  # the worker is carrying out an action
         self._worker = self._loop.create_task(self._work(), name=f"vrrp-{cfg.name}")
 
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    @property
+    def last_master_advert(self) -> dict[str, Any] | None:
+        """The latest advert from another router acting as master, for ``vrrpctl check``."""
+        if self._last_master_advert is None:
+            return None
+        at, source, priority = self._last_master_advert
+        return {"at": at, "from": str(source), "priority": priority}
 
     @property
     def vip_interface(self) -> str:
@@ -137,8 +151,7 @@ class InstanceDriver:
         actions = self.post(AdvertReceived(adv, source))
         if adv.priority and not any(isinstance(a, Dropped) for a in actions):
             # a router acting as master (priority 0 = one resigning), for `vrrpctl check`
-            self.last_master_advert = {"at": time.time(), "from": str(source),
-                                       "priority": adv.priority}
+            self._last_master_advert = (time.time(), source, adv.priority)
         if self.router.foreign_master and not was_foreign:
             self.counters["foreign_masters"] += 1
             self.log.warning("following foreign master %s (priority %d), which is not in peers: "
@@ -146,9 +159,14 @@ class InstanceDriver:
                              "set strict_peers: true to ignore unlisted routers", source,
                              adv.priority)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._dispatch(self.router.handle_timer(self._loop.time()))
+    @property
+    def expiry_needs_input(self) -> bool:
+        """A backup's deadline acts on silence: read what has arrived first (scheduler)."""
+        return self.router.state is State.BACKUP
+
+    def on_deadline(self, now: float) -> None:
+        """The scheduler says the router's next deadline has come (``now``: its time)."""
+        self._dispatch(self.router.handle_timer(now))
 
     # ---- output --------------------------------------------------------------------------
 
@@ -156,17 +174,11 @@ class InstanceDriver:
         for action in actions:
             if isinstance(action, Transition):
                 self._transition(action)
+            elif isinstance(action, SendAdvert) and not self._busy and self._queue.empty():
+                self.transmit.advert(action.priority)  # nothing before it waits: no worker hop
             elif not report(self, action):
                 self._queue.put_nowait(action)
-        self._arm()
-
-    def _arm(self) -> None:
-        deadline = self.router.next_deadline()
-        if self._timer is not None and (deadline is None or self._timer.when() != deadline):
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None and self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self.scheduler.arm(self, self.router.next_deadline())
 
     def _transition(self, t: Transition) -> None:
         entry = record(self, t)
@@ -176,11 +188,13 @@ class InstanceDriver:
     async def _work(self) -> None:
         while True:
             action = await self._queue.get()
+            self._busy = True
             try:
                 await self._execute(action)
             except Exception:  # one failed action must not stop the instance
                 self.log.exception("could not carry out %s", action)
             finally:
+                self._busy = False
                 self._queue.task_done()
 
     async def _execute(self, action: Action) -> None:
@@ -213,8 +227,7 @@ class InstanceDriver:
         await self._queue.join()
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.scheduler.arm(self, None)
         self.transmit.stop()
         self._worker.cancel()
         await asyncio.gather(self._worker, return_exceptions=True)

@@ -19,6 +19,7 @@ from vrrpd.daemon.history import TransitionListener
 from vrrpd.daemon.instance import InstanceDriver
 from vrrpd.daemon.ports import AnnouncePort, HandoverPort, InstancePorts, Kernel
 from vrrpd.daemon.receiver import NOT_LOOKED_AT, VrrpEndpoint
+from vrrpd.daemon.scheduler import Scheduler
 from vrrpd.daemon.status import instance_status
 from vrrpd.proto.events import FaultChanged, Shutdown, State
 from vrrpd.proto.numbers import OWNER_PRIORITY
@@ -38,6 +39,13 @@ class Instances:
         self.drivers: dict[str, InstanceDriver] = {}
         self._on_transition = on_transition
         self.handover: HandoverPort | None = None  # draining hand-over, set by the daemon
+        self.scheduler = Scheduler()  # every driver's deadlines (vrrpd.daemon.scheduler)
+        self.scheduler.before_expiry.append(self._read_sockets)
+
+    def _read_sockets(self) -> None:
+        """Before a backup acts on silence, hear what the sockets hold (scheduler)."""
+        for endpoint in self.endpoints.values():
+            endpoint.drain()
 
     def endpoint(self, ifname: str, family: int) -> VrrpEndpoint:
         """The endpoint of ``ifname`` and ``family``, opened on first use."""
@@ -69,7 +77,8 @@ class Instances:
         driver = InstanceDriver(cfg, InstancePorts(
             endpoint, self.kernel.addresses, announcer, vmac, self.kernel.accept_filter,
             self.kernel.routes, self.kernel.tproxy,
-            {p.dev: self.announcers[p.dev] for p in cfg.vip_placement.values() if p.dev}))
+            {p.dev: self.announcers[p.dev] for p in cfg.vip_placement.values() if p.dev}),
+            self.scheduler)
         driver.listeners.append(self._on_transition)
         driver.handover = self.handover
         return driver
@@ -177,3 +186,4 @@ class Instances:
             endpoint.close()
         for announcer in self.announcers.values():
             announcer.close()
+        self.scheduler.close()

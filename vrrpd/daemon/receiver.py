@@ -28,6 +28,8 @@ log = logging.getLogger("vrrpd.receiver")
 
 NOT_LOOKED_AT = "not looked at yet"  # an endpoint's problem until the daemon first looks
 READ_BATCH = 256  # packets per wake-up, so a flood cannot starve the timers
+DRAIN_MAX = 8192  # packets read before a backup acts on silence: the whole receive buffer
+DECODED_MAX = 1024  # decoded adverts kept, by (bytes, source, destination)
 
 
 class Driver(Protocol):
@@ -76,6 +78,9 @@ class VrrpEndpoint:
         self._open_socket = open_socket
         self._log = RateLimitedLog(log)
         self._loop = asyncio.get_running_loop()
+        # A master sends the same bytes every interval: decode each distinct advert once.
+        # Bounded, so random junk only makes it start over; failures are never kept.
+        self._decoded: dict[tuple[bytes, IPAddress, IPAddress], Advertisement] = {}
 
     @property
     def primary_address(self) -> IPAddress | None:
@@ -115,8 +120,8 @@ class VrrpEndpoint:
             self.sock.close()
             self.sock = None
 
-    def _readable(self) -> None:
-        for _ in range(READ_BATCH):
+    def _readable(self, batch: int = READ_BATCH) -> None:
+        for _ in range(batch):
             if self.sock is None:
                 return
             try:
@@ -129,16 +134,27 @@ class VrrpEndpoint:
             self.counters["packets"] += 1
             self._packet(pkt.payload, pkt.src, pkt.dst, pkt.ttl)
 
+    def drain(self) -> None:
+        """Read everything queued now (up to :data:`DRAIN_MAX`), before a deadline that acts on
+        silence: an advert that arrived in time must count even if the loop was busy."""
+        self._readable(DRAIN_MAX)
+
     def _packet(self, payload: bytes, src: IPAddress, dst: IPAddress, ttl: int) -> None:
         if ttl != VRRP_TTL:
             self._drop(DropReason.TTL, src, f"TTL/hop limit {ttl}, must be 255 (sent from "
                        "another subnet, or by something that is not a VRRP router)")
             return
-        try:
-            adv = decode(payload, src, dst)
-        except DecodeError as exc:
-            self._drop(exc.reason, src, str(exc))
-            return
+        key = (payload, src, dst)
+        adv = self._decoded.get(key)
+        if adv is None:
+            try:
+                adv = decode(payload, src, dst)
+            except DecodeError as exc:
+                self._drop(exc.reason, src, str(exc))
+                return
+            if len(self._decoded) >= DECODED_MAX:
+                self._decoded.clear()
+            self._decoded[key] = adv
         driver = self.drivers.get(adv.vrid)
         if driver is None:
             self._drop(DropReason.UNKNOWN_VRID, src,

@@ -18,11 +18,16 @@ from vrrpd.proto.packet import (
     AUTH_SIMPLE_TEXT,
     V2_AUTH_DATA,
     Advertisement,
+    ChecksumForm,
+    IPAddress,
     encode,
 )
 
 if TYPE_CHECKING:
     from vrrpd.daemon.instance import InstanceDriver
+    from vrrpd.proto.router import RouterParams
+
+WIRE_CACHE = 64  # encoded adverts kept per instance (priority x checksum form x destination)
 
 
 class Transmitter:
@@ -31,14 +36,31 @@ class Transmitter:
     def __init__(self, driver: InstanceDriver) -> None:
         self.driver = driver
         self._announce: asyncio.Task[None] | None = None
+        # The advert's bytes change only with priority, checksum form, addresses: encode once.
+        self._wire: dict[tuple[int, ChecksumForm, IPAddress, IPAddress], bytes] = {}
+        self._wire_params: RouterParams | None = None
+
+    def advert_bytes(self, priority: int, src: IPAddress, dst: IPAddress) -> bytes:
+        """Our advert with ``priority`` from ``src`` to ``dst``, encoded once and kept until
+        the router's parameters change (reload, a new source address)."""
+        router = self.driver.router
+        params, form = router.params, router.send_form
+        if self._wire_params is not params or len(self._wire) >= WIRE_CACHE:
+            self._wire.clear()
+            self._wire_params = params
+        key = (priority, form, src, dst)
+        data = self._wire.get(key)
+        if data is None:
+            auth = params.auth_data
+            adv = Advertisement(params.version, params.vrid, priority,
+                                params.advert_interval_cs, params.addresses,
+                                AUTH_NONE if auth is None else AUTH_SIMPLE_TEXT,
+                                auth_data=V2_AUTH_DATA if auth is None else auth)
+            data = self._wire[key] = encode(adv, src, dst, form)
+        return data
 
     def advert(self, priority: int) -> None:
         d, cfg = self.driver, self.driver.cfg
-        auth = d.router.params.auth_data
-        adv = Advertisement(cfg.version, cfg.vrid, priority, cfg.advert_interval_cs,
-                            d.router.params.addresses,
-                            AUTH_NONE if auth is None else AUTH_SIMPLE_TEXT,
-                            auth_data=V2_AUTH_DATA if auth is None else auth)
         src = d.router.params.primary_address  # src_ip, else the interface's
         if src is None:  # the interface became unusable: this instance is going to FAULT
             d.counters["send_errors"] += 1
@@ -46,7 +68,7 @@ class Transmitter:
         transmit = d.vmac if d.vmac is not None and not cfg.unicast_peers else d.endpoint
         for dst in cfg.unicast_peers or (d.endpoint.group,):
             try:
-                transmit.send(encode(adv, src, dst, d.router.send_form), dst, cfg.src_ip)
+                transmit.send(self.advert_bytes(priority, src, dst), dst, cfg.src_ip)
             except OSError as exc:
                 d.counters["send_errors"] += 1
                 d.drops_log.warning("send", "cannot send advert to %s: %s (is %s up?)", dst,

@@ -23,7 +23,7 @@ import errno
 import socket
 from collections.abc import Iterable, Mapping
 
-from pyroute2 import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError
 
 from vrrpd.kernel.link import (
     IFA_F_NODAD,

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError
 
 from vrrpd.kernel import link
 from vrrpd.kernel.accept_filter import IPInterface, run_nft

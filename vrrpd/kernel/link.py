@@ -30,7 +30,7 @@ from ipaddress import (
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
-from pyroute2 import AsyncIPRoute
+from pyroute2.iproute.linux import AsyncIPRoute
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import (
     RTM_DELADDR,

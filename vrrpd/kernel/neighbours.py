@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from pyroute2 import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ndmsg import NUD_FAILED, NUD_INCOMPLETE
 
 from vrrpd.kernel.link import RtnlClient

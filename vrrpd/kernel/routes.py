@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
-from pyroute2 import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkError
 
 from vrrpd.config.model import VirtualRoute, VirtualRule
 from vrrpd.kernel.link import RtnlClient, ifindex

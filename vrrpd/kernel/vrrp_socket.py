@@ -24,6 +24,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
 from vrrpd.kernel import link
 from vrrpd.proto.numbers import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL
@@ -38,6 +39,7 @@ IP_PKTINFO = 8  # <linux/in.h>; missing from Python's socket module
 RECV_BUFFER = 2048  # a VRRP message is at most 8 + 255 * 16 + 8 bytes only in theory;
 #                     real ones (a handful of VIPs) are far below an Ethernet MTU
 _CMSG_SPACE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20)
+KNOWN_MAX = 1024  # addresses (and send arguments) kept parsed; more start the table over
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,11 @@ class VrrpSocket:
         self.own_source_dropped = 0  # packets from one of our own addresses, see receive()
         self._own: frozenset[IPAddress] = frozenset()
         self._primary: IPAddress | None = None
+        # The same few peers send every interval: parse their addresses, and build the
+        # arguments of our own sends, once (bounded, so spoofed sources cannot grow them).
+        self._known: dict[bytes | str, IPAddress] = {}
+        self._send_args: dict[tuple[IPAddress, IPAddress], tuple[list[tuple[int, int, bytes]],
+                                                                  tuple[Any, ...]]] = {}
         self.refresh_addresses()
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         self._sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
@@ -153,30 +160,49 @@ class VrrpSocket:
         if self.family == 4:
             data, (src, _port) = self._sock.recvfrom(RECV_BUFFER)
             ihl = (data[0] & 0x0F) * 4
-            return ReceivedPacket(payload=data[ihl:], src=IPv4Address(data[12:16]),
-                                  dst=IPv4Address(data[16:20]), ttl=data[8])
+            return ReceivedPacket(payload=data[ihl:], src=self._address(data[12:16]),
+                                  dst=self._address(data[16:20]), ttl=data[8])
         data, ancillary, _flags, address = self._sock.recvmsg(RECV_BUFFER, _CMSG_SPACE)
         ttl, dst = -1, VRRP_GROUP[6]
         for level, kind, value in ancillary:
             if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT:
                 ttl = struct.unpack("@i", value[:4])[0]
             elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
-                dst = IPv6Address(value[:16])
-        src = ip_address(address[0].split("%", 1)[0])
+                dst = self._address(value[:16])
+        src = self._address(address[0])
         return ReceivedPacket(payload=data, src=src, dst=dst, ttl=ttl)
+
+    def _address(self, raw: bytes | str) -> IPAddress:
+        """``raw`` (4 or 16 bytes, or the text recvmsg gives, ``fe80::1%eth0``) parsed once."""
+        address = self._known.get(raw)
+        if address is None:
+            if len(self._known) >= KNOWN_MAX:
+                self._known.clear()
+            address = self._known[raw] = ip_address(
+                raw.split("%", 1)[0] if isinstance(raw, str) else raw)
+        return address
 
     def send(self, payload: bytes, dst: IPAddress, src: IPAddress | None = None) -> None:
         """Send one VRRP message to the group or a unicast peer, from ``src`` (an address of
         this host, the instance's ``src_ip``) or else :attr:`primary_address`."""
         src = src or self.primary_address
+        args = self._send_args.get((src, dst))
+        if args is None:
+            if len(self._send_args) >= KNOWN_MAX:
+                self._send_args.clear()
+            args = self._send_args[(src, dst)] = self._sendmsg_args(src, dst)
+        ancillary, address = args
+        self._sock.sendmsg([payload], ancillary, 0, address)
+
+    def _sendmsg_args(self, src: IPAddress, dst: IPAddress
+                      ) -> tuple[list[tuple[int, int, bytes]], tuple[Any, ...]]:
+        """The ancillary data (source address, RFC 3542 §6.1) and destination of a send."""
         if self.family == 4:
             pktinfo = struct.pack("@i4s4s", self.ifindex, src.packed, bytes(4))
-            ancillary = [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)]
-            self._sock.sendmsg([payload], ancillary, 0, (str(dst), 0))
-        else:
-            pktinfo = src.packed + struct.pack("@I", self.ifindex)
-            ancillary = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
-            self._sock.sendmsg([payload], ancillary, 0, (str(dst), 0, 0, self.ifindex))
+            return [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], (str(dst), 0)
+        pktinfo = src.packed + struct.pack("@I", self.ifindex)
+        return ([(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)],
+                (str(dst), 0, 0, self.ifindex))
 
     def close(self) -> None:
         self._sock.close()

@@ -387,7 +387,7 @@ class VirtualRouter:
                            f"also claims to own the addresses of VRID {p.vrid} (priority 255); "
                            "this router is their owner and keeps them (RFC 5798 §1, §5.2.4): "
                            "give the other router a priority below 255")
-        if set(adv.addresses) == set(p.addresses):
+        if _same_addresses(adv.addresses, p.addresses):
             return None
         if p.version == 2 and adv.priority != OWNER_PRIORITY:
             return Dropped(DropReason.ADDRESS_LIST, source,
@@ -409,7 +409,7 @@ class VirtualRouter:
         one master.  (With ``peers`` listed, a stranger's other list is refused earlier, as a
         VRID conflict.)"""
         p = self.params
-        if set(adv.addresses) == set(p.addresses):
+        if _same_addresses(adv.addresses, p.addresses):
             return []
         return [Mismatch(
             "address_list", source,
@@ -612,6 +612,12 @@ class VirtualRouter:
             if self._preempting is not None or self._preempt_at is not None:
                 self.group_hold = True
         return []
+
+
+def _same_addresses(theirs: tuple[IPAddress, ...], ours: tuple[IPAddress, ...]) -> bool:
+    """The same virtual addresses, in any order (RFC 5798 §7.1 compares the lists as sets);
+    the common case, the same list in the same order, without building sets."""
+    return theirs == ours or set(theirs) == set(ours)
 
 
 def _addresses(addresses: tuple[IPAddress, ...]) -> str:

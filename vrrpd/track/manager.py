@@ -4,38 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
 from collections.abc import Callable
 
 from vrrpd.config.model import TrackConfig, TrackType
 from vrrpd.track.base import Tracker
-from vrrpd.track.file import FileTracker
-from vrrpd.track.haproxy import HAProxyTracker
-from vrrpd.track.interface import InterfaceTracker
-from vrrpd.track.net import HttpTracker, TcpTracker
-from vrrpd.track.process import ProcessTracker
-from vrrpd.track.script import ScriptTracker
 from vrrpd.track.status import TrackStatus
 
 log = logging.getLogger("vrrpd.track")
 
-TRACKER_TYPES: dict[TrackType, type[Tracker]] = {
-    cls.kind: cls
-    for cls in (
-        HAProxyTracker,
-        ProcessTracker,
-        TcpTracker,
-        HttpTracker,
-        ScriptTracker,
-        InterfaceTracker,
-        FileTracker,
-    )
+# The runner of each type, imported when a tracker of that type is first configured: a node
+# without process or haproxy trackers need not load psutil, nor one without http trackers the
+# HTTP client.
+RUNNERS: dict[TrackType, tuple[str, str]] = {
+    TrackType.HAPROXY: ("vrrpd.track.haproxy", "HAProxyTracker"),
+    TrackType.PROCESS: ("vrrpd.track.process", "ProcessTracker"),
+    TrackType.TCP: ("vrrpd.track.net", "TcpTracker"),
+    TrackType.HTTP: ("vrrpd.track.net", "HttpTracker"),
+    TrackType.SCRIPT: ("vrrpd.track.script", "ScriptTracker"),
+    TrackType.INTERFACE: ("vrrpd.track.interface", "InterfaceTracker"),
+    TrackType.FILE: ("vrrpd.track.file", "FileTracker"),
 }
+TRACKER_TYPES: dict[TrackType, type[Tracker]] = {}  # the runner classes imported so far
+
+
+def tracker_class(kind: TrackType) -> type[Tracker]:
+    """The runner class of tracker type ``kind`` (its module is imported on first use)."""
+    if kind not in TRACKER_TYPES:
+        module, name = RUNNERS[kind]
+        TRACKER_TYPES[kind] = getattr(importlib.import_module(module), name)
+    return TRACKER_TYPES[kind]
 
 
 def make_tracker(config: TrackConfig, on_change: Callable[[TrackStatus], None]) -> Tracker:
     """The runner for ``config``; a bad option (unknown user, bad URL) raises ValueError."""
-    return TRACKER_TYPES[config.type](config, on_change)
+    return tracker_class(config.type)(config, on_change)
 
 
 class TrackerSet:
