@@ -28,7 +28,12 @@ Check = Callable[[Any], Any]  # value -> converted value, or ValueError(reason)
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (Debian's and PyPI's builds do): with the pure-Python one,
+# parsing was a sixth of the start-up of a daemon with 255 instances.  Same nodes, marks, errors.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeLoader):  # type: ignore[misc]
     """A SafeLoader that remembers where every mapping, sequence, key and item starts."""
 
     def __init__(self, stream: str) -> None:
@@ -38,13 +43,13 @@ class _LineLoader(yaml.SafeLoader):
         self.lines: dict[int, tuple[Any, int, dict[Any, int]]] = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=True)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=True)
         keys = {self.construct_object(k): k.start_mark.line + 1 for k, _ in node.value}
         self.lines[id(mapping)] = (mapping, node.start_mark.line + 1, keys)
         return mapping
 
     def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
-        seq = super().construct_sequence(node, deep=True)
+        seq: list[Any] = super().construct_sequence(node, deep=True)
         items = {i: n.start_mark.line + 1 for i, n in enumerate(node.value)}
         self.lines[id(seq)] = (seq, node.start_mark.line + 1, items)
         return seq
