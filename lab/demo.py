@@ -47,18 +47,19 @@ def say(msg: str) -> None:
           flush=True)
 
 
-def lab_namespaces() -> list[str]:
+def lab_namespaces(prefix: str = PREFIX) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(f"{PREFIX}-")]
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"{prefix}-")]
 
 
-def down(quiet: bool = False) -> int:
-    """Remove every ``vrlab-*`` namespace, what runs in it, and ``/run/vrrpd-lab``; safe to run
-    any time.  Returns how many namespaces there were."""
-    names = lab_namespaces()
+def down(quiet: bool = False, prefix: str = PREFIX, run: Path = RUN) -> int:
+    """Remove every ``vrlab-*`` namespace (``prefix``), what runs in it, and
+    ``/run/vrrpd-lab`` (``run``); safe to run any time.  Returns how many namespaces there
+    were."""
+    names = lab_namespaces(prefix)
     for name in names:
         Namespace(name).delete()
-    shutil.rmtree(RUN, ignore_errors=True)
+    shutil.rmtree(run, ignore_errors=True)
     if not quiet:
         say(f"lab removed ({len(names)} namespaces)" if names else "no lab was running")
     return len(names)
@@ -231,10 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="demo: leave the lab running")
     p.add_argument("--timeline", type=Path, default=TIMELINE,
                    help=f"demo: where to write the SVG timeline (default {TIMELINE})")
+    p.add_argument("--transparent", action="store_true",
+                   help="the transparent variant instead (README \"Transparent mode\"): "
+                        "two networks, namespaces vrtp-*")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("scripts/lab: run as root: the lab creates network namespaces", file=sys.stderr)
         return 1
+    if args.transparent:
+        from lab import tproxy_demo
+
+        return tproxy_demo.main(args.command, args.keep)
     if args.command == "down":
         down()
     elif args.command == "up":

@@ -23,6 +23,7 @@ from typing import TextIO
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE
+from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     ModalityWorklistInformationFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -47,11 +48,16 @@ def _ae(timeout: float) -> AE:
     return ae
 
 
-def echo(host: str, port: int = 104, timeout: float = 1.0) -> bool:
-    """One association with one C-ECHO; True when it was accepted and answered Success."""
+def associate(host: str, port: int = 104, timeout: float = 1.0) -> Association:
+    """A new association offering Verification (C-ECHO); check ``is_established``."""
     ae = _ae(timeout)
     ae.add_requested_context(Verification)
-    assoc = ae.associate(host, port, ae_title="PACS")
+    return ae.associate(host, port, ae_title="PACS")
+
+
+def echo(host: str, port: int = 104, timeout: float = 1.0) -> bool:
+    """One association with one C-ECHO; True when it was accepted and answered Success."""
+    assoc = associate(host, port, timeout)
     if not assoc.is_established:
         return False
     try:

@@ -123,3 +123,18 @@ def test_host_check_asks_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="without CAP_NET_ADMIN: run `vrrpd --check-config` "
                                          "as root"):
         on_host.tproxy(4)
+
+
+def test_check_config_warns_when_the_gateway_does_not_forward(tmp_path: Path) -> None:
+    """The PACS routes everything through the gateway VIP: without forwarding, only replies
+    to HAProxy get through (a warning, not an error: that may be all a site needs)."""
+    path = write_config(tmp_path, "lb1", 100, tproxy={})
+    config = parse_config(path.read_text(), path, host=False)
+    sysctl = tmp_path / "sys"
+    (sysctl / "net/ipv4").mkdir(parents=True)
+    (sysctl / "net/ipv4/ip_forward").write_text("0\n")
+    (warning,) = on_host.tproxy_warnings(config.instances, sysctl)
+    assert warning.startswith("instances[0].tproxy: net.ipv4.ip_forward is 0: web's VIP is the "
+                              "servers' default gateway")
+    (sysctl / "net/ipv4/ip_forward").write_text("1\n")
+    assert on_host.tproxy_warnings(config.instances, sysctl) == []

@@ -11,6 +11,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from vrrpd import __version__
+from vrrpd.config.host import tproxy_warnings
 from vrrpd.config.loader import ConfigError, load_config
 from vrrpd.config.model import Config
 from vrrpd.daemon.logs import setup_logging
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check_config:
         warnings = ([] if args.no_host_checks
-                    else interface_warnings(config) + accept_mode_warnings(config))
+                    else interface_warnings(config) + accept_mode_warnings(config)
+                    + tproxy_warnings(config.instances))
         for warning in warnings:
             print(f"{args.config}: warning: {warning}")
         if config.bgp is not None and not args.no_host_checks:

@@ -22,9 +22,14 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vrrpd.config.schema import Check, absolute_path
+
+if TYPE_CHECKING:
+    from vrrpd.config.model import InstanceConfig
 
 
 def virtual_mac(interface: str, family: int, vrid: int) -> Check:
@@ -107,3 +112,28 @@ def tproxy(family: int) -> None:
     why = problem(family)
     if why is not None:
         raise ValueError(why)
+
+
+def tproxy_warnings(instances: Iterable[InstanceConfig], sysctl: Path = Path("/proc/sys")
+                    ) -> list[str]:
+    """What ``--check-config`` warns about a ``tproxy:`` instance on this host: forwarding
+    off.  Transparent proxying itself does not need it (the replies are delivered locally),
+    but the servers route *everything* through the gateway VIP, so their own connections
+    (a PACS sending C-MOVE results or C-STORE to a modality) need the master to forward."""
+    warnings = []
+    for i, inst in enumerate(instances):
+        if inst.tproxy is None:
+            continue
+        key = ("net/ipv4/ip_forward" if inst.family == 4
+               else "net/ipv6/conf/all/forwarding")
+        try:
+            on = (sysctl / key).read_text().strip() == "1"
+        except OSError:
+            continue
+        if not on:
+            warnings.append(
+                f"instances[{i}].tproxy: {key.replace('/', '.')} is 0: {inst.name}'s VIP is "
+                "the servers' default gateway, and without forwarding their own connections "
+                "to other networks (a PACS's C-STORE to a modality) are dropped; set it to 1 "
+                "in /etc/sysctl.d/ unless the servers need nothing but replies")
+    return warnings
