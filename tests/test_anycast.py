@@ -5,6 +5,9 @@ speaker from its trackers -- with :class:`vrrpd.kernel.fakes.FakeSpeaker`; the l
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import threading
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,11 @@ import pytest
 import yaml
 
 from tests.daemon_helpers import until
+from tests.test_frr_speaker import FakeBgpd
+from vrrpd.cli.render import render_status
 from vrrpd.config.loader import ConfigError, load_config, parse_config
 from vrrpd.config.model import Deprefer
+from vrrpd.control.health import assess
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.bgp import MED_MAX, Announcement
@@ -228,3 +234,86 @@ def test_demote_drains_then_withdraws_and_resume_announces(tmp_path: Path,
         await daemon.stop()
 
     run(main())
+
+
+# ---- --check-config and the status text -----------------------------------------------------
+
+
+def test_check_config_reaches_the_speaker_or_says_why_not(tmp_path: Path) -> None:
+    """``vrrpd --check-config`` connects to bgpd's vty socket and lists its neighbours; an
+    unreachable bgpd fails the check (exit 1) saying what to look at."""
+
+    socket_path = tmp_path / "bgpd.vty"
+    path = tmp_path / "vrrpd.yaml"
+    path.write_text(GOOD.replace("/run/frr/bgpd.vty", str(socket_path))
+                    .replace("/run/down", str(tmp_path / "down"))
+                    .replace("/run/slow", str(tmp_path / "slow")))
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vrrpd", "--check-config", "-c", str(path)],
+                              capture_output=True, text=True, timeout=60)
+
+    down = check()
+    assert down.returncode == 1
+    assert f"cannot reach FRR bgpd at {socket_path}" in down.stderr
+    loop = asyncio.new_event_loop()
+    bgpd = FakeBgpd(socket_path)
+    loop.run_until_complete(bgpd.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        up = check()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert up.returncode == 0, up.stderr
+    assert "reachable; neighbours: 192.0.2.1 Established (BFD Up)" in up.stdout
+    assert "OK (0 instance(s), 1 anycast group(s))" in up.stdout
+
+
+def test_status_text_shows_each_group_and_each_router(tmp_path: Path) -> None:
+    lab = Lab(tmp_path)
+
+    async def main() -> str:
+        daemon = await lab.start()
+        await until(lambda: lab.announced() is not None)
+        anycast = daemon.anycast
+        assert anycast is not None
+        anycast.peers = await lab.speaker.peers()  # as the next poll would
+        text = render_status(daemon.status())
+        await daemon.stop()
+        return text
+
+    text = run(main())
+    assert "anycast via fake speaker" in text
+    assert "pacs   203.0.113.10/32  announced  10   0        -" in text, text
+    assert ("pacs: router 192.0.2.1 session Established, BFD Up, announced: 203.0.113.10/32"
+            in text), text
+
+
+def test_check_verdict_covers_groups_and_sessions(tmp_path: Path) -> None:
+    """``vrrpctl check``: announced is OK; a withdrawn group WARNING (naming the failing
+    tracker); a router session down CRITICAL."""
+    lab = Lab(tmp_path)
+
+    async def main() -> list[dict[str, Any]]:
+        daemon = await lab.start()
+        anycast = daemon.anycast
+        assert anycast is not None
+        await until(lambda: lab.announced() is not None)
+        anycast.peers = await lab.speaker.peers()
+        verdicts = [assess(daemon.status())]
+        lab.down.write_text("1\n")
+        await until(lambda: lab.announced() is None)
+        lab.speaker.session = "Active"
+        anycast.peers = await lab.speaker.peers()
+        verdicts.append(assess(daemon.status()))
+        await daemon.stop()
+        return verdicts
+
+    ok, bad = run(main())
+    assert (ok["status"], ok["summary"]) == ("OK", "lb1: pacs announced"), ok
+    assert bad["status"] == "CRITICAL"
+    assert [p["text"] for p in bad["problems"]] == [
+        "BGP session to 192.0.2.1 Active: nothing announced reaches it",
+        "pacs withdrawn (failing: haproxy)"], bad

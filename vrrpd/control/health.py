@@ -16,6 +16,11 @@ WARNING -- serving, but something needs a look:
   * an operator mode left on (maintenance, demoted, promoted);
   * config sync: files edited here (diverged), the last push failed, a peer behind, diverged,
     never synced or not answering.
+
+Anycast groups (README.md "Scaling out"; the other nodes may serve what this one does not):
+CRITICAL when the BGP speaker refused or failed the last change, or a session to a router is
+not Established; WARNING when a group is withdrawn, de-preferred or draining, or a session's
+BFD is not Up.
 """
 
 from __future__ import annotations
@@ -37,18 +42,46 @@ def assess(doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         problems += _instance(inst, now)
     if doc.get("config_sync"):
         problems += _config_sync(doc["config_sync"])
+    if doc.get("anycast"):
+        problems += _anycast(doc["anycast"], doc["bgp"])
     problems.sort(key=lambda p: -p["severity"])
     code = max((p["severity"] for p in problems), default=OK)
     if problems:
         summary = "; ".join(p["text"] for p in problems)
     else:
-        summary = ", ".join(_brief(i) for i in doc["instances"]) or "no instances"
+        summary = ", ".join([*(_brief(i) for i in doc["instances"]),
+                             *(f"{g['name']} {g['state']}" for g in doc.get("anycast", []))]
+                            ) or "no instances"
     perf = " ".join(f"{i['name']}_priority={i['effective_priority']} "
                     f"{i['name']}_master={int(i['state'] == 'MASTER')}"
                     for i in doc["instances"])
     return {"code": code, "status": NAMES[code], "summary": f"{doc['node']}: {summary}",
             "problems": [{**p, "severity": NAMES[p["severity"]]} for p in problems],
             "perfdata": perf}
+
+
+def _anycast(groups: list[dict[str, Any]], bgp: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    if bgp.get("error"):
+        out.append({"severity": CRITICAL, "instance": "bgp",
+                    "text": f"BGP speaker: {bgp['error']}"})
+    for peer in bgp.get("peers", []):
+        if peer["state"] != "Established":
+            out.append({"severity": CRITICAL, "instance": "bgp", "text": f"BGP session to "
+                        f"{peer['address']} {peer['state']}: nothing announced reaches it"})
+        elif peer.get("bfd") not in (None, "Up"):
+            out.append({"severity": WARNING, "instance": "bgp",
+                        "text": f"BFD to {peer['address']} {peer['bfd']}"})
+    for g in groups:
+        if g["draining"] is not None:
+            out.append(_problem(WARNING, g, "draining (`vrrpctl resume` ends it)"
+                                if g["draining"]["done"] is None
+                                else f"drained: {g['draining']['done']}"))
+        elif g["state"] != "announced":
+            failing = [t["name"] for t in g["trackers"] if not t["ok"]]
+            out.append(_problem(WARNING, g, f"{g['state']}"
+                                + (f" (failing: {', '.join(failing)})" if failing else "")))
+    return out
 
 
 def unreachable(reason: str) -> dict[str, Any]:
