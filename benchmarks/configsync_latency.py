@@ -2,30 +2,32 @@
 
 Run as root from a clean clone (``scripts/setup-host`` once)::
 
-    .venv/bin/python benchmarks/configsync_latency.py [--runs 5]
+    .venv/bin/python benchmarks/configsync_latency.py [--runs 10]
 
 Builds :class:`lab.configsync_pair.ConfigSyncLab`: lb1 (MASTER, the sync source) and lb2 in network
 namespaces, real HAProxy 2.6 master-worker on both (``-W -D -p PIDFILE -S master.sock``), two
 real vrrpd daemons with ``config_sync:`` pinning each other's ``vrrpd config-sync keygen``
 certificate, reload ``kill -USR2`` confirmed through the master CLI (``show proc``).  Then:
 
-* ``runs`` times: write a configuration with a new ``X-Config-Gen`` on lb1 and time, from the
+* ``runs`` times, each at a random time (0.5 s plus a delay uniform over the config sync
+  service's 0.25 s file poll, recorded per run, so the write does not land at one fixed point
+  of the poll): write a configuration with a new ``X-Config-Gen`` on lb1 and time, from the
   write, (a) the new file installed on lb2 and (b) lb2's HAProxy answering a fresh request on
-  its loopback with the new generation (polled every 2 ms).  Median and worst; target: median
-  of (b) <= 2 s.
+  its loopback with the new generation (polled every 2 ms).  Median, min and max; target:
+  median of (b) <= 2 s.
 * a broken edit (``http-request retrun``): refused by lb2's ``haproxy -c``, whose message is
   shown on lb1 (``vrrpctl config-sync status`` / ``sync push``), while lb2 keeps serving.
 
-Prints the figures and writes them to ``benchmarks/results/sync-latency-<time>.json``.
+Prints the figures and writes them to ``benchmarks/results/configsync-latency-<UTC time>.json``
+(:mod:`benchmarks.record`).
 Exit status 1 when the target or the broken-edit check fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -36,11 +38,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.configsync_pair import ConfigSyncLab, haproxy_config, wait_for  # noqa: E402
+from lab.phase import random_phase  # noqa: E402
 from vrrpd.cli.configsync_cli import render_config_sync  # noqa: E402
+from vrrpd.configsync.service import POLL  # noqa: E402
 from vrrpd.control.client import ControlError  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
+SETTLE = 0.5  # seconds after the previous edit went live, before the random delay
 TARGET = 2.0  # seconds, median write -> live on the backup
 
 
@@ -82,11 +87,16 @@ def broken_edit(lab: ConfigSyncLab, serving: str) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--seed", type=int, help="seed of the edit times (default: random)")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("run as root (network namespaces)", file=sys.stderr)
         return 2
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(2**32)
+    rng = random.Random(args.seed)
+    record = Record("configsync-latency", vars(args))
     with tempfile.TemporaryDirectory(prefix="vrrpd-sync-bench-") as tmp, \
             ConfigSyncLab(Path(tmp)) as lab:
         first = lab.vrrpd["lb1"].ctl("config-sync-push")  # lb2 is a fresh install: never synced
@@ -95,17 +105,22 @@ def main() -> int:
                 for p, r in first["peers"].items()))
         runs = []
         for gen in range(1, args.runs + 1):
-            time.sleep(0.5)
-            runs.append(one_edit(lab, gen))
-            print(f"run {gen}: file installed on lb2 {runs[-1]['installed'] * 1000:.0f} ms, "
+            time.sleep(SETTLE)
+            delay = random_phase(POLL, rng)
+            runs.append({"delay_s": round(SETTLE + delay, 4), **one_edit(lab, gen)})
+            print(f"run {gen}: edit at +{delay * 1000:3.0f} ms, file installed on lb2 "
+                  f"{runs[-1]['installed'] * 1000:.0f} ms, "
                   f"live on lb2's HAProxy {runs[-1]['live'] * 1000:.0f} ms")
         broken = broken_edit(lab, str(args.runs))
     live = [r["live"] for r in runs]
     installed = [r["installed"] for r in runs]
-    summary = {"median_live_s": statistics.median(live), "max_live_s": max(live),
-               "median_installed_s": statistics.median(installed), "target_s": TARGET}
+    summary = {"median_live_s": statistics.median(live), "min_live_s": min(live),
+               "max_live_s": max(live), "median_installed_s": statistics.median(installed),
+               "min_installed_s": min(installed), "max_installed_s": max(installed),
+               "target_s": TARGET, "broken_edit_refused_after_s": broken["refused_after_s"]}
     print(f"\nedit on lb1 -> live on lb2 (HAProxy answers with the new config), "
           f"{len(runs)} runs: median {summary['median_live_s'] * 1000:.0f} ms, "
+          f"min {summary['min_live_s'] * 1000:.0f} ms, "
           f"max {summary['max_live_s'] * 1000:.0f} ms (file installed: median "
           f"{summary['median_installed_s'] * 1000:.0f} ms); target <= {TARGET:g} s: "
           f"{'met' if summary['median_live_s'] <= TARGET else 'MISSED'}")
@@ -114,12 +129,7 @@ def main() -> int:
           f"{'ok' if broken['ok'] else 'FAILED'}")
     print("vrrpctl config-sync status (on lb1):\n  " + broken["status"].replace("\n", "\n  "))
     print("vrrpctl " + broken["push"].replace("\n", "\n  "))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / time.strftime("sync-latency-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps({"host": platform.node(), "kernel": platform.release(),
-                               "runs": runs, "summary": summary, "broken_edit": broken},
-                              indent=1))
-    print(f"\nwritten to {out.relative_to(REPO)}")
+    record.write(runs=runs, summary=summary, broken_edit=broken)
     return 0 if summary["median_live_s"] <= TARGET and broken["ok"] else 1
 
 

@@ -185,13 +185,19 @@ class ClientProber:
         return read_samples(self.out) if self.out.exists() else []
 
     def measure(self, fault: float, new_lb: str | None = None, wait: float = 10) -> Outage:
-        """Wait (up to ``wait`` s) for a success by ``new_lb`` after ``fault``; measure."""
+        """Wait (up to ``wait`` s) for a success by ``new_lb`` after ``fault``; measure.
+
+        A request is recorded when it completes, so once that success is seen, requests sent
+        before it may still be in flight (a slow success, or a failure still waiting out its
+        timeouts): wait until each has had its connect and read timeouts before measuring,
+        or the gap would be too long and the failures too few."""
         deadline = time.monotonic() + wait
         while True:
             samples = self.samples()
             if any(s.sent > fault and s.ok and (new_lb is None or s.lb == new_lb)
                    for s in samples):
-                return measure(samples, fault, new_lb)
+                time.sleep(2 * self.timeout + 0.05)
+                return measure(self.samples(), fault, new_lb)
             if time.monotonic() > deadline:
                 return measure(samples, fault, new_lb)  # raises, naming what is missing
             time.sleep(0.02)
