@@ -28,6 +28,7 @@ import yaml
 from lab.daemons import REPO, AddressProbe, Vrrpd, wait_for
 from lab.haproxy_pair import LBS, VIP, KeepalivedNode
 from lab.pacs import PacsLab
+from lab.phase import random_phase
 
 REFERENCE_KEEPALIVED = REPO / "etc" / "keepalived"
 
@@ -180,21 +181,26 @@ class Step:
     failed: int  # failed client requests in that window
     both_ms: float  # longest time both LBs held the VIP during the step
     none_ms: float  # longest time nobody held it
+    phase_delay_ms: float  # the random wait before the step's action (lab.phase)
 
 
-def rolling_swap(lab: KeepalivedPacsLab, settle: float = 1.0) -> list[Step]:
+def rolling_swap(lab: KeepalivedPacsLab, settle: float = 1.0,
+                 period: float = 1.0) -> list[Step]:
     """keepalived pair -> vrrpd pair, the README procedure, step by step.
 
     1. lb2 (backup) to vrrpd; 2. fail over to it (stop keepalived on lb1: priority 0);
     3. lb1 to vrrpd (joins as backup; ``preempt_delay 60`` keeps lb2 master);
     4. roll lb1 back to keepalived (it must read vrrpd's adverts: no second master), then
     forward again; 5. hand back to lb1, the preferred master (``vrrpctl demote`` on lb2).
+    Each action comes ``settle`` seconds plus a random part of ``period`` (a whole number of
+    the adverts' and keepalived's check intervals, :mod:`lab.phase`) after the last step.
     """
     steps: list[Step] = []
     with HolderWatch(lab) as watch, lab.client() as client:
 
         def step(name: str, holder: str, action: Any) -> None:
             time.sleep(settle)
+            delay = random_phase(period)
             watch.take()
             start = time.monotonic()
             action()
@@ -203,7 +209,8 @@ def rolling_swap(lab: KeepalivedPacsLab, settle: float = 1.0) -> list[Step]:
             out = client.measure(start, holder)
             seen = watch.take()
             steps.append(Step(name, holder, round(out.outage_ms, 1), out.failed,
-                              round(seen.both_max * 1000, 1), round(seen.none_max * 1000, 1)))
+                              round(seen.both_max * 1000, 1), round(seen.none_max * 1000, 1),
+                              round(delay * 1000, 1)))
 
         step("lb2 keepalived -> vrrpd (backup)", "lb1", lambda: lab.swap("lb2"))
         step("stop keepalived on lb1: lb2 takes over", "lb2",
