@@ -182,8 +182,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 line[daemon]["no_outage"] = no_outage(line[daemon]["median_ms"],
                                                       line[daemon]["median_failed"])
         if "vrrpd" in line and "keepalived" in line:
-            if line["vrrpd"]["no_outage"] and line["keepalived"]["no_outage"]:
-                line["ratio"] = "no outage on either side"
+            quiet = [d for d in ("vrrpd", "keepalived") if line[d]["no_outage"]]
+            if quiet:  # a ratio of probe spacing to an outage, or of two spacings, is noise
+                line["ratio"] = ("no outage on either side" if len(quiet) == 2
+                                 else f"none: {quiet[0]} had no outage")
             else:
                 line["ratio"] = round(line["vrrpd"]["median_ms"]
                                       / line["keepalived"]["median_ms"], 2)

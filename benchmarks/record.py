@@ -9,9 +9,9 @@ ones it cites are committed: see ``.gitignore``)::
 
 A result file holds ``benchmark``, ``started`` / ``finished`` (UTC, ISO 8601), ``environment``
 (host, kernel, CPU count, load average at the start and at the end, the versions of vrrpd,
-HAProxy, keepalived and Python, the git commit of the checkout and whether it had local
-changes), ``parameters`` (the command line), ``runs`` (every raw measurement) and ``summary``
-(what the script printed), plus any other section the benchmark names.
+HAProxy, keepalived and Python, the git commit of the checkout and the tracked files that
+differed from it), ``parameters`` (the command line), ``runs`` (every raw measurement) and
+``summary`` (what the script printed), plus any other section the benchmark names.
 
 :func:`require_keepalived` is the one rule for a comparison daemon that is not installed: say
 so and stop with a non-zero status, unless the operator asked to skip the comparison.
@@ -67,12 +67,13 @@ def _git(*args: str) -> str | None:
                              timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    return out.stdout.rstrip() if out.returncode == 0 else None
 
 
 def environment() -> dict[str, Any]:
     """The machine and software a measurement ran on (see the module docstring)."""
     status = _git("status", "--porcelain", "--untracked-files=no")
+    changed = [line[3:] for line in status.splitlines()] if status is not None else None
     return {
         "host": platform.node(),
         "kernel": platform.release(),
@@ -85,7 +86,7 @@ def environment() -> dict[str, Any]:
             "python": platform.python_version(),
         },
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_local_changes": bool(status) if status is not None else None,
+        "git_local_changes": changed,  # tracked files that differ from the commit
     }
 
 

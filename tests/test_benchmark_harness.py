@@ -81,6 +81,7 @@ def test_result_file_names_the_environment(tmp_path: Path, monkeypatch: pytest.M
     assert set(env["versions"]) == {"vrrpd", "haproxy", "keepalived", "python"}
     assert env["cpus"] >= 1 and len(env["loadavg_start"]) == 3 and len(env["loadavg_end"]) == 3
     assert env["kernel"] and env["host"]
+    assert env["git_commit"] is None and env["git_local_changes"] is None  # not a checkout
     assert doc["parameters"] == {"runs": 2} and doc["runs"] == [1, 2] and doc["note"] == "x"
     assert "load average" in capsys.readouterr().out
     assert not list((tmp_path / "results").glob("*.tmp"))
