@@ -54,3 +54,36 @@ def test_concurrent_changes_share_dumps_that_start_after_them(
     asyncio.run(scenario())  # AddressError if a confirmation missed its own change
     dumps = sum(kind == "dump" for kind, _ in events)
     assert 2 <= dumps < 30, dumps
+
+
+def test_dumps_of_two_interfaces_never_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two instances of one sync group on eth1 and eth2 take over at once (the transparent
+    variant's client VIP and gateway VIP): their confirmations share one netlink socket, on
+    which the kernel refuses a second dump while one runs (EBUSY), so they take turns."""
+    running = 0
+    dumped: list[int] = []
+
+    async def request(self: AddressManager, *_: Any) -> None:
+        await asyncio.sleep(0)
+
+    async def dump(self: AddressManager, index: int) -> dict[Any, AddressInfo]:
+        nonlocal running
+        running += 1
+        assert running == 1, "two dumps on one netlink socket at once (EBUSY)"
+        await asyncio.sleep(0.001)
+        running -= 1
+        dumped.append(index)
+        return {vip: AddressInfo(vip, 0) for vip in vips[index]}
+
+    monkeypatch.setattr(AddressManager, "_request", request)
+    monkeypatch.setattr(AddressManager, "_dump", dump)
+    monkeypatch.setattr(module, "ifindex", {"eth1": 2, "eth2": 3}.__getitem__)
+    vips = {2: [ip_interface("192.0.2.100/24")], 3: [ip_interface("198.51.100.1/24")]}
+
+    async def scenario() -> None:
+        manager = AddressManager()
+        await asyncio.gather(*(manager.add(name, vips[index]) for _ in range(3)
+                               for name, index in (("eth1", 2), ("eth2", 3))))
+
+    asyncio.run(scenario())
+    assert sorted(set(dumped)) == [2, 3]

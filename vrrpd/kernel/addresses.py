@@ -26,7 +26,6 @@ import asyncio
 import errno
 import socket
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -50,7 +49,10 @@ class AddressManager(RtnlClient):
     def __init__(self) -> None:
         super().__init__()
         self._next: dict[int, asyncio.Task[dict[IPInterface, AddressInfo]]] = {}
-        self._running: dict[int, asyncio.Task[Any]] = {}
+        # one dump at a time on this socket, of whichever interface: netlink refuses a second
+        # dump on one socket while one runs (EBUSY: two instances on eth1 and eth2 of one
+        # sync group taking over together)
+        self._dumping = asyncio.Lock()
 
     async def add(self, ifname: str, vips: Iterable[IPInterface],
                   labels: Mapping[IPInterface, str] | None = None) -> None:
@@ -103,18 +105,13 @@ class AddressManager(RtnlClient):
         task = self._next.get(index)
         if task is None:
             task = self._next[index] = asyncio.get_running_loop().create_task(
-                self._dump_after(index, self._running.get(index)))
+                self._dump_after(index))
         return await asyncio.shield(task)
 
-    async def _dump_after(self, index: int, previous: asyncio.Task[Any] | None
-                          ) -> dict[IPInterface, AddressInfo]:
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])  # one dump at a time; callers join this one
-        del self._next[index]  # from now on, a change needs the next dump
-        current = asyncio.current_task()
-        if current is not None:
-            self._running[index] = current
-        return await self._dump(index)
+    async def _dump_after(self, index: int) -> dict[IPInterface, AddressInfo]:
+        async with self._dumping:  # callers join this one until it starts
+            del self._next[index]  # from now on, a change needs the next dump
+            return await self._dump(index)
 
     async def _dump(self, index: int) -> dict[IPInterface, AddressInfo]:
         infos = [address_info(msg) async for msg in
