@@ -48,11 +48,12 @@ def sync(**changes: Any) -> dict[str, Any]:
 
 
 # the old master draining after a planned hand-over, while its peer forwards (vrrpd.drain)
-DRAINING = {"enabled": True, "timeout": 600.0, "drains": 1, "forwards": 0,
+DRAINING = {"enabled": True, "off": None, "timeout": 600.0, "drains": 1, "forwards": 0,
             "draining": {"sessions": 2, "left": 584.2, "since": 1700000000.0,
                          "timeout": 600.0, "peer": "lb2", "counting": True},
             "forwarding": None}
-FORWARDING = {"enabled": True, "timeout": 600.0, "drains": 0, "forwards": 1, "draining": None,
+FORWARDING = {"enabled": True, "off": None, "timeout": 600.0, "drains": 0, "forwards": 1,
+              "draining": None,
               "forwarding": {"to": "192.0.2.11", "since": 1700000000.0, "heartbeats": 40,
                              "peer_sessions": 2, "peer_left": 584.0}}
 

@@ -3,19 +3,23 @@ VIPs, the side channel's messages, the nftables scripts (checked by ``nft -c``).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from ipaddress import ip_address, ip_interface
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from status_docs import DRAINING, FORWARDING, doc, instance
 from test_metrics import scrape
 
 from vrrpd.cli.render import render_status
+from vrrpd.drain.handover import Handover
 from vrrpd.drain.messages import DrainMessage, Phase
 from vrrpd.drain.sessions import count_sessions, listener_address
-from vrrpd.kernel.drain_forward import guard_rules, mark_rules
-from vrrpd.kernel.drain_hold import host_addresses
+from vrrpd.kernel.drain_forward import DrainForwarding, guard_rules, mark_rules
+from vrrpd.kernel.drain_hold import DrainHold, host_addresses
 from vrrpd.track.haproxy import StatsError
 
 # `show sess all` of HAProxy 2.6.12 (abridged): a session on the VIP, one on the loopback
@@ -126,3 +130,23 @@ def test_status_and_metrics_show_the_drain_on_both_nodes() -> None:
     assert 'vrrpd_drain_forwarding{vrrp_instance="pacs"} 1.0' in body
     assert 'vrrpd_drain_forwards_total{vrrp_instance="pacs"} 1.0' in body
     assert "vrrpd_drain_sessions{" not in body
+
+
+def test_the_drain_is_off_without_timeout_channel_or_with_the_transparent_variant() -> None:
+    """Never worse than today: no drain without drain_timeout, without the config-sync
+    channel, or in the transparent variant (its server-side packets would stall)."""
+    def off(timeout: float, channel: bool, tproxy: bool) -> str | None:
+        async def run() -> str | None:
+            config: Any = SimpleNamespace(instances=[SimpleNamespace(
+                tproxy=object() if tproxy else None)])
+            addresses: Any = SimpleNamespace()
+            handover = Handover(DrainHold(addresses), DrainForwarding(),
+                                lambda: object() if channel else None,  # type: ignore[arg-type,return-value]
+                                dict, lambda: config)
+            driver: Any = SimpleNamespace(cfg=SimpleNamespace(drain_timeout=timeout))
+            return handover.off(driver)
+        return asyncio.run(run())
+    assert off(600, True, False) is None
+    assert off(0, True, False) == "drain_timeout is 0"
+    assert off(600, False, False) == "no config_sync: (the side channel)"
+    assert off(600, True, True) == "the transparent variant (tproxy:) cannot drain"

@@ -1,11 +1,12 @@
 """The draining hand-over (issue 20) in the PACS reference deployment (:class:`lab.pacs.PacsLab`:
 the shipped haproxy.cfg and lbN.yaml, drain_timeout 600, config sync with pinned keys).
 
-* ``vrrpctl demote`` and the preempt back: a long HTTP download and a DICOM C-STORE
-  association, both through the VIP, complete without a reset while new connections (SYNs)
-  land on the new master; the old master shows "draining", the new one "forwarding unknown
-  flows to X"; the drain ends within a second of the transfers' end and leaves nothing
-  (no VIP on lo, the ``local`` rule back at priority 0, no table ``inet vrrpd_drain``).
+* ``vrrpctl demote`` and the preempt back (and the demote with ``virtual_mac``): a long HTTP
+  download and a DICOM C-STORE association, both through the VIP, complete without a reset
+  while new connections (SYNs) land on the new master; the old master shows "draining", the
+  new one "forwarding unknown flows to X"; the drain ends within a second of the transfers'
+  end and leaves nothing (no VIP on lo, the ``local`` rule back at priority 0, no table
+  ``inet vrrpd_drain``).
 * The draining node killed (SIGKILL of its vrrpd) or cut off (its switch port down): the new
   master stops forwarding within the heartbeat timeout; the killed node's restart removes
   the VIP it held on lo.
@@ -37,12 +38,15 @@ LB_ADDRESS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
 
 
 @pytest.fixture
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PacsLab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+        ) -> Iterator[PacsLab]:
     lab = PacsLab(tmp_path_factory.mktemp("drain"))
+    virtual_mac = getattr(request, "param", False)
 
-    def quick_preempt(node: str, doc: dict[str, Any]) -> None:
+    def customize(node: str, doc: dict[str, Any]) -> None:
         doc["instances"][0]["preempt_delay"] = 1  # the reference waits 60 s
-    lab.customize = quick_preempt
+        doc["instances"][0]["virtual_mac"] = virtual_mac
+    lab.customize = customize
     with lab:
         yield lab
 
@@ -119,6 +123,15 @@ def test_demote_and_preempt_back_keep_open_transfers(lab: PacsLab) -> None:
     hand_over(lab, "lb2", "lb1",
               lambda: lab.vrrpd["lb1"].ctl("resume", instance=lab.instance))
     assert drain(lab, "lb1")["drains"] == 1 and drain(lab, "lb2")["drains"] == 1
+
+
+@pytest.mark.parametrize("lab", [True], indirect=True, ids=["virtual_mac"])
+def test_demote_with_virtual_mac(lab: PacsLab) -> None:
+    """With ``virtual_mac: true`` the new master receives the VIP traffic on its macvlan link
+    and forwards from there; the old master's link goes down and lo keeps the VIP."""
+    hand_over(lab, "lb1", "lb2",
+              lambda: lab.vrrpd["lb1"].ctl("demote", instance=lab.instance))
+    assert lab.vrrpd["lb2"].instance(lab.instance)["virtual_mac"] is not None
 
 
 def start_draining(lab: PacsLab) -> HttpDownload:

@@ -97,7 +97,23 @@ class Handover:
         self._loop = asyncio.get_running_loop()
 
     def enabled(self, driver: InstanceDriver) -> bool:
-        return driver.cfg.drain_timeout > 0 and self.channel() is not None
+        return self.off(driver) is None
+
+    def off(self, driver: InstanceDriver) -> str | None:
+        """Why ``driver``'s instance does not drain nor forward (None: it does).
+
+        The transparent variant (an instance with ``tproxy:``) never does: the PACS answers
+        the old master's transparent connections through the gateway VIP, which the new
+        master holds, and those packets are addressed to the client, not to a VIP: nothing
+        would take them on to the old master, whose connections would stall until HAProxy's
+        timeouts instead of breaking at once as today."""
+        if driver.cfg.drain_timeout <= 0:
+            return "drain_timeout is 0"
+        if self.channel() is None:
+            return "no config_sync: (the side channel)"
+        if any(i.tproxy is not None for i in self.config().instances):
+            return "the transparent variant (tproxy:) cannot drain"
+        return None
 
     @staticmethod
     def _cause(driver: InstanceDriver) -> Cause | None:
@@ -202,9 +218,8 @@ class Handover:
         if driver is None or driver.cfg.vrid != msg.vrid:
             return {"ok": False, "node": node,
                     "error": f"no instance {msg.instance!r} with VRID {msg.vrid} here"}
-        if not self.enabled(driver):
-            return {"ok": True, "forwarding": False, "node": node,
-                    "why": "drain_timeout is 0 here"}
+        if (off := self.off(driver)) is not None:
+            return {"ok": True, "forwarding": False, "node": node, "why": f"{off} here"}
         match msg.phase:
             case Phase.PLANNED:
                 self.planned[msg.instance] = (msg.via, self._loop.time() + PLANNED_VALID)
@@ -226,7 +241,8 @@ class Handover:
     def status(self, driver: InstanceDriver) -> dict[str, Any]:
         drain = self.drains.get(driver.name)
         fwd = self.forwarding.active.get(driver.name)
-        return {"enabled": self.enabled(driver), "timeout": driver.cfg.drain_timeout,
+        return {"enabled": self.enabled(driver), "off": self.off(driver),
+                "timeout": driver.cfg.drain_timeout,
                 "draining": drain.status() if drain is not None else None,
                 "forwarding": fwd.status() if fwd is not None else None,
                 "drains": self.drains_started.get(driver.name, 0),
