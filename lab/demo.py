@@ -3,7 +3,9 @@
 ``demo`` (default) builds :class:`lab.pacs.PacsLab` (lb1 and lb2 running the shipped
 etc/haproxy/haproxy.cfg and etc/vrrpd/lbN.yaml, two PACS backends, a client), starts a client
 that sends an HTTP HEAD through the VIP every 10 ms and a DICOM C-ECHO every 200 ms, then
-(a) SIGKILLs the master's HAProxy, (b) hands over with ``vrrpctl demote`` and resumes, (c) cuts
+(a) SIGKILLs the master's HAProxy, (b) hands over with ``vrrpctl demote`` while a long HTTP
+download and a DICOM C-STORE association run through the VIP (the draining hand-over keeps
+both going, :mod:`vrrpd.drain`) and resumes, (c) cuts
 the master off the switch and plugs it back, printing one timeline line per event with the
 VIP move, the client-visible outage and who answered, draws both nodes' events as an SVG
 timeline (:mod:`vrrpd.cli.timeline`, as ``vrrpctl events --plot`` does; ``--timeline PATH``,
@@ -31,6 +33,7 @@ from lab.dicom import DicomProber, find
 from lab.haproxy_pair import LBS, VIP_ADDR, wait_for
 from lab.netns import Namespace
 from lab.pacs import PacsLab
+from lab.transfers import DicomStore, HttpDownload
 from vrrpd.cli import timeline
 from vrrpd.cli.render import render_status
 from vrrpd.control.client import ControlError, request
@@ -90,6 +93,12 @@ def status_of(node: str) -> dict[str, Any] | None:
     except (ControlError, OSError):
         return None
     return result
+
+
+def drain_of(node: str) -> dict[str, Any]:
+    """The ``drain`` part of ``node``'s instance status (empty if it cannot be asked)."""
+    doc = status_of(node)
+    return dict(doc["instances"][0].get("drain") or {}) if doc else {}
 
 
 def summary() -> str:
@@ -215,7 +224,7 @@ def scenarios(lab: PacsLab, line: Timeline, m: str, other: str) -> None:
     line.note(f"HAProxy on {m} restarted: {m} BACKUP, the VIP stays on {other} "
               "(preempt_delay 60 s: stick tables and checks warm up first)")
     time.sleep(PAUSE)
-    line.event(f"(b) vrrpctl demote on {other}", lambda: vrrpctl(other, "demote"), m)
+    handover_with_open_transfers(lab, line, m, other)
     vrrpctl(other, "resume")
     line.note(f"vrrpctl resume on {other}: {summary()}")
     time.sleep(PAUSE)
@@ -224,6 +233,32 @@ def scenarios(lab: PacsLab, line: Timeline, m: str, other: str) -> None:
     time.sleep(PAUSE)
     line.event(f"    {m}'s switch port up", lambda: lab.lab.set_link(m, True), None)  # type: ignore
     time.sleep(PAUSE)
+
+
+def handover_with_open_transfers(lab: PacsLab, line: Timeline, m: str, other: str) -> None:
+    """(b): ``vrrpctl demote`` on ``other`` while an 8 s HTTP download and a DICOM C-STORE
+    association (30 CT images) run through it; both complete on ``other`` (draining) while
+    new requests go to ``m`` (forwarding what it does not know)."""
+    client = lab.node("client")
+    download = HttpDownload(client, VIP_ADDR, 8_000_000, 8).start()
+    store = DicomStore(client, VIP_ADDR, 30, 256 * 1024, 8).start()
+    time.sleep(1)
+    line.event(f"(b) vrrpctl demote on {other}", lambda: vrrpctl(other, "demote"), m)
+    old, new = drain_of(other).get("draining"), drain_of(m).get("forwarding")
+    if old and new:
+        line.note(f"{other} draining: {old['sessions']} sessions, {old['left']:.0f} s left; "
+                  f"{m} forwarding unknown flows to {new['to']}")
+    results = [download.wait(30), store.wait(30)]
+    http, dicom = (r.as_dict() for r in results)
+    line.note(f"open across the hand-over: HTTP download {http['percent']:.0f} %"
+              f"{' (reset)' if http['reset'] else ''}, DICOM association "
+              f"{dicom['done']}/{dicom['total']} images stored"
+              f"{'' if dicom['error'] is None else ' (' + dicom['error'] + ')'}")
+    ended = max(r.ended or 0.0 for r in results)
+    wait_for(lambda: not drain_of(other).get("draining"), 5, f"{other}'s drain to end",
+             poll=0.02)
+    line.note(f"{other}'s drain ended {time.monotonic() - ended:.2f} s after the last "
+              "transfer closed; nothing forwarded any more")
 
 
 def main(argv: list[str] | None = None) -> int:

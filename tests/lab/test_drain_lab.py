@@ -46,6 +46,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     def customize(node: str, doc: dict[str, Any]) -> None:
         doc["instances"][0]["preempt_delay"] = 1  # the reference waits 60 s
         doc["instances"][0]["virtual_mac"] = virtual_mac
+        for tracker in doc["tracks"].values():
+            # checks every 0.5 s, fall 3: on a loaded shared host the reference's 0.1 s
+            # checks time out now and then and move the VIP with no fault, which is no
+            # planned hand-over (HAProxy's death is still seen at once, by pidfd)
+            tracker.update(interval=max(tracker.get("interval", 1.0), 0.5), timeout=0.5,
+                           fall=3)
     lab.customize = customize
     with lab:
         yield lab

@@ -35,6 +35,7 @@ from vrrpd.drain.forwarding import Forwarding
 from vrrpd.drain.messages import (
     FIRST_HEARTBEAT_GRACE,
     HEARTBEAT_TIMEOUT,
+    PLANNED_TIMEOUT,
     PLANNED_VALID,
     SEND_TIMEOUT,
     DrainMessage,
@@ -186,15 +187,25 @@ class Handover:
 
     # ---- the side channel ----------------------------------------------------------------
 
-    async def _send(self, msg: DrainMessage) -> list[dict[str, Any]]:
+    async def _send(self, msg: DrainMessage, timeout: float = SEND_TIMEOUT
+                    ) -> list[dict[str, Any]]:
         channel = self.channel()
         if channel is None:
             return []
-        return await channel.tell(msg.header(), SEND_TIMEOUT)
+        return await channel.tell(msg.header(), timeout)
 
     async def before_handover(self, names: list[str]) -> None:
         """Tell the peer that these masters are about to hand over on purpose (``vrrpctl
         demote``, maintenance), so it forwards from its first moment as master."""
+        async def tell(driver: InstanceDriver, via: IPAddress) -> None:
+            replies = await self._send(DrainMessage(driver.name, driver.cfg.vrid,
+                                                    Phase.PLANNED, via), PLANNED_TIMEOUT)
+            if not any(r.get("ok") for r in replies):
+                driver.log.warning("drain: the peer did not confirm the planned hand-over (%s); "
+                                   "it forwards from its first heartbeat, so a connection "
+                                   "that sends in between may break",
+                                   "; ".join(str(r.get("error")) for r in replies) or "no peer")
+
         sends = []
         for name in names:
             driver = self.drivers().get(name)
@@ -202,8 +213,7 @@ class Handover:
                 continue
             via = driver.router.params.primary_address
             if via is not None:
-                sends.append(self._send(DrainMessage(name, driver.cfg.vrid, Phase.PLANNED,
-                                                     via)))
+                sends.append(tell(driver, via))
         await asyncio.gather(*sends)
 
     async def receive(self, header: dict[str, Any]) -> dict[str, Any]:

@@ -34,10 +34,13 @@ from vrrpd.proto.packet import IPAddress
 
 OP = "drain"
 HEARTBEAT_INTERVAL = 0.25  # seconds between heartbeats of a draining node
-HEARTBEAT_TIMEOUT = 1.5  # seconds without one before the new master stops forwarding
+# seconds without one before the new master stops forwarding: 8 heartbeats, each a TLS
+# handshake that a loaded 2-core host was seen to take over a second for
+HEARTBEAT_TIMEOUT = 2.0
 FIRST_HEARTBEAT_GRACE = 2.0  # seconds a forwarding set up at a take-over waits for the first
 PLANNED_VALID = 10.0  # seconds a `planned` notice stays good (the hand-over takes < 1 s)
-SEND_TIMEOUT = 1.0  # seconds one message may take (TLS handshake included)
+SEND_TIMEOUT = 1.5  # seconds one message may take (TLS handshake included)
+PLANNED_TIMEOUT = 3.0  # seconds `vrrpctl demote` waits for the peer to confirm `planned`
 
 
 class Phase(StrEnum):
