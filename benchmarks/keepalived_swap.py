@@ -34,19 +34,29 @@ from lab.migration import KeepalivedPacsLab, Step, rolling_swap  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=10)
     args = p.parse_args(argv)
     record = Record("keepalived-swap", vars(args))
     runs: list[list[Step]] = []
+    failures: list[dict[str, str]] = []  # a run whose procedure did not end as the step said
     for n in range(args.runs):
         workdir = Path(tempfile.mkdtemp(prefix="vrrpd-swap-"))
         try:
             with KeepalivedPacsLab(workdir) as lab:
-                runs.append(rolling_swap(lab))
+                try:
+                    runs.append(rolling_swap(lab))
+                except AssertionError as exc:
+                    failures.append({"run": str(n + 1), "error": str(exc),
+                                     "logs": lab.logs()[-6000:]})
+                    print(f"run {n + 1}/{args.runs}: FAILED: {exc}", flush=True)
+                    continue
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         print(f"run {n + 1}/{args.runs}: " + "; ".join(
             f"{s.outage_ms:.0f} ms/{s.failed}" for s in runs[-1]), flush=True)
+    if not runs:
+        record.write(runs=[], summary=[], failures=failures)
+        return 1
     print(f"\n{'step':<42} {'outage median/max':>18} {'failed max':>10} "
           f"{'both held max':>13} {'none held max':>13}")
     summary = []
@@ -62,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{first.name:<42} {row['median_outage_ms']:>8.1f} /{row['max_outage_ms']:>6.1f} "
               f"ms {row['max_failed']:>10} {row['max_both_held_ms']:>10.1f} ms "
               f"{row['max_none_held_ms']:>10.1f} ms")
-    record.write(runs=[[asdict(s) for s in run] for run in runs], summary=summary)
+    record.write(runs=[[asdict(s) for s in run] for run in runs], summary=summary,
+                 failures=failures)
+    print(f"{len(failures)} of {args.runs} runs failed (see 'failures' in the result file)")
     return 0
 
 
