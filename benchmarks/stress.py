@@ -47,6 +47,8 @@ DEFAULT_ARGS = ["--ignore=tests/system"]  # scripts/test's pytest run before the
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"]
 # A burner: spin until its deadline (argv[1], a time.time() value), then exit on its own.
 BURN = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
+# pytest's short summary lines: "FAILED tests/x.py::test[a b] - AssertionError: ..."
+FAILED = re.compile(r"^((?:FAILED|ERROR) \S+\.py.*?)(?: - .*)?$", re.M)
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
@@ -101,8 +103,7 @@ def one_run(number: int, args: list[str], cap: float, log_dir: Path) -> dict[str
     busy1, total1 = cpu_times()
     output = log_path.read_text(errors="replace")
     outcome = "hang" if status is None else "passed" if status == 0 else "failed"
-    failed = [line.split(" - ")[0] for line in output.splitlines()
-              if line.startswith(("FAILED ", "ERROR "))]
+    failed = [m.group(1) for m in FAILED.finditer(output)]
     return {"run": number, "outcome": outcome, "exit_status": status,
             "duration_s": round(duration, 1), "counts": summary_counts(output),
             "failed_tests": failed,
