@@ -400,10 +400,12 @@ def test_reload_applies_config_sync_live_and_lists_what_needs_a_restart(
 
 # ---- nothing blocks the loop (issue 13 part 6) -----------------------------------------------
 
+SLOW_DISK = 0.5  # seconds each slowed file operation takes
+
 def test_a_slow_disk_in_config_sync_never_delays_an_advert(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Config sync reads, hashes and fsyncs files; here every read of the listed files and
-    every state write takes 0.3 s (a disk stalled by a backup job).  lb1, the master and the
+    every state write takes 0.5 s (a disk stalled by a backup job).  lb1, the master and the
     sync source, keeps sending its 0.05 s adverts on time throughout, and lb2 stays BACKUP."""
     import vrrpd.configsync.service as service
 
@@ -412,12 +414,12 @@ def test_a_slow_disk_in_config_sync_never_delays_an_advert(
 
     def slow_read(*args: object, **kwargs: object) -> object:
         slow_calls.append(time.monotonic())
-        time.sleep(0.3)
+        time.sleep(SLOW_DISK)
         return read_local(*args, **kwargs)  # type: ignore[arg-type]
 
     def slow_write(*args: object, **kwargs: object) -> None:
         slow_calls.append(time.monotonic())
-        time.sleep(0.3)
+        time.sleep(SLOW_DISK)
         write_atomic(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(service, "read_local", slow_read)
@@ -463,4 +465,6 @@ def test_a_slow_disk_in_config_sync_never_delays_an_advert(
     print(f"{len(slow_calls)} slow file operations; {len(sent)} adverts, largest gap "
           f"{max(gaps) * 1000:.0f} ms")
     assert len(slow_calls) >= 3  # the slow operations did happen, during the adverts
-    assert max(gaps) < 0.05 + 0.04  # the interval plus scheduling slack, never 0.3 s
+    # On the loop, a slow operation would hold an advert back by all of SLOW_DISK; with both
+    # cores kept busy by other processes (scripts/stress) a gap reached 0.108 s without one.
+    assert max(gaps) < 0.05 + SLOW_DISK / 2

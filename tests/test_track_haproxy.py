@@ -107,7 +107,9 @@ def test_sigkill_is_detected_by_event(haproxy: HAProxy, victim: str) -> None:
 
     latency, detail = asyncio.run(scenario())
     print(f"{victim} death detected after {latency * 1000:.1f} ms: {detail}")
-    assert latency < 0.05
+    # Polling (interval 10 s, fall 3) would take 30 s; the pidfd event takes milliseconds, up
+    # to 0.22 s when other processes keep both cores busy (scripts/stress).
+    assert latency < 0.5
     # The master exits too when its only worker dies; whichever event comes first names its
     # pid.  A killed master's worker may leave first (the master is still exiting, which
     # counts as gone): then the look-up that follows says the pidfile's master has exited.
