@@ -7,7 +7,8 @@ master) ``--trackers`` extra trackers at 0.1 s, cycling through ``tcp`` and ``ht
 backend), ``file`` (absent file) and ``process`` (HAProxy's pidfile), all weight 0 and all
 passing, plus the ``haproxy`` tracker.  On lb2 an AF_PACKET socket records the kernel receive
 timestamp (SO_TIMESTAMPNS) of every VRRP packet from lb1 for ``--duration`` seconds and the
-spacing is compared with the 100 ms interval.  Writes ``benchmarks/results/advert-spacing-*.json``.
+spacing is compared with the 100 ms interval.  Writes
+``benchmarks/results/advert-spacing-<UTC time>.json`` (:mod:`benchmarks.record`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import Record  # noqa: E402
 from lab.haproxy_pair import BACKEND, BACKEND_PORT, HAProxyPair  # noqa: E402
 from lab.netns import Node  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 ETH_P_IP = 0x0800
 SO_TIMESTAMPNS = 35
 IPPROTO_VRRP = 112
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("advert_spacing.py: run as root (network namespaces)", file=sys.stderr)
         return 1
+    record = Record("advert-spacing", parameters=vars(args))
     with tempfile.TemporaryDirectory(prefix="vrrpd-spacing-") as tmp_name:
         tmp = Path(tmp_name)
         holder: dict[str, HAProxyPair] = {}
@@ -129,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"|spacing - 100 ms|: p50 {summary['deviation_p50_ms']:.2f} ms, "
           f"p99 {summary['deviation_p99_ms']:.2f} ms, max {summary['deviation_max_ms']:.2f} ms "
           f"-> target ±5 ms at p99 {'met' if summary['meets_target'] else 'MISSED'}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"advert-spacing-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"summary": summary, "gaps_ms": [round(g, 3) for g in gaps]},
-                               indent=2))
-    print(f"wrote {path}")
+    record.write(runs=[round(g, 3) for g in gaps], summary=summary)
     return 0
 
 
