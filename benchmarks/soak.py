@@ -134,30 +134,47 @@ def main(argv: list[str] | None = None) -> int:
                   f"advert gaps {results[d]['soak']['gap_ms']}", flush=True)
         results["soak_loadavg_1min"] = [round(x, 2) for x in load]
         for d, runner in runners.items():
-            cuts = []
+            cuts: list[dict[str, Any]] = []
             for run in range(args.cuts):
-                out = runner.cut()
-                cuts.append({"run": run, "phase_delay_s": round(runner.delay, 4),
-                             "outage_ms": round(out.outage_ms, 1), "failed": out.failed,
-                             "loadavg_1min": round(os.getloadavg()[0], 2)})
-                runner.rejoin()
-                print(f"  {d} cut {run + 1}: outage {out.outage_ms:6.1f} ms, {out.failed} "
-                      "failed", flush=True)
-            outages = [c["outage_ms"] for c in cuts]
-            results[d]["cut"] = {"runs": cuts, "median_ms": statistics.median(outages),
-                                 "min_ms": min(outages), "max_ms": max(outages),
-                                 "median_failed": statistics.median(c["failed"] for c in cuts)}
+                try:
+                    out = runner.cut()
+                    cuts.append({"run": run, "phase_delay_s": round(runner.delay, 4),
+                                 "outage_ms": round(out.outage_ms, 1), "failed": out.failed,
+                                 "loadavg_1min": round(os.getloadavg()[0], 2)})
+                    print(f"  {d} cut {run + 1}: outage {out.outage_ms:6.1f} ms, "
+                          f"{out.failed} failed", flush=True)
+                    runner.rejoin()
+                except (TimeoutError, AssertionError) as exc:  # the pair did not settle
+                    cuts.append({"run": run, "error": str(exc)})
+                    print(f"  {d} cut {run + 1}: {exc}", flush=True)
+                    pair = pairs[d]
+                    assert pair.lab is not None
+                    pair.lab.set_link("lb1", True)
+                    try:
+                        runner.steady()
+                    except TimeoutError as again:
+                        cuts.append({"run": run, "error": f"no steady pair after: {again}"})
+                        break
+            outages = [c["outage_ms"] for c in cuts if "outage_ms" in c]
+            results[d]["cut"] = {"runs": cuts, "errors": sum("error" in c for c in cuts)}
+            if outages:
+                results[d]["cut"].update({
+                    "median_ms": statistics.median(outages), "min_ms": min(outages),
+                    "max_ms": max(outages),
+                    "median_failed": statistics.median(c["failed"] for c in cuts
+                                                       if "failed" in c)})
     summary = {d: {"false_transitions": sum(results[d]["soak"]["false_transitions"].values()),
                    "gap_ms": results[d]["soak"]["gap_ms"],
-                   "cut_outage_median_ms": results[d]["cut"]["median_ms"],
-                   "cut_outage_max_ms": results[d]["cut"]["max_ms"],
-                   "cut_failed_median": results[d]["cut"]["median_failed"]} for d in daemons}
-    print("\ndaemon      false  gap p50/p99/max ms        cut outage median (max), failed")
+                   "cut_outage_median_ms": results[d]["cut"].get("median_ms"),
+                   "cut_outage_max_ms": results[d]["cut"].get("max_ms"),
+                   "cut_failed_median": results[d]["cut"].get("median_failed"),
+                   "cut_errors": results[d]["cut"]["errors"]} for d in daemons}
+    print("\ndaemon      false  gap p50/p99/max ms        cut outage median (max), failed, errors")
     for d, s in summary.items():
         g = s["gap_ms"]
         print(f"{d:10} {s['false_transitions']:>6}  {g.get('p50', 0):5.1f}/{g.get('p99', 0):5.1f}"
-              f"/{g.get('max', 0):6.1f}       {s['cut_outage_median_ms']:6.1f} "
-              f"({s['cut_outage_max_ms']:.1f}), {s['cut_failed_median']:g}")
+              f"/{g.get('max', 0):6.1f}       {s['cut_outage_median_ms']} "
+              f"({s['cut_outage_max_ms']}), {s['cut_failed_median']}, {s['cut_errors']}")
     record.write(runs=results, summary=summary)
     return 0
 

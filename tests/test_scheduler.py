@@ -89,7 +89,8 @@ def test_an_earlier_deadline_fires_early() -> None:
 
 def test_deadlines_within_slack_share_one_wakeup_and_keep_their_schedule() -> None:
     """Ten masters due within SLACK of each other fire in one wake-up, each at its own
-    deadline, so re-armed from there their next adverts keep the interval exactly."""
+    deadline (or later, when the loop wakes late), so re-armed from there their next adverts
+    keep the interval: never more than SLACK early."""
     async def scenario() -> tuple[list[Driver], int]:
         loop = asyncio.get_running_loop()
         sched = Scheduler(slack=0.002)
@@ -116,9 +117,9 @@ def test_deadlines_within_slack_share_one_wakeup_and_keep_their_schedule() -> No
     drivers, wakeups = run(scenario)
     assert all(len(d.fired) == 3 for d in drivers)
     assert wakeups <= 6  # 3 rounds, not 30
-    for d in drivers:
+    for d in drivers:  # never more than SLACK early (a loaded machine may wake us late)
         gaps = [b - a for a, b in zip(d.fired, d.fired[1:], strict=False)]
-        assert all(abs(g - 0.05) < 0.0021 for g in gaps), gaps
+        assert all(g > 0.05 - 0.0021 for g in gaps), gaps
 
 
 def test_input_is_read_before_a_backup_acts_on_silence() -> None:
