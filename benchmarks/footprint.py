@@ -1,15 +1,13 @@
 """Where a 255-VRID pair spends its CPU and memory: the profile behind benchmarks/scale.py.
 
-Run as root: ``.venv/bin/python benchmarks/footprint.py [--seconds 20] [--py-spy PATH]
-[--vrrpd-from DIR]``
+Run as root: ``.venv/bin/python benchmarks/footprint.py [--seconds 20] [--py-spy PATH]``
 
 Brings up :func:`benchmarks.scale.pair` (255 VRRPv3 instances at 0.1 s, lb1 master of all,
 lb2 backup), then for ``--seconds`` measures each daemon's CPU (seconds per second), peak RSS
 (``VmHWM``) and transitions, and, with ``--py-spy`` (py-spy 0.4, pip; a development tool, not a
 dependency of vrrpd), samples both daemons at 200 Hz and reports the functions that take the
-most samples, by their own time and including what they call.  ``--vrrpd-from`` runs the
-daemons from another checkout (``git worktree add /tmp/old <commit>``), so a change can be
-measured against the commit before it on the same machine.  Writes
+most samples, by their own time and including what they call.  To compare with an older
+commit, run this script from a checkout of it.  Writes
 ``benchmarks/results/footprint-<UTC time>.json`` (:mod:`benchmarks.record`).
 """
 
@@ -28,7 +26,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import lab.daemons  # noqa: E402
 from benchmarks.record import Record  # noqa: E402
 from benchmarks.scale import ProcessTree, pair  # noqa: E402
 
@@ -42,6 +39,8 @@ def summarize(raw: str) -> dict[str, Any]:
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue  # not a sample line (py-spy's own notes)
         frames, n = stack.split(";"), int(count)
         total += n
         own[frames[-1]] += n
@@ -57,16 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--instances", type=int, default=255)
     p.add_argument("--py-spy", help="path of py-spy: also sample where the time goes")
-    p.add_argument("--vrrpd-from", type=Path, help="checkout whose vrrpd the daemons run")
     p.add_argument("--label", default="", help="what is measured (a commit, a change)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("footprint.py: run as root (network namespaces)", file=sys.stderr)
         return 1
-    if args.vrrpd_from is not None:
-        lab.daemons.REPO = args.vrrpd_from.resolve()  # the daemons' PYTHONPATH
-    source = lab.daemons.REPO
-    commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     record = Record("footprint", parameters={**vars(args), "vrrpd_commit": commit})
     result: dict[str, Any] = {"label": args.label, "vrrpd_commit": commit}

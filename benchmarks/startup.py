@@ -101,6 +101,9 @@ def one_run(lab: Topology, tmp: Path, variant: str, run: int) -> dict[str, Any]:
                "loadavg_1min": round(os.getloadavg()[0], 2)}
     finally:
         daemon.stop()
+        if variant == "owner":  # the owner's VIPs are its own addresses: they stay (§1)
+            for vip in wanted:
+                lb1.ns.run(["ip", "addr", "del", vip, "dev", lb1.ifname])
         wait_for(lambda: not (wanted & probe.addresses()), 20, "the VIPs to go", poll=0.01)
         probe.close()
     return row
