@@ -40,6 +40,7 @@ from benchmarks.record import Record  # noqa: E402
 from lab.dicom import DicomProber  # noqa: E402
 from lab.haproxy_pair import VIP_ADDR  # noqa: E402
 from lab.tproxy import CLIENT_ADDR, FAULTS, Faults, TransparentLab, fail_over  # noqa: E402
+from vrrpd.control.client import ControlError  # noqa: E402
 
 METRICS = ("both_vips_moved_ms", "first_association_ms", "dicom_gap_ms", "http_gap_ms")
 
@@ -61,9 +62,9 @@ def main() -> int:
                     for fault in FAULTS:
                         try:
                             r = fail_over(lab, faults, fault, http, dicom)
-                        except AssertionError as exc:  # a run that never recovered: counted
+                        except (AssertionError, ControlError) as exc:  # counted, not fatal
                             errors.append({"cycle": cycle + 1, "fault": fault,
-                                           "error": str(exc).splitlines()[0]})
+                                           "error": (str(exc) or repr(exc)).splitlines()[0]})
                             print(f"cycle {cycle + 1} {fault:<13} FAILED: {errors[-1]['error']}",
                                   flush=True)
                             faults.heal()

@@ -295,11 +295,19 @@ def fail_over(lab: TransparentLab, faults: Faults, fault: str, http: Any, dicom:
 
     time.sleep(quiet)
 
-    wait_for(lambda: (m := lab.master()) is not None and lab.holders(GATEWAY_VIP) == [m], 10,
-             "both VIPs on one master before the fault", poll=0.01)
-    old = lab.master()
-    assert old is not None
+    masters: list[str] = []
+
+    def settled() -> bool:
+        m = lab.master()
+        if m is not None and lab.holders(GATEWAY_VIP) == [m]:
+            masters.append(m)
+        return bool(masters)
+
+    wait_for(settled, 10, "both VIPs on one master before the fault", poll=0.01)
+    old = masters[0]
     new = lab.other(old)
+    for instance in ("pacs", "gateway"):  # the peer ready to take over (not in FAULT)
+        lab.vrrpd[new].wait_state(instance, "BACKUP", timeout=15)
     assoc = open_association(lab)
     seen_before = lab.seen()
     with SplitWatch(lab) as watch:
