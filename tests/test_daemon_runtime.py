@@ -455,6 +455,7 @@ def test_a_slow_disk_in_config_sync_never_delays_an_advert(
             for n in range(3):  # edits the source pushes (to a peer that is not there)
                 served.write_text(f"global\n# edit {n}\n")
                 await asyncio.sleep(0.5)
+            await until(lambda: len(slow_calls) >= 3, timeout=5)  # each takes SLOW_DISK
             assert lb2.state() is State.BACKUP and lb1.state() is State.MASTER
         finally:
             await _stop(lb1, lb2)
