@@ -54,10 +54,13 @@ TRACK_INTERVAL = 0.1
 
 @contextlib.contextmanager
 def burners(seconds: float) -> Iterator[list[int]]:
-    """One busy-looping process per CPU, each ended by ``timeout`` after ``seconds`` at the
-    latest and killed on leaving."""
-    procs = [subprocess.Popen(["timeout", str(int(seconds)), sys.executable, "-c",
-                               "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    """One busy-looping process per CPU, each ending by itself after ``seconds`` at the
+    latest and killed on leaving (the process itself: a ``timeout`` wrapper killed by SIGKILL
+    would leave its child spinning)."""
+    loop = (f"import time\nend = time.monotonic() + {seconds:.0f}\n"
+            "while time.monotonic() < end: pass")
+    procs = [subprocess.Popen([sys.executable, "-c", loop])
+             for _ in range(os.cpu_count() or 2)]
     try:
         yield [p.pid for p in procs]
     finally:
