@@ -102,10 +102,11 @@ class AnycastGroups:
     def on_status(self, status: TrackStatus) -> None:
         """A tracker's status changed (every tracker's, also the instances')."""
         self.statuses[status.name] = status
-        if any(ref.name == status.name for g in self.groups.values() for ref in g.track):
+        if status.name in self.used_trackers():
             self._changed.set()
 
     def used_trackers(self) -> set[str]:
+        """The trackers some group follows."""
         return {ref.name for g in self.groups.values() for ref in g.track}
 
     # ---- lifecycle ----------------------------------------------------------------------

@@ -262,10 +262,6 @@ def set_sysctl(template: str, ifname: str, value: int) -> None:
     sysctl_path(template, ifname).write_text(f"{value}\n")
 
 
-def get_sysctl(template: str, ifname: str) -> int:
-    return int(sysctl_path(template, ifname).read_text())
-
-
 class RtnlClient:
     """Owns one long-lived :class:`AsyncIPRoute` on the daemon's loop: ``open()`` /
     ``close()`` or ``async with``."""
