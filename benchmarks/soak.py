@@ -32,7 +32,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.failover import Runner  # noqa: E402
 from benchmarks.record import SKIP_KEEPALIVED, Record, require_keepalived  # noqa: E402
+from benchmarks.stress import start_burners, stop  # noqa: E402
 from lab.haproxy_pair import HAProxyPair  # noqa: E402
 from lab.sniff import Sniffer, percentile, spacing  # noqa: E402
 
@@ -54,19 +54,13 @@ TRACK_INTERVAL = 0.1
 
 @contextlib.contextmanager
 def burners(seconds: float) -> Iterator[list[int]]:
-    """One busy-looping process per CPU, each ending by itself after ``seconds`` at the
-    latest and killed on leaving (the process itself: a ``timeout`` wrapper killed by SIGKILL
-    would leave its child spinning)."""
-    loop = (f"import time\nend = time.monotonic() + {seconds:.0f}\n"
-            "while time.monotonic() < end: pass")
-    procs = [subprocess.Popen([sys.executable, "-c", loop])
-             for _ in range(os.cpu_count() or 2)]
+    """One busy-looping process per CPU (scripts/stress's burners), each ending by itself
+    after ``seconds`` at the latest, and killed with its process group on leaving."""
+    procs = start_burners(os.cpu_count() or 2, seconds)
     try:
         yield [p.pid for p in procs]
     finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+        stop(procs)
 
 
 def transitions(pair: HAProxyPair) -> dict[str, int]:
