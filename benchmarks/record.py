@@ -125,14 +125,20 @@ class Record:
         return shown
 
 
-def require_keepalived(skip: bool, script: str) -> bool:
-    """Whether keepalived is to be measured: True if it is installed; False if ``skip``;
-    otherwise say what is missing and exit with status 2."""
+def require_peer(name: str, binary: str | Path, skip: bool, flag: str, script: str) -> bool:
+    """Whether the comparison daemon ``name`` is to be measured: True if ``binary`` exists;
+    False if ``skip`` (the operator passed ``flag``); otherwise say what is missing and exit
+    with status 2."""
     if skip:
         return False
-    if Path(KEEPALIVED).exists():
+    if Path(binary).exists():
         return True
-    print(f"{script}: keepalived is not installed ({KEEPALIVED} missing), so the comparison "
-          f"cannot run. Install it (apt-get install keepalived, with policy-rc.d refusing "
-          f"starts) or pass {SKIP_KEEPALIVED} to measure vrrpd alone.", file=sys.stderr)
+    print(f"{script}: {name} is not installed ({binary} missing), so the comparison cannot "
+          f"run. Install it (apt-get install {name}, with policy-rc.d refusing starts) or "
+          f"pass {flag} to measure without it.", file=sys.stderr)
     sys.exit(2)
+
+
+def require_keepalived(skip: bool, script: str) -> bool:
+    """:func:`require_peer` for keepalived (flag ``--skip-keepalived``)."""
+    return require_peer("keepalived", KEEPALIVED, skip, SKIP_KEEPALIVED, script)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import takeover
 from lab.netns import Topology
 
 requires_root = pytest.mark.skipif(
@@ -37,13 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def two_nodes() -> Iterator[Topology]:
-    """Two load balancers on one switch, IPv4 and IPv6 ready, deleted after the test.
-
-    ``lab.nodes["lb1"]``: 192.0.2.11/24, 2001:db8::11/64 on eth0;
-    ``lab.nodes["lb2"]``: 192.0.2.12/24, 2001:db8::12/64 on eth0.
-    ``lab.set_link("lb1", False)`` pulls lb1's cable (its switch port goes down).
-    """
-    with Topology() as lab:
-        lab.add_node("lb1", "192.0.2.11/24", "2001:db8::11/64")
-        lab.add_node("lb2", "192.0.2.12/24", "2001:db8::12/64")
+    """Two load balancers on one switch, deleted after the test (:func:`lab.takeover.two_nodes`)."""
+    with takeover.two_nodes() as lab:
         yield lab

@@ -14,39 +14,14 @@ from typing import Any
 
 import pytest
 
-from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.daemons import wait_for
+from lab.interop import SLACK
 from lab.netns import Topology
 from lab.sniff import Sniffer
-from vrrpd.proto.timers import master_down_interval, skew_time
+from lab.takeover import VIP4, Pair, fault_bound, instance
+from vrrpd.proto.timers import skew_time
 
-VIP4 = "192.0.2.100/24"
 VIP6 = ["fe80::100/64", "2001:db8::100/64"]
-SLACK = 0.1  # the issue's allowance on top of the RFC timers
-
-
-def instance(name: str, vrid: int, priority: int, interval: float, vips: list[str],
-             **extra: Any) -> dict[str, Any]:
-    return {"name": name, "interface": "eth0", "vrid": vrid, "priority": priority,
-            "advert_interval": interval, "vips": vips, **extra}
-
-
-class Pair:
-    """lb1 (priority 150) and lb2 (priority 100) running one or more instances."""
-
-    def __init__(self, lab: Topology, tmp: Path, make: Any) -> None:
-        self.lab = lab
-        self.lb1 = Vrrpd(lab.nodes["lb1"], tmp, make(150))
-        self.lb2 = Vrrpd(lab.nodes["lb2"], tmp, make(100))
-        self.probe = {n: AddressProbe(lab.nodes[n]) for n in ("lb1", "lb2")}
-
-    def holders(self, vip: str) -> list[str]:
-        return [n for n, p in self.probe.items() if p.has(vip)]
-
-    def close(self) -> None:
-        for d in (self.lb1, self.lb2):
-            d.stop()
-        for p in self.probe.values():
-            p.close()
 
 
 @pytest.fixture
@@ -64,40 +39,7 @@ def pair_factory(two_nodes: Topology, tmp_path: Path) -> Iterator[Any]:
             print(f"---- {d.node.name} log ----\n{d.log()[-4000:]}")
 
 
-def _elect(pair: Pair, vip: str, name: str = "web") -> None:
-    """Start both; lb1 (higher priority) must end up the only holder of ``vip``."""
-    pair.lb1.start()
-    pair.lb1.wait_state(name, "MASTER")
-    pair.lb2.start()
-    pair.lb2.wait_state(name, "BACKUP")
-    wait_for(lambda: pair.holders(vip) == ["lb1"], 5, f"{vip} on lb1 only")
-
-
-def _cut(pair: Pair) -> None:
-    pair.lab.set_link("lb1", False)
-
-
-def _uncut(pair: Pair) -> None:
-    # lb1 saw its carrier go and released the VIP: exactly one holder.
-    wait_for(lambda: pair.holders(VIP4) == ["lb2"], 2, "lb1 to release the VIP")
-    pair.lab.set_link("lb1", True)
-
-
-def _terminate(pair: Pair) -> None:
-    pair.lb1.send_signal(signal.SIGTERM)
-
-
-def _restart(pair: Pair) -> None:
-    assert pair.lb1.proc is not None and pair.lb1.proc.wait(10) == 0
-    assert pair.holders(VIP4) == ["lb2"], "lb1 must release its VIP on SIGTERM"
-    pair.lb1.start()
-
-
-# fault name -> (inject, restore, the RFC timer that bounds the takeover)
-FAULTS = {
-    "port down": (_cut, _uncut, master_down_interval),
-    "SIGTERM": (_terminate, _restart, skew_time),
-}
+FAULTS = ("port down", "SIGTERM")
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -105,20 +47,19 @@ FAULTS = {
 def test_takeover_within_rfc_timer_then_preempt_back(pair_factory: Any, fault: str,
                                                      version: int, interval: float) -> None:
     """Port down: Master_Down_Interval + 100 ms; SIGTERM (priority 0): Skew_Time + 100 ms."""
-    inject, restore, timer = FAULTS[fault]
     pair = pair_factory(lambda prio: [instance("web", 51, prio, interval, [VIP4],
                                                version=version)])
-    _elect(pair, VIP4)
+    pair.elect(VIP4)
     time.sleep(interval * 2)  # let lb2 learn the master's interval
     start = time.monotonic()
-    inject(pair)
+    pair.inject(fault)
     wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
     took = time.monotonic() - start
-    bound = timer(version, 100, round(interval * 100)) + SLACK
+    bound = fault_bound(fault, version, interval, SLACK)
     print(f"v{version} {interval}s {fault}: lb2 holds the VIP after {took * 1000:.0f} ms "
           f"(bound {bound * 1000:.0f} ms)")
     assert took <= bound
-    restore(pair)
+    pair.restore(fault)
     # Preempt: lb1 (150) takes the VIP back.
     wait_for(lambda: pair.holders(VIP4) == ["lb1"], 6 * interval + 3, "lb1 to preempt back")
 
@@ -137,7 +78,7 @@ def test_nopreempt_keeps_the_current_master(pair_factory: Any) -> None:
 def test_ipv4_and_ipv6_instances_side_by_side(pair_factory: Any) -> None:
     pair = pair_factory(lambda prio: [instance("web", 51, prio, 0.1, [VIP4]),
                                       instance("web6", 52, prio, 0.1, VIP6)])
-    _elect(pair, VIP4)
+    pair.elect(VIP4)
     pair.lb1.wait_state("web6", "MASTER")
     wait_for(lambda: pair.holders(VIP6[1]) == ["lb1"], 5, "IPv6 VIP on lb1 only")
     wait_for(lambda: pair.lb2.instance("web6")["counters"].get("adverts_received"), 3,
@@ -158,7 +99,7 @@ def test_unicast_peers_end_to_end(pair_factory: Any) -> None:
     pair = pair_factory(lambda prio: [instance("web", 51, prio, 0.1, [VIP4],
                                                unicast_peers=[peer[prio]])])
     with Sniffer(pair.lab.nodes["lb2"], outgoing=True) as sniff:
-        _elect(pair, VIP4)
+        pair.elect(VIP4)
         wait_for(lambda: pair.lb2.instance("web")["counters"].get("adverts_received", 0) >= 5,
                  3, "lb2 to hear five of lb1's unicast adverts", poll=0.01)
         start = time.monotonic()

@@ -23,92 +23,25 @@ Takeover times are printed as ``INTEROP ...`` lines (run pytest with ``-s`` to s
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lab.daemons import AddressProbe, Vrrpd, wait_for
-from lab.interop import FLAVOURS, HIGH, LOW, SLACK, VRID, Flavour
-from lab.keepalived import Keepalived
+from lab.daemons import wait_for
+from lab.interop import FLAVOURS, LOW, SLACK, Flavour
 from lab.netns import Topology
-from vrrpd.proto.timers import master_down_interval, skew_time
-
-
-class Peers:
-    """vrrpd on lb1 and keepalived on lb2; ``vrrpd_master`` says who gets priority 150."""
-
-    def __init__(self, lab: Topology, tmp: Path, flavour: Flavour, vrrpd_master: bool,
-                 vmac: bool = False) -> None:
-        self.lab = lab
-        self.flavour = flavour
-        self.vrrpd_master = vrrpd_master
-        vrrpd_prio, ka_prio = (HIGH, LOW) if vrrpd_master else (LOW, HIGH)
-        self.vrrpd = Vrrpd(lab.nodes["lb1"], tmp, [{
-            "name": "web", "interface": "eth0", "vrid": VRID, "priority": vrrpd_prio,
-            "version": flavour.version, "advert_interval": flavour.interval,
-            "vips": list(flavour.vips), "virtual_mac": vmac}])
-        self.keepalived = Keepalived(lab.nodes["lb2"], tmp, vrid=VRID, priority=ka_prio,
-                                     interval=flavour.interval, vips=list(flavour.vips),
-                                     version=flavour.version, use_vmac=vmac)
-        self.probe = {n: AddressProbe(lab.nodes[n]) for n in ("lb1", "lb2")}
-        self.master_node, self.backup_node = ("lb1", "lb2") if vrrpd_master else ("lb2", "lb1")
-
-    def holders(self) -> list[str]:
-        return [n for n, p in self.probe.items() if p.has(self.flavour.probe_vip)]
-
-    def start_master(self) -> None:
-        if self.vrrpd_master:
-            self.vrrpd.start()
-            self.vrrpd.wait_state("web", "MASTER")
-        else:
-            self.keepalived.start().wait_state("MASTER")
-
-    def start_backup(self) -> None:
-        if self.vrrpd_master:
-            self.keepalived.start()
-        else:
-            self.vrrpd.start()
-
-    def elect(self) -> None:
-        """Master side first, then the backup; wait for one master and one holder.
-
-        A keepalived backup that cannot read vrrpd's adverts becomes master after its
-        Master_Down_Interval, so that long must pass before the election counts as settled.
-        """
-        self.start_master()
-        self.start_backup()
-        if self.vrrpd_master:
-            f = self.flavour
-            time.sleep(master_down_interval(f.version, LOW, f.interval_cs) + 2 * f.interval)
-        wait_for(lambda: self.keepalived.state() == ("BACKUP" if self.vrrpd_master
-                                                     else "MASTER")
-                 and self.vrrpd.state("web") == ("MASTER" if self.vrrpd_master else "BACKUP")
-                 and self.holders() == [self.master_node], 10,
-                 f"{self.master_node} to be the only master and VIP holder", poll=0.01)
-        # The backup has heard the master for a few intervals: it knows its interval (v3).
-        time.sleep(3 * self.flavour.interval)
-        assert self.holders() == [self.master_node]
-
-    def stop_master(self) -> None:
-        (self.vrrpd.send_signal if self.vrrpd_master else self.keepalived.send_signal)(
-            signal.SIGTERM)
-
-    def close(self) -> None:
-        self.keepalived.stop()
-        self.vrrpd.stop()
-        for p in self.probe.values():
-            p.close()
+from lab.takeover import INTEROP_FAULTS, KeepalivedPeers, fault_bound
+from vrrpd.proto.timers import master_down_interval
 
 
 @pytest.fixture
-def peers_factory(two_nodes: Topology, tmp_path: Path) -> Iterator[type[Peers]]:
-    made: list[Peers] = []
+def peers_factory(two_nodes: Topology, tmp_path: Path) -> Iterator[type[KeepalivedPeers]]:
+    made: list[KeepalivedPeers] = []
 
-    def make(flavour: Flavour, vrrpd_master: bool, vmac: bool = False) -> Peers:
-        made.append(Peers(two_nodes, tmp_path, flavour, vrrpd_master, vmac))
+    def make(flavour: Flavour, vrrpd_master: bool, vmac: bool = False) -> KeepalivedPeers:
+        made.append(KeepalivedPeers(two_nodes, tmp_path, flavour, vrrpd_master, vmac))
         return made[-1]
 
     yield make  # type: ignore[misc]
@@ -122,7 +55,7 @@ def _role(vrrpd_master: bool) -> str:
     return "vrrpd-master" if vrrpd_master else "keepalived-master"
 
 
-def _check_complaints(peers: Peers, converged_at: int) -> None:
+def _check_complaints(peers: KeepalivedPeers, converged_at: int) -> None:
     """keepalived must not object to vrrpd's adverts once they have heard each other.
 
     Before that, the only objection allowed is keepalived 2.2.7's "Invalid VRRPv3 checksum"
@@ -146,10 +79,10 @@ def _check_complaints(peers: Peers, converged_at: int) -> None:
 
 
 @pytest.mark.parametrize("vmac", [False, True], ids=["", "vmac"])
-@pytest.mark.parametrize("fault", ["sigterm", "port-down"])
+@pytest.mark.parametrize("fault", INTEROP_FAULTS)
 @pytest.mark.parametrize("vrrpd_master", [False, True], ids=_role)
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
-def test_keepalived_peer(peers_factory: type[Peers], flavour: Flavour, vrrpd_master: bool,
+def test_keepalived_peer(peers_factory: type[KeepalivedPeers], flavour: Flavour, vrrpd_master: bool,
                          fault: str, vmac: bool) -> None:
     """Election, takeover within the RFC 5798 §6.4.2 bound, preempt back, no complaints.
 
@@ -164,14 +97,9 @@ def test_keepalived_peer(peers_factory: type[Peers], flavour: Flavour, vrrpd_mas
     converged_at = len(peers.keepalived.log())
     backup = peers.backup_node
     start = time.monotonic()
-    if fault == "sigterm":
-        peers.stop_master()
-        bound = skew_time(flavour.version, LOW, flavour.interval_cs) + SLACK
-    else:
-        peers.lab.set_link(peers.master_node, False)
-        bound = master_down_interval(flavour.version, LOW, flavour.interval_cs) + SLACK
-    wait_for(lambda: peers.probe[backup].has(flavour.probe_vip), 10,
-             f"{backup} to hold the VIPs")
+    peers.inject(fault)
+    bound = fault_bound(fault, flavour.version, flavour.interval, SLACK)
+    wait_for(peers.taken_over, 10, f"{backup} to hold the VIPs")
     took = time.monotonic() - start
     taker = "keepalived" if vrrpd_master else "vrrpd"
     print(f"INTEROP {flavour.name}{' vmac' if vmac else ''} {_role(vrrpd_master)} "
@@ -182,12 +110,7 @@ def test_keepalived_peer(peers_factory: type[Peers], flavour: Flavour, vrrpd_mas
     wait_for(lambda: peers.holders() == [backup], 3, f"{backup} to be the only holder")
 
     # Preempt back: the old master returns with the higher priority.
-    if fault == "sigterm":
-        old = peers.vrrpd if vrrpd_master else peers.keepalived
-        assert old.proc is not None and old.proc.wait(10) == 0
-        old.start()
-    else:
-        peers.lab.set_link(peers.master_node, True)
+    peers.restore(fault)
     wait_for(lambda: peers.holders() == [peers.master_node], 6 * flavour.interval + 5,
              f"{peers.master_node} to preempt back")
     wait_for(lambda: peers.vrrpd.state("web") == ("MASTER" if vrrpd_master else "BACKUP"), 3,
@@ -206,7 +129,8 @@ def _neighbour_mac(lab: Topology, node: str, address: str) -> str | None:
     return entries[0].get("lladdr") if entries else None
 
 
-def test_late_keepalived_backup_does_not_keep_arp_caches(peers_factory: type[Peers]) -> None:
+def test_late_keepalived_backup_does_not_keep_arp_caches(
+        peers_factory: type[KeepalivedPeers]) -> None:
     """vrrpd (150) is master with ``v3_checksum: auto`` and keepalived (100) joins later.
 
     keepalived 2.2.7 drops vrrpd's first VRRPv3 adverts (RFC 9568 checksum form), so after its
