@@ -31,7 +31,6 @@ from pynetdicom.sop_class import (
 )
 
 from lab.client import Sample
-from lab.daemons import wait_for
 from lab.netns import Node
 
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # failed calls are results here
@@ -99,6 +98,10 @@ def answers(node: Node, host: str, echo_ports: tuple[int, ...] = (104,),
     """C-ECHO on ``echo_ports`` and C-FIND on ``find_ports`` of ``host`` from ``node`` (a
     retry within ``within`` s, as a modality would); the PACS server that answered each
     C-FIND (the lab tests compare them before and after a failover)."""
+    # here, not at the top: lab.daemons needs PyYAML, pyroute2 and vrrpd, which the Vagrant
+    # client's Python (pynetdicom only) running ``python -m lab.dicom`` does not have
+    from lab.daemons import wait_for
+
     answered: dict[int, str] = {}
 
     def all_ok() -> bool:
