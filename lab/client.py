@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import itertools
 import signal
 import subprocess
@@ -36,6 +37,25 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lab.netns import Node
+
+
+def http_request(node: Node, host: str, method: str = "HEAD", source: str | None = None,
+            headers: Mapping[str, str] | None = None, timeout: float = 2
+            ) -> http.client.HTTPResponse:
+    """One ``method /`` to ``host``:80 from ``node`` on a new connection (from ``source``,
+    one of the node's addresses, if given); the answer, its body read and the connection
+    closed, after asserting it was 200 OK."""
+    with node.ns.entered():
+        conn = http.client.HTTPConnection(host, 80, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
+        try:
+            conn.request(method, "/", headers=dict(headers or {}))
+            resp = conn.getresponse()
+            resp.read()
+        finally:
+            conn.close()
+    assert resp.status == 200, resp.status
+    return resp
 
 
 @dataclass(frozen=True)

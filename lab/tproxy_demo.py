@@ -15,10 +15,10 @@ leaves the lab running, ``status`` shows it, ``down`` removes it (also after a c
 
 from __future__ import annotations
 
-import http.client
 from pathlib import Path
 
 from lab import demo
+from lab.client import http_request
 from lab.demo import say
 from lab.dicom import DicomProber, echo, find
 from lab.haproxy_pair import LBS, VIP_ADDR
@@ -74,11 +74,8 @@ def installed(lab: TransparentLab, node: str) -> str:
 def requests_seen(lab: TransparentLab) -> str:
     """A GET, a C-ECHO and a C-FIND through the client VIP; what the PACS logged for them."""
     before = lab.seen()
+    http_request(lab.node("client"), VIP_ADDR, "GET")
     with lab.node("client").ns.entered():
-        conn = http.client.HTTPConnection(VIP_ADDR, 80, timeout=2)
-        conn.request("GET", "/")
-        conn.getresponse().read()
-        conn.close()
         echo(VIP_ADDR, 104, 2)
         find(VIP_ADDR, 105, 2)
     return "; ".join(f"{s.server} {s.service} {s.detail.split()[0]} from {s.address}"

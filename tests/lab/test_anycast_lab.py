@@ -8,7 +8,6 @@ benchmarks/anycast.py; these tests check the behaviour and print what they saw.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import os
 import shutil
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from lab.anycast import LBS, SERVICE, AnycastLab
+from lab.client import http_request
 from lab.daemons import wait_for
 from lab.dicom import DicomProber, answers
 
@@ -47,15 +47,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnycastLab]:
 
 def web(lab: AnycastLab) -> str:
     """HEAD / to the service from the client: the PACS server that answered."""
-    with lab.node("client").ns.entered():
-        conn = http.client.HTTPConnection(SERVICE, 80, timeout=2)
-        try:
-            conn.request("HEAD", "/")
-            resp = conn.getresponse()
-        finally:
-            conn.close()
-    assert resp.status == 200, resp.status
-    return resp.getheader("X-Backend", "")
+    return http_request(lab.node("client"), SERVICE).getheader("X-Backend", "")
 
 
 def dicom(lab: AnycastLab) -> dict[int, str]:

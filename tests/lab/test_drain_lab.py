@@ -16,7 +16,6 @@ the shipped haproxy.cfg and lbN.yaml, drain_timeout 600, config sync with pinned
 
 from __future__ import annotations
 
-import http.client
 import shutil
 import signal
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from lab.client import http_request
 from lab.daemons import wait_for
 from lab.haproxy_pair import VIP_ADDR
 from lab.pacs import PacsLab
@@ -63,14 +63,7 @@ def drain(lab: PacsLab, node: str) -> dict[str, Any]:
 
 def served_by(lab: PacsLab) -> str:
     """A new connection through the VIP (HEAD /): the LB whose address the backend saw."""
-    with lab.node("client").ns.entered():
-        conn = http.client.HTTPConnection(VIP_ADDR, 80, timeout=2)
-        try:
-            conn.request("HEAD", "/")
-            resp = conn.getresponse()
-        finally:
-            conn.close()
-    assert resp.status == 200, resp.status
+    resp = http_request(lab.node("client"), VIP_ADDR)
     return {v: k for k, v in LB_ADDRESS.items()}[resp.getheader("X-Remote-Addr", "")]
 
 

@@ -19,13 +19,13 @@ HAProxy then runs it.
 
 from __future__ import annotations
 
-import http.client
 import re
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
+from lab.client import http_request
 from lab.daemons import wait_for
 from lab.dicom import answers
 from lab.haproxy_pair import VIP_ADDR
@@ -47,15 +47,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PacsLab]:
 def web(lab: PacsLab, source: str = CLIENT, cookie: str | None = None
         ) -> tuple[str, str, str | None]:
     """HEAD / through the VIP from ``source``: (backend, LB address, Set-Cookie value)."""
-    with lab.node("client").ns.entered():
-        conn = http.client.HTTPConnection(VIP_ADDR, 80, timeout=2,
-                                          source_address=(source, 0))
-        try:
-            conn.request("HEAD", "/", headers={"Cookie": f"SERVERID={cookie}"} if cookie else {})
-            resp = conn.getresponse()
-        finally:
-            conn.close()
-    assert resp.status == 200, resp.status
+    resp = http_request(lab.node("client"), VIP_ADDR, source=source,
+                        headers={"Cookie": f"SERVERID={cookie}"} if cookie else None)
     return resp.getheader("X-Backend", ""), resp.getheader("X-Remote-Addr", ""), \
         resp.getheader("Set-Cookie")
 

@@ -21,13 +21,13 @@ HAProxy.
 
 from __future__ import annotations
 
-import http.client
 import shutil
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from lab.client import http_request
 from lab.daemons import wait_for
 from lab.dicom import echo, find
 from lab.haproxy_pair import VIP, VIP_ADDR
@@ -47,16 +47,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransparentLab]:
 
 def web(lab: TransparentLab, timeout: float = 2) -> str:
     """GET / through the client VIP from the client: the address the PACS answers it saw."""
-    with lab.node("client").ns.entered():
-        conn = http.client.HTTPConnection(VIP_ADDR, 80, timeout=timeout)
-        try:
-            conn.request("GET", "/")
-            resp = conn.getresponse()
-            resp.read()
-        finally:
-            conn.close()
-    assert resp.status == 200, resp.status
-    return resp.getheader("X-Remote-Addr", "")
+    return http_request(lab.node("client"), VIP_ADDR, "GET",
+                        timeout=timeout).getheader("X-Remote-Addr", "")
 
 
 def dicom(lab: TransparentLab) -> str:
