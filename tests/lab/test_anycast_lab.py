@@ -12,6 +12,7 @@ import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -37,6 +38,7 @@ PROBE_TIMEOUT = 1.5
 STARVED = 0.2  # seconds without a request from the 10 ms prober: it was not running
 LATE_FAILURES = 0.02  # share of requests after the router settled that may fail (check())
 RISE_S = 0.4  # etc/vrrpd/anycast-lb1.yaml: haproxy tracker rise 5 x interval 0.1 s, first at 0
+STRANDED = 16  # etc/haproxy/haproxy-anycast.cfg: clitcpka-idle + intvl x cnt, and tcp-ut
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +210,38 @@ def test_a_node_cut_off_leaves_the_ecmp_set_by_bfd(lab: AnycastLab) -> None:
     lab.wait_ecmp(ALL, 20)
 
 
+def stranded_on(lab: AnycastLab, node: str) -> socket.socket:
+    """An idle TCP connection from the client to the service's DICOM port that the router
+    hashed to ``node``: when ``node`` leaves the ECMP set it is stranded there."""
+    others: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            with lab.node("client").ns.entered():
+                sock = socket.create_connection((SERVICE, 104), timeout=2)
+            source = "source={}:{}\n".format(*sock.getsockname())
+            try:
+                wait_for(lambda source=source: any(
+                    source in lab.haproxy[name].stats("show sess all") for name in LBS),
+                    2, f"HAProxy's session {source}", poll=0.05)
+            except AssertionError:
+                others.append(sock)
+                continue
+            if source in lab.haproxy[node].stats("show sess all"):
+                return sock
+            others.append(sock)
+        raise AssertionError(f"none of 40 connections was hashed to {node}")
+    finally:
+        for other in others:
+            other.close()
+
+
 def test_drain_moves_new_flows_off_before_withdrawal(lab: AnycastLab) -> None:
+    """New flows go to the other nodes at once; the drain waits for lb1's sessions, among
+    them an idle connection the router's rehash stranded on lb1, which HAProxy's keepalive
+    ends (etc/haproxy/haproxy-anycast.cfg) long before its `timeout client` (1 h)."""
     result: dict[str, Any] = {}
-    with Event(lab) as event:
+    stranded = stranded_on(lab, "lb1")
+    with stranded, Event(lab) as event:
         drain = threading.Thread(target=lambda: result.update(
             lab.vrrpd["lb1"].ctl("demote")))
         drain.start()
@@ -218,11 +249,17 @@ def test_drain_moves_new_flows_off_before_withdrawal(lab: AnycastLab) -> None:
         # de-preferred, not yet withdrawn: the router still has lb1's path, with the top MED
         paths = lab.frr["router"].vty("bgpd", f"show bgp ipv4 unicast {SERVICE}/32")
         assert drain.is_alive()  # sessions must stay at 0 for a second first
-        drain.join(30)
+        # a probe's connection in flight on lb1 when the router moved its flows is stranded
+        # there until the keepalive or tcp-ut of etc/haproxy/haproxy-anycast.cfg ends it
+        drain.join(STRANDED + 10)
+        assert not drain.is_alive(), "lb1's drain still waits; its HAProxy holds:\n" + \
+            lab.haproxy["lb1"].stats("show sess")
         event.check("vrrpctl demote on lb1", event.fault + took)
     print(f"drain: {result}")
     assert "from lb1(192.0.2.11)" in paths and "metric 4294967295" in paths, paths
     assert result["drained"]["pacs"]["result"] == "sessions reached 0", result
+    # held up by the stranded connection, and not much longer than its keepalive
+    assert 10 < result["drained"]["pacs"]["seconds"] < STRANDED + 3, result
     wait_for(lambda: "from lb1(192.0.2.11)" not in lab.frr["router"].vty(
         "bgpd", f"show bgp ipv4 unicast {SERVICE}/32"), 5, "lb1's path withdrawn", poll=0.05)
     assert lab.status("lb1")["state"] == "withdrawn"
