@@ -9,8 +9,8 @@ already applied by the trackers):
   prepended; :class:`vrrpd.config.model.Deprefer`): equal paths only stay in a router's
   multipath set, so the node leaves it but remains a fallback;
 * ``vrrpctl demote`` drains: de-prefer as far as it goes, wait until HAProxy's current
-  sessions on the node have stayed at zero for :data:`DRAIN_QUIET` (or ``drain_timeout``),
-  then withdraw (``drain_withdraw``);
+  sessions on the node have stayed at zero for a second (or ``drain_timeout``), then
+  withdraw (``drain_withdraw``; :mod:`vrrpd.daemon.anycast_drain`);
   ``vrrpctl resume`` ends it.
 
 Like VIPs (:mod:`vrrpd.daemon.runtime`): the start withdraws whatever an earlier run left
@@ -23,35 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from vrrpd.config.model import PREPEND_MAX, AnycastGroupConfig, Config, Deprefer
-from vrrpd.drain.sessions import sessions_on
+from vrrpd.daemon.anycast_drain import Drain
 from vrrpd.kernel.bgp import MED_MAX, Announcement, PeerState, Speaker, SpeakerError
-from vrrpd.track.haproxy import StatsError
 from vrrpd.track.status import TrackStatus, weigh
 
 log = logging.getLogger("vrrpd.anycast")
 
 PEER_POLL = 1.0  # seconds between looks at the speaker's sessions (``vrrpctl status``)
 RETRY = 1.0  # seconds before a refused or failed change is tried again
-SESSION_POLL = 0.2  # seconds between looks at HAProxy's sessions while draining
-# seconds HAProxy's sessions must stay at 0 before a drain counts as done: until the router
-# has applied the de-preference new flows still arrive, and a look between two short
-# connections would see 0 while flows still come
-DRAIN_QUIET = 1.0
-
-
-class Drain:
-    """A group's drain: ``draining`` until its sessions reach zero or time out."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.done: str | None = None  # why it ended: "sessions reached 0", "timeout ..."
-        self.sessions: int | None = None
 
 
 class AnycastGroups:
@@ -195,39 +179,14 @@ class AnycastGroups:
         for name in names:
             self.drains.setdefault(name, Drain())
         self._changed.set()
-        results = await asyncio.gather(*(self._wait_drained(n) for n in names))
+        results = await asyncio.gather(*(self.drains[n].wait(n, self.groups[n])
+                                          for n in names))
         self._changed.set()
         for _ in range(100):  # let the worker withdraw before answering
             if all(self.announced[n] == self.wanted(n) for n in names):
                 break
             await asyncio.sleep(0.01)
         return dict(zip(names, results, strict=True))
-
-    async def _wait_drained(self, name: str) -> dict[str, Any]:
-        cfg, drain = self.groups[name], self.drains[name]
-        zero_since: float | None = None
-        while drain.done is None:
-            waited = time.monotonic() - drain.started
-            if cfg.haproxy_socket is None:
-                drain.done = "no haproxy_socket to watch: de-preferred, not waited"
-                break
-            try:
-                drain.sessions = await sessions_on(cfg.haproxy_socket, cfg.addresses)
-            except StatsError as exc:
-                log.warning("[anycast %s] draining: HAProxy at %s: %s", name,
-                            cfg.haproxy_socket, exc)
-            zero_since = (zero_since or time.monotonic()) if drain.sessions == 0 else None
-            if zero_since is not None and time.monotonic() - zero_since >= DRAIN_QUIET:
-                drain.done = "sessions reached 0"
-            elif waited >= cfg.drain_timeout:
-                drain.done = f"timeout after {cfg.drain_timeout:g}s ({drain.sessions} left)"
-            else:
-                await asyncio.sleep(SESSION_POLL)
-        log.info("[anycast %s] drained: %s after %.1fs%s", name, drain.done,
-                 time.monotonic() - drain.started,
-                 "; withdrawing" if cfg.drain_withdraw else "; staying de-preferred")
-        return {"result": drain.done, "seconds": round(time.monotonic() - drain.started, 3),
-                "sessions": drain.sessions, "withdrawn": cfg.drain_withdraw}
 
     def resume(self, names: list[str]) -> None:
         for name in names:
