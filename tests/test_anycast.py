@@ -317,3 +317,27 @@ def test_check_verdict_covers_groups_and_sessions(tmp_path: Path) -> None:
     assert [p["text"] for p in bad["problems"]] == [
         "BGP session to 192.0.2.1 Active: nothing announced reaches it",
         "pacs withdrawn (failing: haproxy)"], bad
+
+
+def test_vrrpctl_demote_waits_as_long_as_the_longest_drain(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``vrrpctl demote`` on an anycast node answers when the drain ends, which may take
+    up to the longest ``drain_timeout`` the loader accepts: vrrpctl must not give up first
+    (it said "timed out" while the drain went on); other commands keep the usual wait."""
+    from vrrpd.cli import vrrpctl
+    from vrrpd.config.model import ANYCAST_DRAIN_TIMEOUT_MAX
+    from vrrpd.control.client import TIMEOUT
+
+    waits: dict[str, float] = {}
+
+    def answer(path: str, cmd: str, args: dict[str, Any], *, timeout: float) -> Any:
+        waits[cmd] = timeout
+        return {"mode": "drained", "drained": {}} if cmd == "demote" else \
+            {"mode": "normal", "resumed": ["pacs"]}
+
+    monkeypatch.setattr(vrrpctl, "request", answer)
+    assert vrrpctl.main(["--socket", "/run/vrrpd/none.sock", "demote"]) == 0
+    assert vrrpctl.main(["--socket", "/run/vrrpd/none.sock", "resume"]) == 0
+    assert waits == {"demote": TIMEOUT + ANYCAST_DRAIN_TIMEOUT_MAX, "resume": TIMEOUT}
+    too_long = f"    drain_timeout: {ANYCAST_DRAIN_TIMEOUT_MAX + 1:g}\n"
+    assert "drain_timeout" in str(refusal(GOOD + too_long))

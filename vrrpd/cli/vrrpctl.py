@@ -19,7 +19,7 @@ from vrrpd.cli.configsync_cli import add_keygen, keygen
 from vrrpd.cli.render import render, render_event
 from vrrpd.control import commands as _commands  # noqa: F401  (registers the commands)
 from vrrpd.control import configsync_commands as _configsync_commands  # noqa: F401
-from vrrpd.control.client import DEFAULT_SOCKET, ControlError, follow, request
+from vrrpd.control.client import DEFAULT_SOCKET, TIMEOUT, ControlError, follow, request
 from vrrpd.control.health import UNKNOWN, unreachable
 from vrrpd.control.registry import COMMANDS, Command
 from vrrpd.renames import deprecated
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             for event in more:
                 print(show(event), flush=True)
             return 0
-        result = request(args.socket, args.cmd, fields)
+        result = request(args.socket, args.cmd, fields,
+                         timeout=TIMEOUT + COMMANDS[args.cmd].waits)
     except ControlError as exc:
         return _failed(args, str(exc))
     except BrokenPipeError:  # `vrrpctl events | head`: the reader has what it wanted

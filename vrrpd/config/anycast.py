@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ipaddress import ip_network
 
 from vrrpd.config.model import (
+    ANYCAST_DRAIN_TIMEOUT_MAX,
     DRAIN_ADDRESSES_MAX,
     PREPEND_MAX,
     SPEAKER_ENGINES,
@@ -95,7 +96,8 @@ def _group(g: Section, tracks: dict[str, TrackConfig],
         deprefer=deprefer,
         haproxy_socket=g.take("haproxy_socket", (str, type(None)), None, absolute_path),
         drain_timeout=g.take("drain_timeout", float,
-                             default(AnycastGroupConfig, "drain_timeout"), in_range(0, 3600)),
+                             default(AnycastGroupConfig, "drain_timeout"),
+                             in_range(0, ANYCAST_DRAIN_TIMEOUT_MAX)),
         drain_withdraw=g.take("drain_withdraw", bool,
                               default(AnycastGroupConfig, "drain_withdraw")),
     )

@@ -374,6 +374,9 @@ class Deprefer(StrEnum):
 PREPEND_MAX = 10  # AS-path prepends vrrpd adds at most (a longer path only costs bytes)
 
 
+ANYCAST_DRAIN_TIMEOUT_MAX = 3600.0  # seconds: the longest drain_timeout of an anycast group
+
+
 @dataclass(frozen=True)
 class AnycastGroupConfig:
     """``anycast:`` list entry: prefixes every healthy node announces over BGP.

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from vrrpd import __version__
+from vrrpd.config.model import ANYCAST_DRAIN_TIMEOUT_MAX
 from vrrpd.control.health import assess
 from vrrpd.control.registry import (
     ALL,
@@ -104,7 +105,7 @@ async def check(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 @command("demote", "hand mastership to the peer (make-before-break) and stay BACKUP until "
          "resume; an anycast group drains (de-prefer, wait for HAProxy's sessions to end, "
-         "withdraw)", INSTANCE, ALL, FORCE)
+         "withdraw)", INSTANCE, ALL, FORCE, waits=ANYCAST_DRAIN_TIMEOUT_MAX)
 async def demote(daemon: Any, args: dict[str, Any]) -> dict[str, Any]:
     groups = _anycast_groups(daemon, args)
     if groups and not (args.get("all") and daemon.drivers):

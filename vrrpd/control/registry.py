@@ -70,6 +70,8 @@ class Command:
     args: tuple[Arg, ...]
     handler: Handler
     streaming: bool = False  # `events --follow` keeps the connection open
+    # seconds the answer may take beyond the client's usual wait (an anycast drain)
+    waits: float = 0.0
 
     @property
     def usage(self) -> str:
@@ -79,12 +81,12 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str, *args: Arg,
-            streaming: bool = False) -> Callable[[Handler], Handler]:
+def command(name: str, summary: str, *args: Arg, streaming: bool = False,
+            waits: float = 0.0) -> Callable[[Handler], Handler]:
     """Register ``handler`` as control command ``name`` taking ``args``."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, summary, args, handler, streaming)
+        COMMANDS[name] = Command(name, summary, args, handler, streaming, waits)
         return handler
 
     return register
