@@ -16,7 +16,8 @@ minute).  Each run, twice:
   preempts lb2 after preempt_delay.
 
 Meanwhile the client sends a new HTTP HEAD (a new TCP connection) to the VIP every 10 ms
-(0.5 s timeout).  Trackers check every 0.5 s (:data:`TRACKER_CHECK`).
+(0.5 s timeout), recording why each one failed (:mod:`lab.client`).  Trackers check every
+0.5 s (:data:`TRACKER_CHECK`).
 Measured per hand-over: each transfer's % complete and whether it was reset; the new requests
 sent while the old master drained, how many failed and which LB served them; the time from
 the last transfer's end (the last old session closing) to the drain's end, seen by polling
@@ -33,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,9 +116,12 @@ def hand_over(lab: PacsLab, old: str, new: str, act: Callable[[], Any],
         else round(drain_end - last_close, 3),
         "new_requests": len(window), "new_failed": sum(1 for s in window if not s.ok),
         # every new request that failed from the hand-over command to the transfers' end (in
-        # or out of the drain), sent how many seconds after the command
-        "failed_after_command_at": [round(s.sent - acted, 3) for s in samples
-                                    if not s.ok and acted <= s.sent <= last_close],
+        # or out of the drain): sent how many seconds after the command, why it failed
+        # (lab.client: read-timeout, reset, refused, http-503, ...), its local port (to find it
+        # in a packet capture) and the LB that answered, if one did
+        "failed_after_command": [{"at": round(s.sent - acted, 3), "why": s.why,
+                                  "port": s.port, "lb": s.lb}
+                                 for s in samples if not s.ok and acted <= s.sent <= last_close],
         # every new request of the whole hand-over (transfers before and after included): the
         # baseline of a loaded machine, comparable with a --drain-timeout 0 run
         "all_requests": len(samples), "all_failed": sum(1 for s in samples if not s.ok),
@@ -187,12 +192,14 @@ def main() -> int:
             "new_requests": sum(r["new_requests"] for r in rows),
             "new_failed": sum(r["new_failed"] for r in rows),
             "new_served_by": sorted({lb for r in rows for lb in r["new_served_by"]}),
+            "failed_why": dict(Counter(f["why"] for r in rows
+                                       for f in r["failed_after_command"])),
             "drain_end_after_last_close_s": {"median": statistics.median(ends),
                                              "max": max(ends)} if ends else None}
     for kind, s in summary.items():
         print(f"{kind}: HTTP complete {s['http_complete']}/{s['runs']}, DICOM complete "
               f"{s['dicom_complete']}/{s['runs']}, resets {s['resets']}, new requests "
-              f"{s['new_requests']} ({s['new_failed']} failed, served by "
+              f"{s['new_requests']} ({s['new_failed']} failed {s['failed_why']}, served by "
               f"{', '.join(s['new_served_by'])}), drain end after the last session "
               f"{s['drain_end_after_last_close_s']}")
     record.write(runs=runs, summary=summary)

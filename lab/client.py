@@ -5,7 +5,12 @@ task per request so a hanging request never delays the next one.  Each request g
 ``timeout`` seconds to connect and as long again to read the response head; it prints one line
 per request::
 
-    <sent, CLOCK_MONOTONIC seconds> <1|0> <LB or '-'> <latency ms> <backend or '-'>
+    <sent, CLOCK_MONOTONIC seconds> <1|0> <LB or '-'> <latency ms> <backend or '-'> <why> <port>
+
+``why`` is ``ok`` or why the request failed (:func:`probe`): ``connect-timeout``,
+``read-timeout``, ``refused``, ``reset``, ``closed`` (the connection ended before a response
+head), ``http-<status>``, or another errno name; ``port`` is the request's local TCP port
+(``-`` when it got none), to find it in a packet capture.
 
 The LB is the ``X-LB`` header (the HAProxy pair of :mod:`lab.haproxy_pair` sets it) or,
 when the load balancers run an unmodified configuration, the ``X-Remote-Addr`` header a
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import http.client
 import itertools
 import signal
@@ -60,18 +66,21 @@ def http_request(node: Node, host: str, method: str = "HEAD", source: str | None
 
 @dataclass(frozen=True)
 class Sample:
-    """One request: when it was sent, whether a 2xx/3xx came back, and which LB answered."""
+    """One request: when it was sent, whether a 2xx/3xx came back, which LB answered, and
+    why it failed (see the module docstring)."""
 
     sent: float
     ok: bool
     lb: str | None
     latency_ms: float
     backend: str | None = None
+    why: str = "ok"
+    port: int | None = None
 
     def line(self) -> str:
         """The sample as one line of a prober's output (see the module docstring)."""
         return (f"{self.sent:.6f} {int(self.ok)} {self.lb or '-'} {self.latency_ms:.2f} "
-                f"{self.backend or '-'}\n")
+                f"{self.backend or '-'} {self.why} {self.port or '-'}\n")
 
 
 @dataclass(frozen=True)
@@ -84,17 +93,47 @@ class Outage:
     window_ms: float  # last success before the fault -> first success by the new LB
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What :func:`probe` saw of one request."""
+
+    ok: bool
+    why: str  # "ok" or why it failed, see the module docstring
+    lb: str | None = None
+    backend: str | None = None
+    port: int | None = None
+
+
+def failure(exc: BaseException, connected: bool) -> str:
+    """The ``why`` of a request that raised ``exc`` (before or after it ``connected``)."""
+    match exc:
+        case TimeoutError():
+            return "read-timeout" if connected else "connect-timeout"
+        case ConnectionRefusedError():
+            return "refused"
+        case ConnectionResetError():
+            return "reset"
+        case asyncio.IncompleteReadError() | asyncio.LimitOverrunError():
+            return "closed"
+        case OSError() if exc.errno is not None:
+            return errno.errorcode.get(exc.errno, str(exc.errno))
+    return type(exc).__name__
+
+
 async def probe(host: str, port: int, path: str, timeout: float,
-                lbs: Mapping[str, str] | None = None) -> tuple[bool, str | None, str | None]:
-    """One ``HEAD`` with ``Connection: close``: (status 2xx/3xx, LB, backend), see above."""
+                lbs: Mapping[str, str] | None = None) -> Answer:
+    """One ``HEAD`` with ``Connection: close``: status 2xx/3xx, LB, backend, see above."""
     writer = None
+    local_port = None
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        local_port = writer.get_extra_info("sockname")[1]
         writer.write(f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
                      .encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        return False, None, None
+    except (OSError, TimeoutError, asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError) as exc:
+        return Answer(False, failure(exc, writer is not None), port=local_port)
     finally:
         if writer is not None:
             writer.close()
@@ -106,7 +145,8 @@ async def probe(host: str, port: int, path: str, timeout: float,
     lb = headers.get("x-lb")
     if lb is None and "x-remote-addr" in headers:
         lb = (lbs or {}).get(headers["x-remote-addr"], headers["x-remote-addr"])
-    return ok, lb, headers.get("x-backend")
+    return Answer(ok, "ok" if ok else f"http-{parts[1] if len(parts) >= 2 else '?'}", lb,
+                  headers.get("x-backend"), local_port)
 
 
 async def run(url: str, interval: float, timeout: float, out: Path,
@@ -122,8 +162,9 @@ async def run(url: str, interval: float, timeout: float, out: Path,
 
         async def one() -> None:
             sent = time.monotonic()
-            ok, lb, backend = await probe(host, port, path, timeout, lbs)
-            sink.write(Sample(sent, ok, lb, (time.monotonic() - sent) * 1000, backend).line())
+            a = await probe(host, port, path, timeout, lbs)
+            sink.write(Sample(sent, a.ok, a.lb, (time.monotonic() - sent) * 1000, a.backend,
+                              a.why, a.port).line())
 
         tick = time.monotonic()
         while not stop.is_set():
@@ -146,9 +187,10 @@ def parse_samples(text: str) -> list[Sample]:
     samples = []
     for line in text.splitlines():
         f = line.split()
-        if len(f) == 5:
+        if len(f) == 7:
+            why, port = f[5], None if f[6] == "-" else int(f[6])
             samples.append(Sample(float(f[0]), f[1] == "1", None if f[2] == "-" else f[2],
-                                  float(f[3]), None if f[4] == "-" else f[4]))
+                                  float(f[3]), None if f[4] == "-" else f[4], why, port))
     return sorted(samples, key=lambda s: s.sent)
 
 

@@ -152,7 +152,8 @@ class DicomProber:
     def _echo(self) -> None:
         sent = time.monotonic()
         ok = echo(self.host, self.port, self.timeout)
-        sample = Sample(sent, ok, None, (time.monotonic() - sent) * 1000)
+        sample = Sample(sent, ok, None, (time.monotonic() - sent) * 1000,
+                        why="ok" if ok else "no-echo")
         self._samples.append(sample)
         if self.out is not None:
             self.out.write(sample.line())
