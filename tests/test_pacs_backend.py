@@ -8,12 +8,16 @@ naming the backend, and HTTP HEAD/GET naming it too.
 from __future__ import annotations
 
 import http.client
+import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
@@ -34,7 +38,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[tuple[int, int]]:
+def backend() -> Iterator[tuple[int, int, subprocess.Popen[str]]]:
     http_port, dicom_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--bind", "127.0.0.1",
                              "--name", "pacs-test", "--http-port", str(http_port),
@@ -42,7 +46,7 @@ def backend() -> Iterator[tuple[int, int]]:
     try:
         assert proc.stdout is not None
         assert "pacs-backend pacs-test" in proc.stdout.readline()  # printed once listening
-        yield http_port, dicom_port
+        yield http_port, dicom_port, proc
     finally:
         proc.terminate()
         try:
@@ -53,7 +57,7 @@ def backend() -> Iterator[tuple[int, int]]:
         assert code == 0  # SIGTERM is a clean stop
 
 
-def test_http_head_and_get_name_the_backend(backend: tuple[int, int]) -> None:
+def test_http_head_and_get_name_the_backend(backend: tuple[int, int, Any]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", backend[0], timeout=5)
     conn.request("HEAD", "/")
     head = conn.getresponse()
@@ -64,7 +68,7 @@ def test_http_head_and_get_name_the_backend(backend: tuple[int, int]) -> None:
     conn.close()
 
 
-def test_dicom_echo_and_find(backend: tuple[int, int]) -> None:
+def test_dicom_echo_and_find(backend: tuple[int, int, Any]) -> None:
     ae = AE(ae_title="TESTSCU")
     for context in (Verification, StudyRootQueryRetrieveInformationModelFind,
                     ModalityWorklistInformationFind):
@@ -89,3 +93,29 @@ def test_dicom_echo_and_find(backend: tuple[int, int]) -> None:
     finally:
         assoc.release()
     assert time.monotonic() - start < 10
+
+
+def test_a_pause_drops_no_connection(backend: tuple[int, int, subprocess.Popen[str]]) -> None:
+    """While the backend does not accept (stopped here; a long garbage collection in real
+    life), the kernel still completes 40 handshakes per port and queues them: none has its SYN
+    dropped, which would cost it TCP's 1 s retransmission timeout.  With Python's default
+    backlog of 5 only 6 per port completed."""
+    http_port, dicom_port, proc = backend
+    socks: list[socket.socket] = []
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        for port in (http_port, dicom_port):
+            for _ in range(40):
+                s = socket.socket()
+                s.setblocking(False)
+                socks.append(s)
+                s.connect_ex(("127.0.0.1", port))
+        pending, deadline = set(socks), time.monotonic() + 0.5
+        while pending and time.monotonic() < deadline:
+            pending -= set(select.select([], list(pending), [], 0.05)[1])
+        assert not pending, f"{len(pending)} of {len(socks)} connections had no SYN-ACK"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        for s in socks:
+            s.close()
+    test_http_head_and_get_name_the_backend(backend)  # it goes on serving
