@@ -20,7 +20,7 @@ from vrrpd.drain.messages import DrainMessage, Phase
 from vrrpd.drain.sessions import count_sessions, listener_address
 from vrrpd.kernel.drain_forward import DrainForwarding, guard_rules, mark_rules
 from vrrpd.kernel.drain_hold import DrainHold, host_addresses
-from vrrpd.track.haproxy import StatsError
+from vrrpd.track.haproxy_stats import StatsError
 
 # `show sess all` of HAProxy 2.6.12 (abridged): a session on the VIP, one on the loopback
 # monitor, the stats socket's own session, and an IPv6 one.

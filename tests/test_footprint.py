@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 START = """
 import sys
@@ -21,13 +22,43 @@ def _run(code: str) -> str:
 
 
 def test_the_daemon_loads_rtnetlink_only_and_no_unused_tracker() -> None:
-    """pyroute2's other families (NDB and its sqlite3, IPVS, nl80211, ...), the http and
-    script trackers and prometheus_client (metrics) stay out until configured.  (psutil does
-    not: vrrpd.drain.sessions reads HAProxy's stats through the haproxy tracker's module.)"""
+    """pyroute2's other families (NDB and its sqlite3, IPVS, nl80211, ...), the http, script
+    and haproxy trackers (psutil), anycast and prometheus_client (metrics) stay out until
+    configured; so does OpenSSL (``_ssl``), which only config sync and https trackers use."""
     loaded = _run("print(sorted(m for m in ('pyroute2.ndb', 'pyroute2.ipvs', 'sqlite3', "
-                  "'vrrpd.track.net', 'vrrpd.track.script', 'prometheus_client') "
-                  "if m in sys.modules))")
+                  "'vrrpd.track.net', 'vrrpd.track.script', 'vrrpd.track.haproxy', 'psutil', "
+                  "'vrrpd.daemon.anycast', 'prometheus_client', '_ssl') if m in sys.modules))")
     assert loaded == "[]"
+
+
+def test_asyncio_gets_ssl_when_it_is_first_used(tmp_path: Path) -> None:
+    """The config-sync TLS channel works with ssl deferred: a TLS 1.3 exchange over asyncio
+    with the sync identity's contexts, after OpenSSL was kept out at start."""
+    cert = tmp_path / "sync.pem"
+    out = _run(f"""
+import asyncio
+from pathlib import Path
+assert '_ssl' not in sys.modules
+from vrrpd.configsync.tls import Identity, keygen
+keygen(Path({str(cert)!r}), "lb1")
+me = Identity(Path({str(cert)!r}))
+
+async def main():
+    async def echo(reader, writer):
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=me.server_context())
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=me.client_context())
+    writer.write(b"hello\\n")
+    print(writer.get_extra_info("ssl_object").version(), (await reader.readline()).decode())
+    writer.close()
+    server.close()
+
+asyncio.run(main())
+""")
+    assert out == "TLSv1.3 hello"
 
 
 def test_pyroute2_still_works_for_everyone_else() -> None:

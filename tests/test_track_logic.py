@@ -8,7 +8,8 @@ import pytest
 
 from vrrpd.ratelimit import RepeatFilter
 from vrrpd.track.file import read_track_file
-from vrrpd.track.haproxy import StatsError, backend_problems, parse_info, parse_stat
+from vrrpd.track.haproxy import backend_problems
+from vrrpd.track.haproxy_stats import StatsError, parse_info, parse_stat
 from vrrpd.track.rise_fall import RiseFall
 from vrrpd.track.status import TrackStatus, effective_priority
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vrrpd import __version__
 from vrrpd.config.model import Config
 from vrrpd.control.server import ControlServer
 from vrrpd.daemon import drain_wiring, leftovers
-from vrrpd.daemon.anycast import AnycastGroups
 from vrrpd.daemon.eventlog import EventLog
 from vrrpd.daemon.fanout import Reactions, TransitionBus
 from vrrpd.daemon.groups import SyncGroups
@@ -43,6 +42,9 @@ from vrrpd.daemon.status import daemon_status
 from vrrpd.daemon.tracking import InstanceTracking
 from vrrpd.drain.handover import Handover
 from vrrpd.proto.events import AdminMode, FaultChanged, Startup, State
+
+if TYPE_CHECKING:
+    from vrrpd.daemon.anycast import AnycastGroups  # only with anycast: (services)
 
 log = logging.getLogger("vrrpd")
 

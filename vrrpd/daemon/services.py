@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vrrpd.config.model import Config
-from vrrpd.daemon.anycast import AnycastGroups
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.tracking import InstanceTracking
+
+if TYPE_CHECKING:  # imported when configured: it reads HAProxy's stats, BGP speakers
+    from vrrpd.daemon.anycast import AnycastGroups
 
 log = logging.getLogger("vrrpd")
 
@@ -72,6 +74,8 @@ async def start_anycast(config: Config, kernel: Kernel, tracking: InstanceTracki
     result on; their start withdraws what a crashed run left announced."""
     if not config.anycast or config.bgp is None or kernel.speaker is None or tracking is None:
         return None
+    from vrrpd.daemon.anycast import AnycastGroups
+
     anycast = AnycastGroups(config, kernel.speaker(config.bgp), record)
     tracking.listeners.append(anycast.on_status)
     await anycast.start()

@@ -20,7 +20,7 @@ from typing import Any
 from vrrpd.drain.messages import HEARTBEAT_INTERVAL, SEND_TIMEOUT, DrainMessage, Phase
 from vrrpd.drain.sessions import sessions_on
 from vrrpd.proto.packet import IPAddress
-from vrrpd.track.haproxy import StatsError
+from vrrpd.track.haproxy_stats import StatsError
 
 POLL_INTERVAL = 0.2  # seconds between `show sess all`: the drain ends <= this after the last
 QUERY_TIMEOUT = 1.0  # seconds one stats socket question may take

@@ -14,7 +14,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from vrrpd.proto.packet import IPAddress
-from vrrpd.track.haproxy import StatsError, stats_command
+from vrrpd.track.haproxy_stats import StatsError, stats_command
 
 SESSION_START = re.compile(r"^0x[0-9a-f]+: ", re.MULTILINE)
 FRONTEND_ADDR = re.compile(r"^\s+frontend=\S+ \(.*\), listener=.* addr=(\S+)$", re.MULTILINE)

@@ -20,31 +20,20 @@ None: the ``stats socket`` served by the worker), ``backends`` (list[str]); at l
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import csv
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from vrrpd.config.model import HAProxyOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback
 from vrrpd.track.haproxy_procs import Found, Mode, NoWorker, find
+from vrrpd.track.haproxy_stats import StatsError as StatsError  # vrrpd.daemon.anycast's import
+from vrrpd.track.haproxy_stats import parse_info, parse_stat, stats_command
 from vrrpd.track.pidwatch import ProcessWatchTracker, Watched, describe
 from vrrpd.track.status import CheckResult
 
-MAX_REPLY = 8 * 1024 * 1024  # bytes; `show stat` of a large configuration stays well below
 # A master-worker master runs without a worker for a moment during a reload; longer than this
 # it is a failure.  (A master whose last worker dies exits, which fails the tracker at once.)
 RELOAD_GRACE = 2.0  # seconds
-
-
-class StatsError(Exception):
-    """The stats socket failed or answered nonsense; the message is the failure detail."""
-
-    def __init__(self, message: str, *, connection: bool = False) -> None:
-        super().__init__(message)
-        self.connection = connection  # the connection failed (rather than the answer)
 
 
 class HAProxyTracker(ProcessWatchTracker):
@@ -117,50 +106,6 @@ class HAProxyTracker(ProcessWatchTracker):
             if not exc.connection:
                 raise
         return await stats_command(self.socket, command)
-
-
-async def stats_command(path: Path, command: str) -> str:
-    """Send one command to a HAProxy stats socket and read the reply until HAProxy closes.
-
-    Unbounded in time: the caller's check timeout bounds it.
-    """
-    try:
-        reader, writer = await asyncio.open_unix_connection(path)
-    except OSError as exc:
-        raise StatsError(f"cannot connect: {exc.strerror or exc}", connection=True) from None
-    try:
-        writer.write(command.encode("ascii") + b"\n")
-        await writer.drain()
-        reply = bytearray()
-        while chunk := await reader.read(65536):
-            reply += chunk
-            if len(reply) > MAX_REPLY:
-                raise StatsError(f"reply to {command!r} exceeds {MAX_REPLY} bytes")
-    except OSError as exc:
-        raise StatsError(f"{command!r} failed: {exc.strerror or exc}",
-                         connection=True) from None
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return reply.decode("utf-8", errors="replace")
-
-
-def parse_info(reply: str) -> dict[str, str]:
-    """``show info`` -> ``{"Name": "HAProxy", "Version": ..., ...}``; nonsense raises."""
-    info = dict(line.split(": ", 1) for line in reply.splitlines() if ": " in line)
-    if info.get("Name") != "HAProxy":
-        raise StatsError(f"unexpected reply to 'show info': {reply[:60]!r}")
-    return info
-
-
-def parse_stat(reply: str) -> list[dict[str, str]]:
-    """``show stat`` CSV -> one dict per row, keyed by the header (``pxname``, ``status``...)."""
-    lines = reply.splitlines()
-    if not lines or not lines[0].startswith("# pxname,svname,"):
-        raise StatsError(f"unexpected reply to 'show stat': {reply[:60]!r}")
-    header = lines[0][2:].split(",")
-    return [dict(zip(header, row, strict=False)) for row in csv.reader(lines[1:]) if row]
 
 
 def backend_problems(rows: Iterable[dict[str, str]], backends: Iterable[str]) -> list[str]:
