@@ -152,9 +152,13 @@ class PacsLab(HAProxyPair):
         """``backend/server`` names HAProxy on ``node`` does not see UP."""
         return servers_down(self.haproxy[node])
 
+    def haproxy_config(self) -> str:
+        """The HAProxy configuration of both nodes: the reference's, runtime paths changed."""
+        return lab_haproxy_config(REFERENCE_HAPROXY.read_text())
+
     def _haproxy(self, node: str) -> HAProxy:
         run = self.workdir / node / "haproxy"
-        return HAProxy(self.node(node), run, lab_haproxy_config(REFERENCE_HAPROXY.read_text()),
+        return HAProxy(self.node(node), run, self.haproxy_config(),
                        args=["-L", node, "-S", str(run / MASTER_SOCKET)],
                        env={RUN_ENV: str(run), **self.haproxy_env})
 
