@@ -58,9 +58,20 @@ FORWARDING = {"enabled": True, "off": None, "timeout": 600.0, "drains": 0, "forw
                              "peer_sessions": 2, "peer_left": 584.0}}
 
 
+# an anycast node draining its group (`vrrpctl demote`), its router session up (daemon/anycast)
+ANYCAST = [{"name": "pacs", "prefixes": ["203.0.113.10/32"], "state": "de-preferred",
+            "med": 4294967295, "prepend": 0, "draining": {"done": None, "sessions": 2},
+            "trackers": [{"name": "haproxy", "weight": 0, "ok": True, "detail": "running"}],
+            "peers": [{"router": "192.0.2.1", "session": "Established", "bfd": "Up",
+                       "advertised": ["203.0.113.10/32"]}]}]
+BGP = {"speaker": "FRR bgpd at /run/frr/bgpd.vty", "error": None, "peers_error": None,
+       "peers": [{"address": "192.0.2.1", "state": "Established", "bfd": "Up",
+                  "advertised": ["203.0.113.10/32"]}]}
+
+
 def everything() -> dict[str, Any]:
     """A document in which every metric family has a sample: a backup that hears its master,
-    with a weighted tracker, drops, endpoint drops and config sync."""
+    with a weighted tracker, drops, endpoint drops and config sync, and an anycast group."""
     status = doc(instance(state="BACKUP", vips_held=False, effective_priority=90,
                           last_master_advert=heard(0.05, "192.0.2.11", 150),
                           counters={"transitions": 2, "adverts_received": 10,
@@ -71,4 +82,5 @@ def everything() -> dict[str, Any]:
                           drain=DRAINING),
                  config_sync=IN_SYNC)
     status["endpoints"] = [{"interface": "eth0", "family": 4, "dropped": {"checksum": 1}}]
+    status["anycast"], status["bgp"] = ANYCAST, BGP
     return status

@@ -8,12 +8,15 @@ import asyncio
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+from status_docs import ANYCAST, BGP
 
 from tests.daemon_helpers import until
 from tests.test_frr_speaker import FakeBgpd
@@ -21,6 +24,7 @@ from vrrpd.cli.render import render_status
 from vrrpd.config.loader import ConfigError, load_config, parse_config
 from vrrpd.config.model import Deprefer
 from vrrpd.control.health import assess
+from vrrpd.daemon.metrics import StatusCollector
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.bgp import MED_MAX, Announcement
@@ -224,11 +228,15 @@ def test_demote_drains_then_withdraws_and_resume_announces(tmp_path: Path,
         await until(lambda: (lab.announced() or Announcement("", ())).prepend == expect[1]
                     and lab.announced().med == expect[0])  # type: ignore[union-attr]
         assert not drain.done()  # 3 sessions left
+        await until(lambda: 'vrrpd_anycast_drain_sessions{group="pacs"} 3.0'
+                    in scrape(daemon.status))
+        assert 'vrrpd_anycast_draining{group="pacs"} 1.0' in scrape(daemon.status)
         haproxy.sessions = 0
         result = await drain
         assert result["drained"]["pacs"]["result"] == "sessions reached 0"
         assert lab.announced() is None
         assert daemon.status()["anycast"][0]["state"] == "withdrawn"
+        assert 'vrrpd_anycast_draining{group="pacs"} 0.0' in scrape(daemon.status)
         await resume(daemon, {})
         await until(lambda: lab.announced() == Announcement("pacs", (WEB,), 10, 0))
         await daemon.stop()
@@ -289,6 +297,48 @@ def test_status_text_shows_each_group_and_each_router(tmp_path: Path) -> None:
     assert "pacs   203.0.113.10/32  announced  10   0        -" in text, text
     assert ("pacs: router 192.0.2.1 session Established, BFD Up, announced: 203.0.113.10/32"
             in text), text
+
+
+def scrape(status: Callable[[], dict[str, Any]]) -> str:
+    registry = CollectorRegistry()
+    registry.register(StatusCollector(status))
+    return generate_latest(registry).decode()
+
+
+def test_metrics_follow_the_group_and_the_router_session(tmp_path: Path) -> None:
+    """The anycast series from the daemon's own status: announced with its MED, the router's
+    session and BFD up; then withdrawn (no MED sample) with the session down."""
+    lab = Lab(tmp_path)
+
+    async def main() -> list[str]:
+        daemon = await lab.start()
+        anycast = daemon.anycast
+        assert anycast is not None
+        await until(lambda: lab.announced() is not None)
+        anycast.peers = await lab.speaker.peers()  # as the next poll would
+        bodies = [scrape(daemon.status)]
+        assert set(daemon.status()["anycast"][0]) == set(ANYCAST[0])  # status_docs' shape
+        assert set(daemon.status()["bgp"]) == set(BGP)
+        lab.down.write_text("1\n")
+        await until(lambda: lab.announced() is None)
+        lab.speaker.session = "Active"
+        anycast.peers = await lab.speaker.peers()
+        bodies.append(scrape(daemon.status))
+        await daemon.stop()
+        return bodies
+
+    up, down = run(main())
+    group, router = 'group="pacs"', 'router="192.0.2.1"'
+    for line in (f'vrrpd_anycast_state{{{group},state="announced"}} 1.0',
+                 f'vrrpd_anycast_state{{{group},state="withdrawn"}} 0.0',
+                 f"vrrpd_anycast_med{{{group}}} 10.0", f"vrrpd_anycast_prepend{{{group}}} 0.0",
+                 f"vrrpd_anycast_draining{{{group}}} 0.0", f"vrrpd_bgp_peer_up{{{router}}} 1.0",
+                 f"vrrpd_bgp_peer_bfd_up{{{router}}} 1.0", "vrrpd_bgp_speaker_error 0.0"):
+        assert line in up, (line, up)
+    for line in (f'vrrpd_anycast_state{{{group},state="withdrawn"}} 1.0',
+                 f"vrrpd_bgp_peer_up{{{router}}} 0.0"):
+        assert line in down, (line, down)
+    assert "vrrpd_anycast_med{" not in down
 
 
 def test_check_verdict_covers_groups_and_sessions(tmp_path: Path) -> None:

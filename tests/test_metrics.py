@@ -22,7 +22,8 @@ def test_build_info_health_and_pair_series() -> None:
     body = scrape(everything())
     assert (f'vrrpd_build_info{{python="{platform.python_version()}",version="{__version__}"}}'
             " 1.0") in body
-    assert "vrrpd_health 0.0" in body
+    assert "vrrpd_health 1.0" in body  # WARNING: its anycast group drains
+    assert "vrrpd_health 0.0" in scrape(doc())
     assert 'vrrpd_instance_vips_held{vrrp_instance="pacs"} 0.0' in body
     assert 'vrrpd_instance_state{state="BACKUP",vrrp_instance="pacs"} 1.0' in body
     assert 'vrrpd_master_down_interval_seconds{vrrp_instance="pacs"} 0.361' in body

@@ -149,12 +149,10 @@ class AnycastGroups:
         before = self.announced[name]
         if want is None:
             await self.speaker.withdraw(name, self.groups[name].prefixes)
-            what = "withdrawn"
         else:
             await self.speaker.announce(want)
-            what = "announced" if want.med == self.groups[name].med and not want.prepend \
-                else "de-preferred"
         self.announced[name] = want
+        what = self._state(name)
         prefixes = ", ".join(map(str, self.groups[name].prefixes))
         weight = f" (MED {want.med}, prepend {want.prepend})" if want is not None else ""
         log.info("[anycast %s] %s %s%s via %s", name, prefixes, what, weight,
@@ -195,6 +193,13 @@ class AnycastGroups:
 
     # ---- status -------------------------------------------------------------------------
 
+    def _state(self, name: str) -> str:
+        """One of :data:`vrrpd.kernel.bgp.GROUP_STATES`: what group ``name`` announces now."""
+        now, cfg = self.announced[name], self.groups[name]
+        if now is None:
+            return "withdrawn"
+        return "announced" if now.med == cfg.med and not now.prepend else "de-preferred"
+
     def status(self) -> list[dict[str, Any]]:
         """Each group: wanted and announced state, and per peer router what it was sent."""
         out = []
@@ -203,8 +208,7 @@ class AnycastGroups:
             drain = self.drains.get(name)
             out.append({
                 "name": name, "prefixes": [str(p) for p in cfg.prefixes],
-                "state": "withdrawn" if now is None
-                else "announced" if now.med == cfg.med and not now.prepend else "de-preferred",
+                "state": self._state(name),
                 "med": now.med if now else None, "prepend": now.prepend if now else None,
                 "draining": None if drain is None else {"done": drain.done,
                                                          "sessions": drain.sessions},

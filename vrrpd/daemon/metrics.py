@@ -36,6 +36,14 @@ vrrpd-alerts.yml).  Metric names (the ``_total`` ones are counters):
   VIPs) and ``vrrpd_drain_seconds_left`` (before ``drain_timeout``) while it does;
   ``vrrpd_drain_forwarding`` (1 while this node, the new master, forwards unknown flows to a
   draining peer); ``vrrpd_drains_total``, ``vrrpd_drain_forwards_total``
+* anycast (with ``anycast:``, :mod:`vrrpd.daemon.anycast`), per ``group``:
+  ``vrrpd_anycast_state{group,state}`` (1 for announced, de-preferred or withdrawn),
+  ``vrrpd_anycast_med`` and ``vrrpd_anycast_prepend`` (what is announced; absent while
+  withdrawn), ``vrrpd_anycast_draining`` (1 while ``vrrpctl demote``'s drain waits) and
+  ``vrrpd_anycast_drain_sessions``; per upstream ``router``: ``vrrpd_bgp_peer_up`` (1 while
+  the BGP session is Established, RFC 4271 8.2.2), ``vrrpd_bgp_peer_bfd_up`` (1 while BFD is
+  Up, RFC 5880 4.1; absent without BFD); ``vrrpd_bgp_speaker_error`` (1 while the last change
+  sent to the speaker, or the last look at its sessions, failed)
 """
 
 from __future__ import annotations
@@ -53,11 +61,8 @@ from prometheus_client.registry import Collector
 
 from vrrpd import __version__
 from vrrpd.control.health import assess
+from vrrpd.daemon import metric_families as families
 from vrrpd.kernel.listen import listening_socket
-
-STATES = ("INIT", "BACKUP", "MASTER", "FAULT")
-SYNC_STATES = ("in-sync", "ahead", "behind", "diverged", "never-synced", "unknown")
-INSTANCE = "vrrp_instance"
 
 
 class StatusCollector(Collector):
@@ -73,7 +78,7 @@ class StatusCollector(Collector):
         health = GaugeMetricFamily("vrrpd_health", "0 OK, 1 WARNING, 2 CRITICAL (vrrpctl check)")
         health.add_metric([], assess(doc, now)["code"])
         yield from (build, health)
-        yield from _instances(doc["instances"], now)
+        yield from families.instances(doc["instances"], now)
         edrop = CounterMetricFamily("vrrpd_endpoint_dropped", "packets dropped before demux",
                                     labels=["interface", "family", "reason"])
         for e in doc["endpoints"]:
@@ -81,111 +86,9 @@ class StatusCollector(Collector):
                 edrop.add_metric([e["interface"], str(e["family"]), reason], n)
         yield edrop
         if doc.get("config_sync"):
-            yield from _config_sync(doc["config_sync"])
-
-
-def _instances(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
-    def gauge(name: str, text: str, *extra: str) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, text, labels=[INSTANCE, *extra])
-
-    def counter(name: str, text: str, *extra: str) -> CounterMetricFamily:
-        return CounterMetricFamily(name, text, labels=[INSTANCE, *extra])
-
-    state = gauge("vrrpd_instance_state", "1 for the instance's current state", "state")
-    prio = gauge("vrrpd_instance_priority", "configured priority")
-    eff = gauge("vrrpd_instance_effective_priority", "priority advertised now")
-    held = gauge("vrrpd_instance_vips_held", "1 when this node holds the VIPs")
-    age = gauge("vrrpd_master_advert_age_seconds",
-                "seconds since the last advert of another router acting as master")
-    mdi = gauge("vrrpd_master_down_interval_seconds", "Master_Down_Interval (RFC 5798 6.1)")
-    trans = counter("vrrpd_transitions", "state transitions")
-    sent = counter("vrrpd_adverts_sent", "adverts sent")
-    rcvd = counter("vrrpd_adverts_received", "adverts received")
-    drop = counter("vrrpd_dropped", "adverts refused by an instance", "reason")
-    track = gauge("vrrpd_tracker_up", "1 while the tracker passes", "tracker")
-    foreign = counter("vrrpd_foreign_adverts", "adverts obeyed from routers not in peers")
-    foreign_master = gauge("vrrpd_foreign_master", "1 while the master is not a listed peer")
-    for i in instances:
-        name, c = i["name"], i["counters"]
-        for s in STATES:
-            state.add_metric([name, s], 1 if i["state"] == s else 0)
-        prio.add_metric([name], i["priority"])
-        eff.add_metric([name], i["effective_priority"])
-        held.add_metric([name], 1 if i["vips_held"] else 0)
-        if i.get("last_master_advert"):
-            age.add_metric([name], round(now - i["last_master_advert"]["at"], 3))
-        mdi.add_metric([name], i["master_down_interval"])
-        trans.add_metric([name], c.get("transitions", 0))
-        sent.add_metric([name], c.get("adverts_sent", 0))
-        rcvd.add_metric([name], c.get("adverts_received", 0))
-        foreign.add_metric([name], c.get("foreign_adverts", 0))
-        foreign_master.add_metric([name], 1 if i.get("foreign_master") else 0)
-        for reason, n in i["dropped"].items():
-            drop.add_metric([name, reason], n)
-        for t in i.get("trackers", []):
-            track.add_metric([name, t["name"]], 1 if t["ok"] else 0)
-    yield from (state, prio, eff, held, age, mdi, trans, sent, rcvd, drop, track, foreign,
-                foreign_master)
-    yield from _drain(instances)
-
-
-def _drain(instances: list[dict[str, Any]]) -> Iterator[Metric]:
-    """The draining hand-over of each instance that has one (``drain`` in its status)."""
-    def gauge(name: str, text: str) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, text, labels=[INSTANCE])
-
-    active = gauge("vrrpd_drain_active", "1 while this node drains its open connections")
-    sessions = gauge("vrrpd_drain_sessions", "HAProxy's sessions left on the VIPs (draining)")
-    left = gauge("vrrpd_drain_seconds_left", "seconds before drain_timeout (draining)")
-    forwarding = gauge("vrrpd_drain_forwarding",
-                       "1 while this node forwards unknown flows to a draining peer")
-    drains = CounterMetricFamily("vrrpd_drains", "drains started here", labels=[INSTANCE])
-    forwards = CounterMetricFamily("vrrpd_drain_forwards", "drains of a peer forwarded here",
-                                   labels=[INSTANCE])
-    for i in instances:
-        name, d = i["name"], i.get("drain")
-        if d is None:
-            continue
-        active.add_metric([name], 1 if d["draining"] else 0)
-        if d["draining"]:
-            if d["draining"]["sessions"] is not None:
-                sessions.add_metric([name], d["draining"]["sessions"])
-            left.add_metric([name], d["draining"]["left"])
-        forwarding.add_metric([name], 1 if d["forwarding"] else 0)
-        drains.add_metric([name], d["drains"])
-        forwards.add_metric([name], d["forwards"])
-    yield from (active, sessions, left, forwarding, drains, forwards)
-
-
-def _config_sync(s: dict[str, Any]) -> Iterator[Metric]:
-    local = s.get("local") or {}
-    gen = GaugeMetricFamily("vrrpd_config_sync_generation", "config sync generation held here")
-    gen.add_metric([], local.get("generation", 0))
-    diverged = GaugeMetricFamily("vrrpd_config_sync_diverged",
-                                 "1 when the synced files were edited here since the last sync")
-    diverged.add_metric([], 1 if local.get("diverged") else 0)
-    yield from (gen, diverged)
-    last = s.get("last_push")
-    if last:
-        at = GaugeMetricFamily("vrrpd_config_sync_last_push_timestamp_seconds",
-                               "when the last push was sent or received (Unix time)")
-        at.add_metric([], last["at"])
-        ok = GaugeMetricFamily("vrrpd_config_sync_last_push_success", "1 when the last push worked")
-        ok.add_metric([], 1 if last.get("ok") else 0)
-        yield from (at, ok)
-    up = GaugeMetricFamily("vrrpd_config_sync_peer_up", "1 when the peer answered the last poll",
-                           labels=["peer"])
-    peer_gen = GaugeMetricFamily("vrrpd_config_sync_peer_generation", "the peer's generation",
-                                 labels=["peer"])
-    peer_state = GaugeMetricFamily("vrrpd_config_sync_peer_state", "1 for the peer's sync state",
-                                   labels=["peer", "state"])
-    for peer, p in s.get("peers", {}).items():
-        up.add_metric([peer], 0 if p.get("error") else 1)
-        if "generation" in p:
-            peer_gen.add_metric([peer], p["generation"])
-        for state in SYNC_STATES:
-            peer_state.add_metric([peer, state], 1 if p.get("sync") == state else 0)
-    yield from (up, peer_gen, peer_state)
+            yield from families.config_sync(doc["config_sync"])
+        if doc.get("anycast") is not None:
+            yield from families.anycast(doc["anycast"], doc["bgp"])
 
 
 class MetricsServer:

@@ -24,6 +24,9 @@ IPNetwork = IPv4Network | IPv6Network
 
 # RFC 4271 §5.1.4: MULTI_EXIT_DISC is a 4-octet unsigned integer; lower is preferred.
 MED_MAX = 2**32 - 1
+# What a group's announcement amounts to (``vrrpctl status``, metrics): its healthy MED and
+# no prepends, a worse MED or prepends (out of the router's ECMP set, still a fallback), none
+GROUP_STATES = ("announced", "de-preferred", "withdrawn")
 
 
 class SpeakerError(OSError):
