@@ -23,6 +23,8 @@ import asyncio
 import ctypes
 import errno
 import functools
+import os
+import threading
 from collections.abc import Iterable
 from ipaddress import IPv4Interface, IPv6Interface
 
@@ -47,29 +49,45 @@ def _libnftables() -> ctypes.CDLL:
     lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
     lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
     lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
-    lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
-    lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+    for get_buffer in (lib.nft_ctx_get_error_buffer, lib.nft_ctx_get_output_buffer):
+        get_buffer.restype = ctypes.c_char_p
+        get_buffer.argtypes = [ctypes.c_void_p]
     lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     lib.nft_ctx_set_dry_run.argtypes = [ctypes.c_void_p, ctypes.c_bool]
     return lib
+
+
+_CONTEXT_LOCK = threading.Lock()  # run_nft runs in asyncio.to_thread's workers
+
+
+@functools.cache
+def _context(netns: int) -> int:
+    """The libnftables context of network namespace ``netns`` (its inode; a context's
+    netlink socket stays in the namespace it was made in), made on first use and kept, as
+    ``nft -i`` and firewalld keep theirs: freeing one takes libnftables some 15 ms, thirty
+    times the transaction itself (three tables reset before the first advert, a chain per
+    takeover)."""
+    lib = _libnftables()
+    ctx: int | None = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT
+    if not ctx:
+        raise NftError("libnftables could not make a context (out of memory?)")
+    lib.nft_ctx_buffer_output(ctx)  # keep nft's output off our stdout
+    lib.nft_ctx_buffer_error(ctx)
+    return ctx
 
 
 def run_nft(script: str, dry_run: bool = False) -> None:
     """Run ``script`` (``nft -f`` syntax) as one transaction; blocking (netlink).  ``dry_run``
     (``nft -c``): the kernel checks the transaction and aborts it, so nothing changes."""
     lib = _libnftables()
-    ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT
-    if not ctx:
-        raise NftError("libnftables could not make a context (out of memory?)")
-    try:
+    with _CONTEXT_LOCK:
+        ctx = _context(os.stat("/proc/thread-self/ns/net").st_ino)
         lib.nft_ctx_set_dry_run(ctx, dry_run)
-        lib.nft_ctx_buffer_output(ctx)  # keep nft's output off our stdout
-        lib.nft_ctx_buffer_error(ctx)
-        if lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0:
-            message = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
-            raise NftError(f"nftables refused {script.strip()!r}: {message.strip()}")
-    finally:
-        lib.nft_ctx_free(ctx)
+        failed = lib.nft_run_cmd_from_buffer(ctx, script.encode()) != 0
+        lib.nft_ctx_get_output_buffer(ctx)  # reading a buffer empties it for the next script
+        message = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+    if failed:
+        raise NftError(f"nftables refused {script.strip()!r}: {message.strip()}")
 
 
 def chain_name(prefix: str, instance: str) -> str:
