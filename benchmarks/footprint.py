@@ -26,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.record import Record  # noqa: E402
+from benchmarks.record import Record, byte_compile  # noqa: E402
 from benchmarks.scale import ProcessTree, pair  # noqa: E402
 
 TOP = 25  # functions reported per node and view
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    record = Record("footprint", parameters={**vars(args), "vrrpd_commit": commit})
+    record = Record("footprint", parameters={**vars(args), "vrrpd_commit": commit,
+                                            "byte_code": byte_compile()})
     result: dict[str, Any] = {"label": args.label, "vrrpd_commit": commit}
     with tempfile.TemporaryDirectory(prefix="vrrpd-footprint-") as tmp:
         with pair("vrrpd", args.instances, 0.1, Path(tmp)) as (_lab, daemons, _sources):

@@ -52,7 +52,12 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.record import SKIP_KEEPALIVED, Record, require_keepalived  # noqa: E402
+from benchmarks.record import (  # noqa: E402
+    SKIP_KEEPALIVED,
+    Record,
+    byte_compile,
+    require_keepalived,
+)
 from lab.daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
 from lab.haproxy_pair import KeepalivedNode  # noqa: E402
 from lab.netns import Node, Topology  # noqa: E402
@@ -345,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     daemons = ["vrrpd"]
     if require_keepalived(args.skip_keepalived, "scale.py"):
         daemons.append("keepalived")
-    record = Record("scale", parameters=vars(args))
+    record = Record("scale", parameters={**vars(args), "byte_code": byte_compile()})
     rows = []
     with tempfile.TemporaryDirectory(prefix="vrrpd-scale-") as tmp:
         for n in counts:

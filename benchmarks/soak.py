@@ -43,7 +43,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.failover import Runner  # noqa: E402
-from benchmarks.record import SKIP_KEEPALIVED, Record, require_keepalived  # noqa: E402
+from benchmarks.record import (  # noqa: E402
+    SKIP_KEEPALIVED,
+    Record,
+    byte_compile,
+    require_keepalived,
+)
 from benchmarks.stress import start_burners, stop  # noqa: E402
 from lab.haproxy_pair import HAProxyPair  # noqa: E402
 from lab.sniff import Sniffer, percentile, spacing  # noqa: E402
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     daemons = ["vrrpd"]
     if require_keepalived(args.skip_keepalived, "soak.py"):
         daemons.append("keepalived")
-    record = Record("soak", parameters=vars(args))
+    record = Record("soak", parameters={**vars(args), "byte_code": byte_compile()})
     rng = random.Random(args.seed)
     soak_s = args.minutes * 60
     results: dict[str, Any] = {}

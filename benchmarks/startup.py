@@ -38,7 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.record import Record  # noqa: E402
+from benchmarks.record import Record, byte_compile  # noqa: E402
 from benchmarks.scale import vips  # noqa: E402
 from lab.daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
 from lab.netns import Topology  # noqa: E402
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("startup.py: run as root (network namespaces)", file=sys.stderr)
         return 1
-    record = Record("startup", parameters=vars(args))
+    record = Record("startup", parameters={**vars(args), "byte_code": byte_compile()})
     rows = []
     with tempfile.TemporaryDirectory(prefix="vrrpd-startup-") as tmp, Topology() as lab:
         lab.add_node("lb1", "192.0.2.11/24", "2001:db8::11/64")
