@@ -1,13 +1,18 @@
 """At the protocol's limit: VRRPv3's shortest interval (10 ms) with both cores kept busy.
 
 Run as root: ``.venv/bin/python benchmarks/soak.py [--minutes 10] [--cuts 5]
-[--skip-keepalived]``
+[--realtime 10] [--skip-keepalived]``
 
 Two :class:`lab.haproxy_pair.HAProxyPair` labs side by side, one running vrrpd and one
 keepalived 2.2 (lb1 priority 150, lb2 100, real HAProxy, a client sending HTTP HEAD to the VIP
 every 10 ms), both at ``--interval`` (0.01 s: Max Adver Int 1 centisecond, RFC 5798 §5.2.7;
 Master_Down_Interval 34 ms at priority 100).  One CPU-bound burner process per core runs for
 the whole benchmark (``timeout`` bounds each, and they are killed at the end).
+
+``--realtime N`` (default 10) gives both daemons their real-time setting, each its best
+configuration for a busy host: vrrpd ``realtime_priority: N`` (its event loop SCHED_RR,
+vrrpd/daemon/scheduling.py), keepalived ``vrrp_rt_priority N`` (its VRRP process SCHED_RR).
+``--realtime 0`` measures both normally scheduled, at the burners' own priority.
 
 1. **Soak** for ``--minutes``: nothing is done to either pair, so every state change on either
    node is a false transition (vrrpd: the ``transitions`` counters; keepalived: its
@@ -92,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cuts", type=int, default=5)
     p.add_argument("--interval", type=float, default=0.01)
     p.add_argument("--seed", type=int, help="seed of the cut phases (default: random)")
+    p.add_argument("--realtime", type=int, default=10, metavar="N",
+                   help="SCHED_RR priority of both daemons (vrrpd realtime_priority, "
+                        "keepalived vrrp_rt_priority); 0: normal scheduling")
     p.add_argument(SKIP_KEEPALIVED, action="store_true", help="measure vrrpd only")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
@@ -107,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vrrpd-soak-") as tmp, \
             contextlib.ExitStack() as stack:
         pairs = {d: stack.enter_context(HAProxyPair(Path(tmp) / d, interval=args.interval,
-                                                    track_interval=TRACK_INTERVAL, daemon=d))
+                                                    track_interval=TRACK_INTERVAL, daemon=d,
+                                                    realtime_priority=args.realtime))
                  for d in daemons}
         clients = {d: stack.enter_context(pair.client()) for d, pair in pairs.items()}
         runners = {d: Runner(pair, clients[d], rng) for d, pair in pairs.items()}

@@ -195,7 +195,8 @@ case $1 in {dead}) exit 1;; esac
 
 
 def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAProxy,
-                      check: str = "script", vips: Sequence[str] = (VIP,)) -> str:
+                      check: str = "script", vips: Sequence[str] = (VIP,),
+                      realtime_priority: int = 0) -> str:
     """keepalived.conf equivalent to the vrrpd setup: VRRPv3, same VRID/priority/interval.
 
     ``check="script"`` (default): a ``vrrp_script`` running :func:`keepalived_check_script`
@@ -207,6 +208,8 @@ def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAPro
     to set/clear process event listen - errno 111" and stays in FAULT
     (benchmarks/track_process.py runs it in the initial namespace).
     Both with weight 0 (failing = FAULT).  ``check="none"``: no HAProxy check.
+    ``realtime_priority``: keepalived's VRRP process runs SCHED_RR at that priority
+    (``vrrp_rt_priority``), as vrrpd's ``realtime_priority:`` does its event loop.
     """
     if check == "script":
         script = haproxy.dir / "check_haproxy.sh"  # keepalived runs scripts without a shell
@@ -232,11 +235,12 @@ def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAPro
 }}"""
         use = "track_process {\n        chk_haproxy\n    }"
     addresses = "\n        ".join(f"{vip} dev {node.ifname}" for vip in vips)
+    realtime = f"\n    vrrp_rt_priority {realtime_priority}" if realtime_priority else ""
     return f"""\
 global_defs {{
     router_id {node.name}
     vrrp_version 3
-    script_user root
+    script_user root{realtime}
 }}
 {tracker}
 vrrp_instance VI_1 {{
@@ -303,7 +307,7 @@ class HAProxyPair(LabSetup):
     def __init__(self, workdir: Path, *, interval: float = 0.1, track_interval: float = 0.1,
                  daemon: str = "vrrpd", customize: Customize | None = None,
                  keepalived_check: str = "script", prefix: str | None = None,
-                 haproxy_mode: str = "master-worker") -> None:
+                 haproxy_mode: str = "master-worker", realtime_priority: int = 0) -> None:
         self.workdir = workdir
         self.haproxy_mode = haproxy_mode
         self.prefix = prefix
@@ -312,6 +316,7 @@ class HAProxyPair(LabSetup):
         self.daemon = daemon
         self.customize = customize
         self.keepalived_check = keepalived_check
+        self.realtime_priority = realtime_priority  # either daemon's, 0: normal scheduling
         self.lab: Topology | None = None
         self.haproxy: dict[str, HAProxy] = {}
         self.vrrpd: dict[str, Vrrpd] = {}
@@ -372,6 +377,7 @@ class HAProxyPair(LabSetup):
                                    "backends": ["web"], "interval": self.track_interval,
                                    "weight": 0,
                                    **({"pidfile": str(hap.pidfile)} if hap.uses_pidfile else {})}},
+            **({"realtime_priority": self.realtime_priority} if self.realtime_priority else {}),
         }
 
     def _start_vrrpd(self) -> None:
@@ -392,7 +398,8 @@ class HAProxyPair(LabSetup):
         for name in LBS:
             node = self.lab.nodes[name]
             conf = keepalived_config(node, LBS[name][2], self.interval, self.haproxy[name],
-                                     self._keepalived_check(name), self.vips)
+                                     self._keepalived_check(name), self.vips,
+                                     self.realtime_priority)
             self.keepalived[name] = KeepalivedNode(node, self.workdir / name / "keepalived",
                                                    conf)
         self.keepalived["lb1"].start()

@@ -342,6 +342,8 @@ BAD = [
     ("interface: eth0", "interface: eth0:1", None, "instances[0].interface",
      "not a valid interface name"),
     ("log_format: json", "log_format: xml", None, "log_format", "'xml' is not one of text, json"),
+    ("log_format: json", "log_format: json\nrealtime_priority: 100", "realtime_priority",
+     "realtime_priority", "100 is outside 0..99"),
     ("state_dir: /var/lib/vrrpd", "state_dir: vrrpd", None, "state_dir", "absolute path"),
     ("tracks:", "tracs:", None, "tracs", "unknown key; did you mean 'tracks'?"),
     ("advert_interval: 3\n", "advert_interval: 3\n    auth_pass: '123456789'\n",
@@ -466,3 +468,22 @@ def test_check_config_exit_status(tmp_path: Path) -> None:
     refused = subprocess.run([*run, str(bad)], capture_output=True, text=True, cwd=REPO)
     assert refused.returncode == 1
     assert f"{bad}:9: instances[0].vrid: 300 is outside 1..255" in refused.stderr
+
+
+def test_realtime_priority_refused_by_the_kernel_says_what_to_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's refusal (no CAP_SYS_NICE, RestrictRealtime=yes, no real-time budget in
+    the cgroup) becomes one warning that names the drop-in; the daemon runs on."""
+    from vrrpd.daemon import scheduling
+
+    def refuse(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(scheduling.os, "sched_setscheduler", refuse)
+    monkeypatch.setattr(scheduling.resource, "setrlimit", lambda *_: None)
+    with pytest.raises(OSError) as refused:
+        scheduling.use_realtime(10)
+    assert "realtime_priority 10: the kernel refused real-time scheduling (Operation not " \
+           "permitted)" in str(refused.value)
+    assert scheduling.DROP_IN in str(refused.value)
+    assert (REPO / "etc/systemd/vrrpd.service.d" / Path(scheduling.DROP_IN).name).is_file()

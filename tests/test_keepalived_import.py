@@ -366,6 +366,16 @@ def test_garp_settings(tmp_path: Path) -> None:
                                 "count": 4}
 
 
+def test_rt_priority_becomes_realtime_priority(tmp_path: Path) -> None:
+    """vrrp_rt_priority -> realtime_priority, with a note about the unit's drop-in."""
+    conv = convert(parse_text("global_defs {\n  vrrp_rt_priority 30\n}\n" + INSTANCE,
+                              tmp_path / "k.conf"))
+    assert conv.doc["realtime_priority"] == 30
+    assert [f.what for f in conv.notes] == ["vrrp_rt_priority"]
+    assert "realtime.conf" in conv.notes[0].why
+    assert not conv.unmapped
+
+
 def test_excluded_vips(tmp_path: Path) -> None:
     """virtual_ipaddress_excluded -> vips_excluded; another family is reported, not mixed."""
     text = INSTANCE.replace("  interface eth0\n", "  interface eth0\n"

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK ({len(config.instances)} instance(s){groups}){scope}")
         return 0
     setup_logging(config.log_format, getattr(logging, args.log_level.upper()))
-    from vrrpd.daemon import privileges
+    from vrrpd.daemon import privileges, scheduling
     from vrrpd.daemon.runtime import Daemon
 
     log = logging.getLogger("vrrpd")
@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         log.critical("cannot start: %s", exc)
         return 1
     log.info("running as %s", privileges.describe())
+    if config.realtime_priority:
+        try:  # before the loop and its executor exist: their threads are normally scheduled
+            scheduling.use_realtime(config.realtime_priority)
+            log.info("event loop scheduled %s", scheduling.describe())
+        except OSError as exc:
+            log.warning("%s", exc)
     refusal = config.config_sync and privileges.config_sync_refusal(config.config_sync.files)
     if refusal:
         log.critical("cannot start: %s", refusal)

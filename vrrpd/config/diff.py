@@ -19,7 +19,7 @@ IDENTITY_FIELDS = ("interface", "vrid", "version", "virtual_mac", "accept_mode",
 # Top-level settings read once at start-up (the control socket, state directory, logging,
 # the BGP speaker and anycast groups).
 SETTINGS_FIELDS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",
-                   "bgp", "anycast")
+                   "realtime_priority", "bgp", "anycast")
 
 
 @dataclass(frozen=True)

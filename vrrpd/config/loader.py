@@ -21,6 +21,7 @@ from vrrpd.config import host as on_host
 from vrrpd.config.errors import ConfigError
 from vrrpd.config.model import (
     HOOK_STATES,
+    REALTIME_PRIORITY_MAX,
     ROUTE_TYPES,
     AnnounceConfig,
     Config,
@@ -71,9 +72,10 @@ DRAIN_TIMEOUT_MAX = 86400  # seconds; HAProxy's longest usual client timeout is 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "OPTIONS")
 OPTIONAL_STR = (str, type(None))
 T = TypeVar("T")
+# `sync:` is the old spelling of `config_sync:` (vrrpd.renames)
 TOP_LEVEL_KEYS = ("node", "control_socket", "control_socket_group", "state_dir", "log_format",
-                  "instances", "tracks", "sync_groups", "config_sync", "metrics", "bgp",
-                  "anycast", "sync")  # `sync:`, the old spelling of `config_sync:` (vrrpd.renames)
+                  "realtime_priority", "instances", "tracks", "sync_groups", "config_sync",
+                  "metrics", "bgp", "anycast", "sync")
 
 
 def load_config(path: Path | str, *, host: bool = True) -> Config:
@@ -118,6 +120,9 @@ def parse_config(text: str, path: Path, *, host: bool = True) -> Config:
         state_dir=top.take("state_dir", str, default(Config, "state_dir"), absolute_path),
         log_format=top.take("log_format", str, default(Config, "log_format"),
                             one_of("text", "json")),
+        realtime_priority=top.take("realtime_priority", int,
+                                   default(Config, "realtime_priority"),
+                                   in_range(0, REALTIME_PRIORITY_MAX)),
         instances=instances,
         tracks=tracks,
         sync_groups=_sync_groups(top.section("sync_groups"), instances, host)

@@ -374,6 +374,7 @@ class Deprefer(StrEnum):
 PREPEND_MAX = 10  # AS-path prepends vrrpd adds at most (a longer path only costs bytes)
 
 
+REALTIME_PRIORITY_MAX = 99  # sched(7): SCHED_RR's static priorities are 1-99
 ANYCAST_DRAIN_TIMEOUT_MAX = 3600.0  # seconds: the longest drain_timeout of an anycast group
 
 
@@ -421,6 +422,9 @@ class Config:
     control_socket_group: str | None = None
     state_dir: Path = Path("/var/lib/vrrpd")
     log_format: str = "text"
+    # SCHED_RR priority of the event loop (1-99; 0: normal scheduling), keepalived's
+    # vrrp_rt_priority: vrrpd.daemon.scheduling
+    realtime_priority: int = 0
     instances: tuple[InstanceConfig, ...] = ()
     tracks: dict[str, TrackConfig] = field(default_factory=dict, hash=False)
     sync_groups: tuple[SyncGroupConfig, ...] = ()

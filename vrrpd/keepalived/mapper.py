@@ -22,7 +22,7 @@ from ipaddress import ip_address, ip_interface
 from typing import Any
 
 from vrrpd.config.loader import entry_refusal
-from vrrpd.config.model import HOOK_STATES
+from vrrpd.config.model import HOOK_STATES, REALTIME_PRIORITY_MAX
 from vrrpd.config.schema import NAME
 from vrrpd.keepalived import unsupported
 from vrrpd.keepalived.parser import Parsed, ParseError, Statement, Where
@@ -178,8 +178,9 @@ class _Converter:
             first = statements[0].where if statements else None
             raise ParseError(first, "no vrrp_instance: nothing for vrrpd to run")
         doc = self.out.doc
-        if "node" in self.defaults:
-            doc["node"] = self.defaults["node"]
+        for key in ("node", "realtime_priority"):
+            if key in self.defaults:
+                doc[key] = self.defaults[key]
         doc["instances"] = [self.instance(s, d) for s, d in self.instances]
         if self.tracks:
             doc["tracks"] = self.tracks
@@ -203,6 +204,10 @@ class _Converter:
                 self.defaults["version"] = _int(s, 2, 3)
             elif k == "script_user":
                 self.defaults["script_user"] = s.args[0] if s.args else None
+            elif k == "vrrp_rt_priority":
+                self.defaults["realtime_priority"] = _int(s, 1, REALTIME_PRIORITY_MAX)
+                self.note(s, "realtime_priority: the unit needs the drop-in "
+                             "vrrpd.service.d/realtime.conf to allow it")
             elif k.removeprefix("vrrp_") in _GARP:
                 self._announce(s, k.removeprefix("vrrp_"), announce)
             elif k in unsupported.GLOBAL_DEFS:

@@ -55,7 +55,7 @@ GLOBAL_DEFS: dict[str, str] = {
     **{k: _BFD for k in ("bfd_process_name", "bfd_priority", "bfd_no_swap", "bfd_rt_priority",
                          "bfd_cpu_affinity", "bfd_rlimit_rttime")},
     **{k: _PROCESS for k in ("process_names", "process_name", "vrrp_process_name",
-                             "vrrp_priority", "vrrp_no_swap", "vrrp_rt_priority",
+                             "vrrp_priority", "vrrp_no_swap",
                              "vrrp_cpu_affinity", "vrrp_rlimit_rttime", "max_auto_priority",
                              "min_auto_priority_delay", "tmp_config_directory",
                              "config_save_dir", "reload_time_file", "reload_repeat",
