@@ -103,12 +103,19 @@ class ProcessTree:
 
     def peak_rss(self) -> int:
         """Sum of ``VmHWM`` (bytes) over the tree."""
+        return self._status_kib("VmHWM") * 1024
+
+    def rss(self) -> int:
+        """Sum of ``VmRSS`` (bytes) over the tree, now."""
+        return self._status_kib("VmRSS") * 1024
+
+    def _status_kib(self, field: str) -> int:
         total = 0
         for proc in self._all():
             with contextlib.suppress(OSError):
                 status = Path(f"/proc/{proc.pid}/status").read_text()
-                kib = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-                total += int(kib.group(1)) * 1024 if kib else 0
+                kib = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
+                total += int(kib.group(1)) if kib else 0
         return total
 
 

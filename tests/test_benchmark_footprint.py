@@ -50,3 +50,13 @@ def test_startup_subtracts_the_rfc_wait_and_soak_gaps() -> None:
     assert line["first_advert_ms"]["median"] == 250.0 and line["meets_target"] is True
     stats = gap_stats([0.010, 0.011, 0.025], 0.01)
     assert stats["adverts"] == 4 and stats["over_2_intervals"] == 1 and stats["max"] == 25.0
+
+
+def test_profile_summary_counts_the_loop_waiting_in_select_apart() -> None:
+    """py-spy takes a loop waiting in epoll_wait as active: those samples are the share
+    ``waiting`` and not in the function shares."""
+    raw = ("main;loop;recv 3\nmain;loop;send 1\n"
+           "main;_run_once;EpollSelector.select (selectors.py:468) 4\n")
+    summary = profile(raw)
+    assert (summary["samples"], summary["waiting"]) == (4, 0.5)
+    assert summary["self"] == [["recv", 0.75], ["send", 0.25]]
