@@ -92,13 +92,15 @@ class _Runner:
 
 class HttpDownload(_Runner):
     def __init__(self, node: Node, host: str, size: int, seconds: float, port: int = 80,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, source_port: int = 0) -> None:
         super().__init__(node, Transfer("http", size))
         self.host, self.port, self.size, self.seconds = host, port, size, seconds
-        self.timeout = timeout
+        self.timeout, self.source_port = timeout, source_port
 
     def _run(self) -> None:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = http.client.HTTPConnection(
+            self.host, self.port, timeout=self.timeout,
+            source_address=("", self.source_port) if self.source_port else None)
         try:
             conn.request("GET", f"/download?bytes={self.size}&seconds={self.seconds}")
             resp = conn.getresponse()

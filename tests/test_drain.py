@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import struct
 import subprocess
 from ipaddress import ip_address, ip_interface
 from types import SimpleNamespace
@@ -18,7 +20,14 @@ from vrrpd.cli.render import render_status
 from vrrpd.drain.handover import Handover
 from vrrpd.drain.messages import DrainMessage, Phase
 from vrrpd.drain.sessions import count_sessions, listener_address
-from vrrpd.kernel.drain_forward import DrainForwarding, guard_rules, mark_rules
+from vrrpd.kernel.conntrack import parse_tuple
+from vrrpd.kernel.drain_forward import (
+    TCP_TIME_WAIT,
+    DrainForwarding,
+    guard_rules,
+    mark_rules,
+    unknown_flows,
+)
 from vrrpd.kernel.drain_hold import DrainHold, host_addresses
 from vrrpd.track.haproxy_stats import StatsError
 
@@ -150,3 +159,50 @@ def test_the_drain_is_off_without_timeout_channel_or_with_the_transparent_varian
     assert off(0, True, False) == "drain_timeout is 0"
     assert off(600, False, False) == "no config_sync: (the side channel)"
     assert off(600, True, True) == "the transparent variant (tproxy:) cannot drain"
+
+
+CLIENT, VIP = ip_address("192.0.2.50"), ip_address("192.0.2.100")
+TCP_ESTABLISHED, TCP_CLOSE_WAIT = 1, 8
+
+
+@pytest.mark.parametrize(("socket_state", "forgotten"), [
+    (None, True),  # no socket: a flow cut by a failover, or its TIME_WAIT socket gone
+    (TCP_TIME_WAIT, True),  # this host closed it (HAProxy closes first): over
+    (TCP_ESTABLISHED, False),  # a connection of this host (a drain here, cancelled)
+    (TCP_CLOSE_WAIT, False),  # still this host's, closing
+])
+def test_conntrack_entries_no_socket_serves_are_forgotten(socket_state: int | None,
+                                                         forgotten: bool) -> None:
+    """Before forwarding, the new master forgets conntrack's entries of flows to the VIPs that
+    none of its sockets serves: a client port reused by an old flow of the draining peer must
+    be ``ct state new`` here, or its packets stay here and meet a TIME_WAIT socket or none."""
+    flow = (CLIENT, 40000, VIP, 80)
+    other = (CLIENT, 40002, VIP, 80)
+    sockets = [((CLIENT, 40002, VIP, 80), TCP_ESTABLISHED)]
+    if socket_state is not None:
+        sockets.append((flow, socket_state))
+    assert unknown_flows([flow, other], sockets) == ({flow} if forgotten else set())
+
+
+def nla(kind: int, payload: bytes, nested: bool = False) -> bytes:
+    """One netlink attribute, padded (NLA_F_NESTED on nested ones, as the kernel sends)."""
+    raw = struct.pack("=HH", 4 + len(payload), kind | (0x8000 if nested else 0)) + payload
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+@pytest.mark.parametrize(("family", "src", "dst", "proto", "flow"), [
+    (socket.AF_INET, "192.0.2.50", "192.0.2.100", socket.IPPROTO_TCP,
+     (ip_address("192.0.2.50"), 40000, ip_address("192.0.2.100"), 80)),
+    (socket.AF_INET6, "2001:db8::50", "2001:db8::100", socket.IPPROTO_TCP,
+     (ip_address("2001:db8::50"), 40000, ip_address("2001:db8::100"), 80)),
+    (socket.AF_INET, "192.0.2.50", "192.0.2.100", socket.IPPROTO_UDP, None),
+])
+def test_conntrack_tuple_parsed(family: int, src: str, dst: str, proto: int,
+                                flow: Any) -> None:
+    """A ctnetlink CTA_TUPLE_ORIG payload (nfnetlink_conntrack.h) as a flow; TCP only."""
+    first = 1 if family == socket.AF_INET else 3  # CTA_IP_V4_SRC / CTA_IP_V6_SRC
+    ips = nla(first, ip_address(src).packed) + nla(first + 1, ip_address(dst).packed)
+    ports = (nla(1, bytes([proto])) + nla(2, struct.pack("!H", 40000))
+             + nla(3, struct.pack("!H", 80)))
+    payload = nla(1, ips, nested=True) + nla(2, ports, nested=True)
+    assert parse_tuple(family, payload) == flow

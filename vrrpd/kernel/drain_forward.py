@@ -24,6 +24,15 @@ While a peer drains, per instance:
   are dropped on ``output``: the packet leaves by the interface it came in on, and a redirect
   would send the client to the draining peer directly, around the VIP.  That is
   ``send_redirects`` off for exactly the drain, without a global sysctl.
+* ``net.ipv4.tcp_early_demux=0`` (:data:`EARLY_DEMUX`) while any instance forwards.
+* **stale conntrack entries forgotten** (:mod:`vrrpd.kernel.conntrack`; the sockets from
+  pyroute2's sock_diag), once, before the VIPs come here: every entry of a TCP flow to a VIP
+  that no socket of this host serves (a connection this host closed while it was master
+  before, in TIME_WAIT for up to 120 s, or one cut by a failover, ESTABLISHED for days).
+  Clients reuse source ports within minutes, so an old flow now on the draining peer may
+  have the 4-tuple of such an entry: its packets would then not be ``ct state new``, stay
+  here and meet a TIME_WAIT socket or none (a stalled transfer or a reset at the
+  hand-over).  :func:`unknown_flows` is the rule.
 
 :meth:`DrainForwarding.reset` undoes all of it (start, stop, and after a crash: the sysctls'
 previous values are kept in ``state_file`` until they are restored).
@@ -40,13 +49,16 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from pyroute2.netlink.diag import DiagSocket
 from pyroute2.netlink.exceptions import NetlinkError
 
-from vrrpd.kernel import link
+from vrrpd.kernel import conntrack, link
 from vrrpd.kernel.accept_filter import IPInterface, run_nft
+from vrrpd.kernel.conntrack import Flow
 from vrrpd.kernel.link import RtnlClient
 from vrrpd.kernel.routes import RTPROT_VRRPD
 from vrrpd.proto.packet import IPAddress
@@ -62,10 +74,45 @@ RT_TABLE_LOCAL = 255
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 FORWARDING = {4: "ipv4/conf/{}/forwarding", 6: "ipv6/conf/{}/force_forwarding"}
 V6_ALL_FORWARDING = ("ipv6/conf/{}/forwarding", "all")
+# Early demux hands an arriving packet the socket of its 4-tuple before routing, TIME_WAIT ones
+# included, and Linux never forwards a packet that has a socket (ip_forward): a forwarded
+# flow whose client port this host closed a minute ago would be dropped.  Off while forwarding
+# (it saves a route lookup per packet; IPv6 follows the same switch).
+EARLY_DEMUX = "ipv4/tcp_early_demux"
 
 
 class DrainForwardError(OSError):
     """A forwarding change the kernel refused."""
+
+
+# A socket in TIME_WAIT (include/net/tcp_states.h) serves no flow: its connection is over.
+# sock_diag is asked for the others only (a VIP at 100 connections/s has thousands in it).
+TCP_TIME_WAIT = 6
+LIVE_STATES = 0xFFF & ~(1 << TCP_TIME_WAIT)
+
+
+def unknown_flows(tracked: Iterable[Flow], sockets: Iterable[tuple[Flow, int]]) -> set[Flow]:
+    """The ``tracked`` flows (conntrack's, to the VIPs) that none of ``sockets`` ((flow, TCP
+    state) of this host's sockets) serves: those to forget before forwarding."""
+    served = {flow for flow, state in sockets if state != TCP_TIME_WAIT}
+    return set(tracked) - served
+
+
+def forget_unknown_flows(vips: tuple[IPInterface, ...]) -> int:
+    """Delete conntrack's entries of TCP flows to ``vips`` (one family) that no socket of
+    this host serves; how many.  Blocking netlink: run it in a thread."""
+    family = FAMILY[vips[0].version]
+    addresses = {v.ip for v in vips}
+    with DiagSocket() as diag:
+        diag.bind()
+        sockets = [((ip_address(m["idiag_dst"]), m["idiag_dport"], ip_address(m["idiag_src"]),
+                     m["idiag_sport"]), m["idiag_state"])
+                   for m in diag.get_sock_stats(family=family, states=LIVE_STATES)
+                   if ip_address(m["idiag_src"]) in addresses]
+    tracked = conntrack.tcp_entries_to(family, addresses)
+    stale = unknown_flows(tracked, sockets)
+    conntrack.delete(family, (tracked[flow] for flow in stale))
+    return len(stale)
 
 
 def chain(instance: str) -> str:
@@ -143,6 +190,7 @@ class DrainForwarding(RtnlClient):
                 await self._sysctls()
                 await asyncio.to_thread(run_nft, guard_rules(self._forwarding_interfaces())
                                         + mark_rules(fwd.instance, fwd.vips))
+                await self._forget_unknown_flows(fwd)
                 for vip in fwd.vips:
                     await self._request("route", "replace", self._route(vip, fwd, full=True))
                 if first_of_family:
@@ -152,6 +200,21 @@ class DrainForwarding(RtnlClient):
                 await self._undo(fwd)
                 raise DrainForwardError(getattr(exc, "errno", None) or errno.EIO,
                                         f"cannot forward to {fwd.via}: {exc}") from exc
+
+    @staticmethod
+    async def _forget_unknown_flows(fwd: Forward) -> None:
+        """See the module docs; a failure costs only the flows it would have saved."""
+        try:
+            forgotten = await asyncio.to_thread(forget_unknown_flows, fwd.vips)
+        except (OSError, NetlinkError) as exc:
+            log.warning("[%s] drain: cannot clear conntrack's stale entries for the VIPs (%s); "
+                        "an old flow whose client port this host saw close in the last "
+                        "minutes may break at the hand-over", fwd.instance, exc)
+            return
+        if forgotten:
+            log.info("[%s] drain: forgot %d conntrack entries of closed flows to the VIPs, so "
+                     "an old flow reusing their client port is forwarded too", fwd.instance,
+                     forgotten)
 
     async def stop(self, instance: str) -> None:
         """Stop forwarding ``instance``'s flows (nothing to do if it does not)."""
@@ -238,14 +301,14 @@ class DrainForwarding(RtnlClient):
             if exc.code not in (errno.EEXIST, errno.ENOENT, errno.ESRCH):
                 raise
 
-    # ---- forwarding sysctls --------------------------------------------------------------
+    # ---- sysctls -------------------------------------------------------------------------
 
     def _forwarding_interfaces(self) -> set[str]:
         return {f.vip_interface for f in self.active.values()}
 
     def _wanted_sysctls(self) -> dict[str, int]:
-        """The sysctl files (relative to /proc/sys/net) that must read 1 now."""
-        wanted = {}
+        """The sysctl files (relative to /proc/sys/net) and the values they must read now."""
+        wanted = {EARLY_DEMUX: 0} if self.active else {}
         for fwd in self.active.values():
             if fwd.family == 4 or link.sysctl_path(FORWARDING[6], fwd.vip_interface).exists():
                 wanted[FORWARDING[fwd.family].format(fwd.vip_interface)] = 1
@@ -254,25 +317,26 @@ class DrainForwarding(RtnlClient):
         return wanted
 
     async def _sysctls(self) -> None:
-        """Set the forwarding sysctls the active drains need and put back the others as they
-        were; the previous values live in :attr:`state_file` while they are changed."""
+        """Set the sysctls the active drains need and put back the others as they were; the
+        previous values live in :attr:`state_file` while they are changed."""
         saved: dict[str, int] = {}
         if self.state_file is not None and self.state_file.exists():
             try:
                 saved = {str(k): int(v) for k, v in json.loads(self.state_file.read_text())
                          .items()}
             except (ValueError, AttributeError, OSError) as exc:
-                log.error("drain: cannot read %s (%s); forwarding sysctls it recorded stay as "
-                          "they are: check net.ipv4.conf.*.forwarding", self.state_file, exc)
+                log.error("drain: cannot read %s (%s); sysctls it recorded stay as they are: "
+                          "check net.ipv4.conf.*.forwarding and net.ipv4.tcp_early_demux",
+                          self.state_file, exc)
         wanted = self._wanted_sysctls()
         for key in wanted:
             if key not in saved:
                 value = int(Path("/proc/sys/net", key).read_text())
-                if value == 1:
-                    continue  # already on: not ours to turn off later
+                if value == wanted[key]:
+                    continue  # already so: not ours to put back later
                 saved[key] = value
                 self._save(saved)
-                Path("/proc/sys/net", key).write_text("1\n")
+                Path("/proc/sys/net", key).write_text(f"{wanted[key]}\n")
         for key in [k for k in saved if k not in wanted]:
             # an interface that is gone took its setting with it
             with contextlib.suppress(FileNotFoundError):
