@@ -14,7 +14,7 @@ from typing import Any
 
 from vrrpd.config.model import AnycastGroupConfig
 from vrrpd.drain.sessions import sessions_on
-from vrrpd.track.haproxy import StatsError
+from vrrpd.track.haproxy_stats import StatsError
 
 log = logging.getLogger("vrrpd.anycast")
 

@@ -26,8 +26,7 @@ from collections.abc import Iterable, Sequence
 from vrrpd.config.model import HAProxyOptions, TrackConfig, TrackType, options_of
 from vrrpd.track.base import StatusCallback
 from vrrpd.track.haproxy_procs import Found, Mode, NoWorker, find
-from vrrpd.track.haproxy_stats import StatsError as StatsError  # vrrpd.daemon.anycast's import
-from vrrpd.track.haproxy_stats import parse_info, parse_stat, stats_command
+from vrrpd.track.haproxy_stats import StatsError, parse_info, parse_stat, stats_command
 from vrrpd.track.pidwatch import ProcessWatchTracker, Watched, describe
 from vrrpd.track.status import CheckResult
 
