@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from lab.container import REPO, Container, booted, package, unavailable, wait_for
+from vrrpd.daemon.privileges import CAPABILITIES
 
 ADDRESS, VIP, EXTRA_VIP = "198.51.100.11/24", "198.51.100.100/24", "198.51.100.101/24"
 VMAC_VIP = "198.51.100.102/24"
@@ -270,6 +271,47 @@ def test_a_hung_daemon_is_restarted_by_the_watchdog(box: Container) -> None:
                     WATCHDOG_LIMIT, "the watchdog to restart the stopped daemon")
     FIGURES["watchdog restart (s)"] = took
     assert "Watchdog timeout" in box.out("journalctl -u vrrpd --no-pager")
+
+
+def realtime_restart(box: Container) -> tuple[str, str]:
+    """Restart with ``realtime_priority: 10``; what the daemon logged about it, and how its
+    main thread is scheduled (``chrt -p``)."""
+    since = box.out("date '+%Y-%m-%d %H:%M:%S'")
+    box.run("systemctl restart vrrpd")
+    wait_for(lambda: web(box)["state"] == "MASTER", 15, "MASTER after the restart")
+    journal = box.out(f"journalctl -u vrrpd --no-pager --since '{since}' "
+                      "SYSLOG_IDENTIFIER=vrrpd")
+    said = next(line for line in journal.splitlines()
+                if "realtime_priority" in line or "event loop scheduled" in line)
+    return said, box.out(f"chrt -p {box.main_pid()}")
+
+
+def test_realtime_priority_needs_its_drop_in_and_never_stops_the_daemon(box: Container) -> None:
+    """The unit forbids real-time scheduling: the daemon says so (naming the drop-in) and runs
+    normally scheduled.  With the shipped drop-in it runs SCHED_RR, or, where the service's
+    cgroup has no real-time budget (CONFIG_RT_GROUP_SCHED with cgroup v1, as in this LXC
+    container on some hosts), it says the kernel refused and runs on."""
+    box.write("/etc/vrrpd/vrrpd.yaml", "realtime_priority: 10\n" + CONFIG)
+    said, policy = realtime_restart(box)
+    assert "the kernel refused real-time scheduling" in said, said
+    assert "vrrpd.service.d/realtime.conf" in said
+    assert "SCHED_OTHER" in policy, policy
+    box.run("install -D -m 0644 /usr/share/doc/vrrpd/examples/vrrpd.service.d/realtime.conf "
+            "/etc/systemd/system/vrrpd.service.d/realtime.conf && systemctl daemon-reload")
+    said, policy = realtime_restart(box)
+    print(f"with the drop-in: {said.split(': ', 1)[-1]}; {policy}")
+    if "event loop scheduled SCHED_RR priority 10" in said:
+        assert "SCHED_RR" in policy and "priority: 10" in policy, policy
+    else:  # refused by the cgroup's budget, not by the sandbox: CAP_SYS_NICE is held
+        assert "the kernel refused real-time scheduling" in said, said
+        assert "SCHED_OTHER" in policy, policy
+        effective = int(box.out(f"awk '/^CapEff/{{print $2}}' /proc/{box.main_pid()}/status"),
+                        16)
+        assert effective >> CAPABILITIES.index("sys_nice") & 1, hex(effective)
+    box.run("rm /etc/systemd/system/vrrpd.service.d/realtime.conf && systemctl daemon-reload")
+    box.write("/etc/vrrpd/vrrpd.yaml", CONFIG)
+    box.run("systemctl restart vrrpd")
+    wait_for(lambda: web(box)["state"] == "MASTER", 15, "MASTER as configured before")
 
 
 def test_purge_leaves_nothing(box: Container) -> None:

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             scheduling.use_realtime(config.realtime_priority)
             log.info("event loop scheduled %s", scheduling.describe())
         except OSError as exc:
-            log.warning("%s", exc)
+            log.warning("%s", exc.strerror)
     refusal = config.config_sync and privileges.config_sync_refusal(config.config_sync.files)
     if refusal:
         log.critical("cannot start: %s", refusal)
