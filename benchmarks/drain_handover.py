@@ -21,8 +21,9 @@ Meanwhile the client sends a new HTTP HEAD (a new TCP connection) to the VIP eve
 Measured per hand-over: each transfer's % complete and whether it was reset; the new requests
 sent while the old master drained, how many failed and which LB served them; the time from
 the last transfer's end (the last old session closing) to the drain's end, seen by polling
-the old master's ``vrrpctl status`` every 20 ms (target <= 1 s).  Prints the figures and
-writes every run to ``benchmarks/results/drain-handover-<UTC time>.json``
+the old master's ``vrrpctl status`` every 20 ms (target <= 1 s); the heartbeats the new
+master heard and its longest wait for one (how close the drain came to a lapse).  Prints the
+figures and writes every run to ``benchmarks/results/drain-handover-<UTC time>.json``
 (:mod:`benchmarks.record`).  Exit status 1 when a transfer did not complete or a new request
 failed.
 """
@@ -58,6 +59,7 @@ TRACKER_CHECK = 0.5
 PROBE_TIMEOUT = 0.5  # seconds a new request may take (the failover benchmarks use 0.05)
 BEFORE = 10.0  # seconds of transfer before the hand-over
 POLL = 0.02
+FORWARDING_POLL = 25  # every 25th poll (0.5 s) also asks the new master
 
 
 def draining(lab: PacsLab, node: str) -> bool:
@@ -86,9 +88,15 @@ def hand_over(lab: PacsLab, old: str, new: str, act: Callable[[], Any],
                 print(f"  {exc}; again in 1 s", flush=True)
                 time.sleep(1)
         drain_start = drain_end = None
+        forwarded: dict[str, Any] = {}  # the new master's forwarding status, last seen
         deadline = acted + args.seconds + 60
+        polls = 0
         while time.monotonic() < deadline and lab.vrrpd[old].instance(lab.instance)["drain"][
                 "enabled"]:
+            polls += 1
+            if polls % FORWARDING_POLL == 0:
+                forwarded = lab.vrrpd[new].instance(lab.instance)["drain"]["forwarding"] or \
+                    forwarded
             now, busy = time.monotonic(), draining(lab, old)
             if busy and drain_start is None:
                 drain_start = now
@@ -126,6 +134,11 @@ def hand_over(lab: PacsLab, old: str, new: str, act: Callable[[], Any],
         # baseline of a loaded machine, comparable with a --drain-timeout 0 run
         "all_requests": len(samples), "all_failed": sum(1 for s in samples if not s.ok),
         "drain_started_after_s": None if drain_start is None else round(drain_start - acted, 3),
+        # the side channel: heartbeats the new master heard and its longest wait for one
+        # (forwarding ends after messages.HEARTBEAT_TIMEOUT without), last seen <= 0.5 s
+        # before the drain's end
+        "heartbeats": forwarded.get("heartbeats"),
+        "longest_heartbeat_gap_s": forwarded.get("longest_heartbeat_gap"),
         "new_served_by": served,
     }
 
@@ -176,7 +189,8 @@ def main() -> int:
                           f"during the drain: {row['new_requests']}, "
                           f"{row['new_failed']} failed, served by {row['new_served_by']} | "
                           f"drain {row['drain_seconds']} s, ended "
-                          f"{row['drain_end_after_last_close_s']} s after the last session",
+                          f"{row['drain_end_after_last_close_s']} s after the last session; "
+                          f"heartbeats at most {row['longest_heartbeat_gap_s']} s apart",
                           flush=True)
     summary = {}
     for kind in ("demote", "preempt back"):

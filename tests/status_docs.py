@@ -55,7 +55,8 @@ DRAINING = {"enabled": True, "off": None, "timeout": 600.0, "drains": 1, "forwar
 FORWARDING = {"enabled": True, "off": None, "timeout": 600.0, "drains": 0, "forwards": 1,
               "draining": None,
               "forwarding": {"to": "192.0.2.11", "since": 1700000000.0, "heartbeats": 40,
-                             "peer_sessions": 2, "peer_left": 584.0}}
+                             "longest_heartbeat_gap": 0.31, "peer_sessions": 2,
+                             "peer_left": 584.0}}
 
 
 # an anycast node draining its group (`vrrpctl demote`), its router session up (daemon/anycast)

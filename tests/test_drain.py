@@ -17,6 +17,7 @@ from status_docs import DRAINING, FORWARDING, doc, instance
 from test_metrics import scrape
 
 from vrrpd.cli.render import render_status
+from vrrpd.drain.forwarding import Forwarding
 from vrrpd.drain.handover import Handover
 from vrrpd.drain.messages import DrainMessage, Phase
 from vrrpd.drain.sessions import count_sessions, listener_address
@@ -24,6 +25,7 @@ from vrrpd.kernel.conntrack import parse_tuple
 from vrrpd.kernel.drain_forward import (
     TCP_TIME_WAIT,
     DrainForwarding,
+    Forward,
     guard_rules,
     mark_rules,
     unknown_flows,
@@ -206,3 +208,26 @@ def test_conntrack_tuple_parsed(family: int, src: str, dst: str, proto: int,
              + nla(3, struct.pack("!H", 80)))
     payload = nla(1, ips, nested=True) + nla(2, ports, nested=True)
     assert parse_tuple(family, payload) == flow
+
+
+def test_the_longest_wait_for_a_heartbeat_is_kept() -> None:
+    """The new master keeps how long it waited at most for a heartbeat (the first counted from
+    the start of forwarding): how close a drain came to the lapse that ends it."""
+    async def run() -> dict[str, Any]:
+        kernel: Any = SimpleNamespace(start=lambda fwd: asyncio.sleep(0),
+                                      stop=lambda name: asyncio.sleep(0))
+        forwarding = Forwarding(kernel)
+        via = ip_address("192.0.2.11")
+        fwd = Forward("pacs", (ip_interface("192.0.2.100/24"),), via, "eth1", "eth1")
+        log: Any = SimpleNamespace(info=lambda *args: None)
+        await forwarding.start(fwd, 2.0, log)
+        beat = DrainMessage("pacs", 51, Phase.DRAINING, via, 2, 500.0)
+        for wait in (0.05, 0.2, 0.05):
+            await asyncio.sleep(wait)
+            assert forwarding.heartbeat(beat)
+        status = forwarding.active["pacs"].status()
+        await forwarding.close()
+        return status
+    status = asyncio.run(run())
+    assert status["heartbeats"] == 3
+    assert 0.2 <= status["longest_heartbeat_gap"] < 1.0

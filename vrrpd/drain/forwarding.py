@@ -30,15 +30,19 @@ WATCH_INTERVAL = 0.1  # seconds between deadline checks
 class Forwarded:
     forward: Forward
     deadline: float  # loop time by which the next heartbeat must arrive
+    heard: float  # loop time of the last heartbeat (at first: when forwarding started)
     since: float = field(default_factory=time.time)
     heartbeats: int = 0
+    # the longest wait for a heartbeat so far (the first counted from the start): how close
+    # the drain came to HEARTBEAT_TIMEOUT, i.e. to a lapse that ends the forwarding
+    longest_gap: float = 0.0
     peer_sessions: int | None = None
     peer_left: float | None = None
 
     def status(self) -> dict[str, Any]:
         return {"to": str(self.forward.via), "since": self.since,
-                "heartbeats": self.heartbeats, "peer_sessions": self.peer_sessions,
-                "peer_left": self.peer_left}
+                "heartbeats": self.heartbeats, "longest_heartbeat_gap": round(self.longest_gap, 3),
+                "peer_sessions": self.peer_sessions, "peer_left": self.peer_left}
 
 
 class Forwarding:
@@ -57,7 +61,8 @@ class Forwarding:
             self.active[fwd.instance].deadline = self._loop.time() + grace
             return
         await self.kernel.start(fwd)
-        self.active[fwd.instance] = Forwarded(fwd, self._loop.time() + grace)
+        now = self._loop.time()
+        self.active[fwd.instance] = Forwarded(fwd, now + grace, now)
         self.counters[fwd.instance] = self.counters.get(fwd.instance, 0) + 1
         log_.info("forwarding unknown flows to %s (draining peer) for the VIPs %s",
                   fwd.via, ", ".join(str(v.ip) for v in fwd.vips))
@@ -69,7 +74,9 @@ class Forwarding:
         fwd = self.active.get(msg.instance)
         if fwd is None or fwd.forward.via != msg.via:
             return False
-        fwd.deadline = self._loop.time() + HEARTBEAT_TIMEOUT
+        now = self._loop.time()
+        fwd.longest_gap = max(fwd.longest_gap, now - fwd.heard)
+        fwd.deadline, fwd.heard = now + HEARTBEAT_TIMEOUT, now
         fwd.heartbeats += 1
         fwd.peer_sessions, fwd.peer_left = msg.sessions, msg.left
         return True
@@ -83,8 +90,10 @@ class Forwarding:
         finally:
             if self.active.get(instance) is fwd:
                 del self.active[instance]
-            log_.info("stopped forwarding unknown flows to %s after %.1fs: %s",
-                      fwd.forward.via, time.time() - fwd.since, reason)
+            log_.info("stopped forwarding unknown flows to %s after %.1fs (%d heartbeats, at "
+                      "most %.2fs apart; %gs ends it): %s", fwd.forward.via,
+                      time.time() - fwd.since, fwd.heartbeats, fwd.longest_gap,
+                      HEARTBEAT_TIMEOUT, reason)
 
     async def close(self) -> None:
         if self._watch is not None:
