@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
+import time
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface
 
 import pytest
@@ -16,9 +17,10 @@ from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from lab.netns import Node, Topology
-from vrrpd.kernel import link
+from vrrpd.kernel import conntrack, link
 from vrrpd.kernel.addresses import AddressManager
 from vrrpd.kernel.announcer import Announcer
+from vrrpd.kernel.drain_forward import forget_unknown_flows
 from vrrpd.kernel.link import InterfaceWatcher
 from vrrpd.kernel.vrrp_socket import ReceivedPacket, VrrpSocket
 from vrrpd.proto.numbers import VRRP_GROUP
@@ -252,3 +254,48 @@ def test_interface_watcher_ignores_its_vips(two_nodes: Topology,
         state = asyncio.run(scenario())
     assert state.problem == link.NO_SOURCE[4].format(ifname="eth0")
     assert reads == [("eth0", 4)]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_new_master_forgets_conntrack_entries_of_closed_flows(two_nodes: Topology,
+                                                                family: int) -> None:
+    """Before forwarding a drain (vrrpd.kernel.drain_forward), the new master deletes the
+    conntrack entries of TCP flows to its VIPs that no socket of its own serves: those this
+    host closed (TIME_WAIT) go, a live connection's stays.  IPv4 and IPv6, over ctnetlink."""
+    lb1, lb2 = two_nodes.nodes["lb1"], two_nodes.nodes["lb2"]
+    vip = VIPS[family][0]
+    lb1.ns.run(["ip", "addr", "add", str(vip), "dev", lb1.ifname, *(["nodad"] * (family == 6))])
+    # conntrack runs in a namespace only while a rule needs it (a host firewall's, here)
+    lb1.ns.run(["nft", "add table inet vtfirewall; add chain inet vtfirewall input { type "
+                "filter hook input priority 0 ; }; add rule inet vtfirewall input ct state "
+                "established,related accept"])
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    with lb1.ns.entered():
+        server = socket.socket(af, socket.SOCK_STREAM)
+    server.bind((str(vip.ip), 8080))
+    server.listen()
+    kept: list[socket.socket] = []
+    try:
+        with lb2.ns.entered():
+            clients = [socket.create_connection((str(vip.ip), 8080), timeout=5)
+                       for _ in range(4)]
+        accepted = [server.accept()[0] for _ in clients]
+        for conn in accepted[:3]:  # this host closes first: TIME_WAIT here
+            conn.close()
+        for client in clients[:3]:
+            assert client.recv(1) == b""
+            client.close()
+        kept = [accepted[3], clients[3]]  # a live connection
+        live = (ip_address(clients[3].getsockname()[0]), clients[3].getsockname()[1], vip.ip,
+                8080)
+        with lb1.ns.entered():
+            for _ in range(50):  # the last ACKs of the closes reach lb1
+                if len(conntrack.tcp_entries_to(af, [vip.ip])) == 4:
+                    break
+                time.sleep(0.02)
+            assert len(conntrack.tcp_entries_to(af, [vip.ip])) == 4
+            assert forget_unknown_flows((vip,)) == 3
+            assert set(conntrack.tcp_entries_to(af, [vip.ip])) == {live}
+    finally:
+        for s in (server, *kept):
+            s.close()
