@@ -50,7 +50,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.record import SKIP_KEEPALIVED, Record, require_keepalived  # noqa: E402
+from benchmarks.record import SKIP_KEEPALIVED, Record, compared_daemons  # noqa: E402
 from lab.client import ClientProber, Outage  # noqa: E402
 from lab.haproxy_pair import KEEPALIVED_CHECK_INTERVAL, HAProxyPair  # noqa: E402
 from lab.phase import common_period, random_phase  # noqa: E402
@@ -232,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("failover.py: run as root (the lab creates network namespaces)", file=sys.stderr)
         return 1
-    daemons = ["vrrpd"]
-    if require_keepalived(args.skip_keepalived, "failover.py"):
-        daemons.append("keepalived")
+    daemons = compared_daemons(args.skip_keepalived, "failover.py")
     compare("failover", args, daemons, args.scenarios, HAProxyPair,
             keepalived_check=f"vrrp_script every {KEEPALIVED_CHECK_INTERVAL} s, fall 1, "
                              "rise 1, zombie = dead (lab.haproxy_pair)")

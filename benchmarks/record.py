@@ -153,3 +153,9 @@ def require_peer(name: str, binary: str | Path, skip: bool, flag: str, script: s
 def require_keepalived(skip: bool, script: str) -> bool:
     """:func:`require_peer` for keepalived (flag ``--skip-keepalived``)."""
     return require_peer("keepalived", KEEPALIVED, skip, SKIP_KEEPALIVED, script)
+
+
+def compared_daemons(skip_keepalived: bool, script: str) -> list[str]:
+    """``["vrrpd", "keepalived"]``, or vrrpd alone with ``--skip-keepalived``
+    (:func:`require_keepalived`)."""
+    return ["vrrpd", *(["keepalived"] if require_keepalived(skip_keepalived, script) else [])]

@@ -56,7 +56,7 @@ from benchmarks.record import (  # noqa: E402
     SKIP_KEEPALIVED,
     Record,
     byte_compile,
-    require_keepalived,
+    compared_daemons,
 )
 from lab.daemons import AddressProbe, Vrrpd, wait_for  # noqa: E402
 from lab.haproxy_pair import KeepalivedNode  # noqa: E402
@@ -354,9 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         print("scale.py: run as root (network namespaces)", file=sys.stderr)
         return 1
     counts = [int(c) for c in args.instances.split(",")]
-    daemons = ["vrrpd"]
-    if require_keepalived(args.skip_keepalived, "scale.py"):
-        daemons.append("keepalived")
+    daemons = compared_daemons(args.skip_keepalived, "scale.py")
     record = Record("scale", parameters={**vars(args), "byte_code": byte_compile()})
     rows = []
     with tempfile.TemporaryDirectory(prefix="vrrpd-scale-") as tmp:

@@ -52,7 +52,7 @@ from benchmarks.record import (  # noqa: E402
     SKIP_KEEPALIVED,
     Record,
     byte_compile,
-    require_keepalived,
+    compared_daemons,
 )
 from benchmarks.stress import start_burners, stop  # noqa: E402
 from lab.haproxy_pair import HAProxyPair  # noqa: E402
@@ -105,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("soak.py: run as root (network namespaces)", file=sys.stderr)
         return 1
-    daemons = ["vrrpd"]
-    if require_keepalived(args.skip_keepalived, "soak.py"):
-        daemons.append("keepalived")
+    daemons = compared_daemons(args.skip_keepalived, "soak.py")
     record = Record("soak", parameters={**vars(args), "byte_code": byte_compile()})
     rng = random.Random(args.seed)
     soak_s = args.minutes * 60

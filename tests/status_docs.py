@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 from vrrpd import __version__
+from vrrpd.kernel.bgp import MED_MAX
 
 NOW = 1_800_000_000.0
 MDI = 0.361  # Master_Down_Interval at 0.1 s adverts, priority 100
@@ -61,7 +62,7 @@ FORWARDING = {"enabled": True, "off": None, "timeout": 600.0, "drains": 0, "forw
 
 # an anycast node draining its group (`vrrpctl demote`), its router session up (daemon/anycast)
 ANYCAST = [{"name": "pacs", "prefixes": ["203.0.113.10/32"], "state": "de-preferred",
-            "med": 4294967295, "prepend": 0, "draining": {"done": None, "sessions": 2},
+            "med": MED_MAX, "prepend": 0, "draining": {"done": None, "sessions": 2},
             "trackers": [{"name": "haproxy", "weight": 0, "ok": True, "detail": "running"}],
             "peers": [{"router": "192.0.2.1", "session": "Established", "bfd": "Up",
                        "advertised": ["203.0.113.10/32"]}]}]

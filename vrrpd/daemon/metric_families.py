@@ -17,7 +17,7 @@ ESTABLISHED = "Established"  # RFC 4271 8.2.2
 BFD_UP = "Up"  # RFC 5880 4.1
 
 
-def instances(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
+def instance_metrics(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
     def gauge(name: str, text: str, *extra: str) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, labels=[INSTANCE, *extra])
 
@@ -59,10 +59,10 @@ def instances(instances: list[dict[str, Any]], now: float) -> Iterator[Metric]:
             track.add_metric([name, t["name"]], 1 if t["ok"] else 0)
     yield from (state, prio, eff, held, age, mdi, trans, sent, rcvd, drop, track, foreign,
                 foreign_master)
-    yield from drain(instances)
+    yield from drain_metrics(instances)
 
 
-def drain(instances: list[dict[str, Any]]) -> Iterator[Metric]:
+def drain_metrics(instances: list[dict[str, Any]]) -> Iterator[Metric]:
     """The draining hand-over of each instance that has one (``drain`` in its status)."""
     def gauge(name: str, text: str) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, labels=[INSTANCE])
@@ -90,7 +90,7 @@ def drain(instances: list[dict[str, Any]]) -> Iterator[Metric]:
     yield from (active, sessions, left, forwarding, drains, forwards)
 
 
-def config_sync(s: dict[str, Any]) -> Iterator[Metric]:
+def config_sync_metrics(s: dict[str, Any]) -> Iterator[Metric]:
     local = s.get("local") or {}
     gen = GaugeMetricFamily("vrrpd_config_sync_generation", "config sync generation held here")
     gen.add_metric([], local.get("generation", 0))
@@ -121,7 +121,7 @@ def config_sync(s: dict[str, Any]) -> Iterator[Metric]:
     yield from (up, peer_gen, peer_state)
 
 
-def anycast(groups: list[dict[str, Any]], bgp: dict[str, Any]) -> Iterator[Metric]:
+def anycast_metrics(groups: list[dict[str, Any]], bgp: dict[str, Any]) -> Iterator[Metric]:
     """Anycast groups (``anycast`` in the status) and the BGP speaker's sessions (``bgp``)."""
     def gauge(name: str, text: str, *extra: str) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, text, labels=["group", *extra])

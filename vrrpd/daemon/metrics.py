@@ -78,7 +78,7 @@ class StatusCollector(Collector):
         health = GaugeMetricFamily("vrrpd_health", "0 OK, 1 WARNING, 2 CRITICAL (vrrpctl check)")
         health.add_metric([], assess(doc, now)["code"])
         yield from (build, health)
-        yield from families.instances(doc["instances"], now)
+        yield from families.instance_metrics(doc["instances"], now)
         edrop = CounterMetricFamily("vrrpd_endpoint_dropped", "packets dropped before demux",
                                     labels=["interface", "family", "reason"])
         for e in doc["endpoints"]:
@@ -86,9 +86,9 @@ class StatusCollector(Collector):
                 edrop.add_metric([e["interface"], str(e["family"]), reason], n)
         yield edrop
         if doc.get("config_sync"):
-            yield from families.config_sync(doc["config_sync"])
+            yield from families.config_sync_metrics(doc["config_sync"])
         if doc.get("anycast") is not None:
-            yield from families.anycast(doc["anycast"], doc["bgp"])
+            yield from families.anycast_metrics(doc["anycast"], doc["bgp"])
 
 
 class MetricsServer:
