@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ import pytest
 from lab.client import http_request
 from lab.daemons import wait_for
 from lab.haproxy_pair import VIP_ADDR
+from lab.netns import Node
 from lab.pacs import PacsLab
 from lab.transfers import DicomStore, HttpDownload
 from vrrpd.cli.render import render_status
@@ -137,6 +139,20 @@ def test_demote_with_virtual_mac(lab: PacsLab) -> None:
     assert lab.vrrpd["lb2"].instance(lab.instance)["virtual_mac"] is not None
 
 
+def request_the_lb_closes(client: Node, port: int) -> None:
+    """``HEAD /`` with ``Connection: close`` to the VIP from the client's ``port``, closing only
+    after the LB's FIN: the LB closed first and keeps the connection in TIME_WAIT.  (Closing on
+    the response head raced HAProxy's FIN: under load the client's went first, and the LB kept
+    nothing.)"""
+    with client.ns.entered(), socket.create_connection(
+            (VIP_ADDR, 80), timeout=2, source_address=("", port)) as conn:
+        conn.sendall(b"HEAD / HTTP/1.1\r\nHost: pacs\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(4096):  # b"": the LB's FIN
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
 def time_wait(lab: PacsLab, node: str, client_port: int) -> bool:
     """Whether ``node`` has a TIME_WAIT socket of a connection from the client's port."""
     return bool(lab.node(node).ns.run(
@@ -158,7 +174,7 @@ def test_an_old_flow_on_a_client_port_the_new_master_saw_close_is_forwarded(lab:
                             "{ type filter hook input priority 0 ; }; add rule inet vtfirewall "
                             "input ct state established,related accept"])
     client, port = lab.node("client"), 41_000 + int.from_bytes(os.urandom(2)) % 10_000
-    http_request(client, VIP_ADDR, headers={"Connection": "close"}, source_port=port)
+    request_the_lb_closes(client, port)
     wait_for(lambda: time_wait(lab, "lb1", port), 2, f"lb1 to keep :{port} in TIME_WAIT",
              poll=0.05)
     lab.vrrpd["lb1"].ctl("demote", instance=lab.instance)
