@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.record import Record  # noqa: E402
 from lab.anycast import LB_NAMES, LBS, SERVICE, AnycastLab  # noqa: E402
-from lab.client import ClientProber, probe  # noqa: E402
+from lab.client import Answer, ClientProber, probe  # noqa: E402
 
 ALL = set(LBS)
 TARGETS_MS = {"haproxy-kill": 150.0, "cut-off": 500.0}
@@ -110,24 +110,25 @@ def event(lab: AnycastLab, prober: ClientProber, kind: str, timeout: float) -> d
 def spread(lab: AnycastLab, connections: int, timeout: float) -> dict[str, Any]:
     """``connections`` new connections from the client (20 at a time): the node of each."""
 
-    async def run() -> list[tuple[bool, str | None, str | None, float]]:
+    async def run() -> list[tuple[Answer, float]]:
         limit = asyncio.Semaphore(20)
 
-        async def one() -> tuple[bool, str | None, str | None, float]:
+        async def one() -> tuple[Answer, float]:
             async with limit:
                 start = time.monotonic()
-                ok, lb, backend = await probe(SERVICE, 80, "/", timeout, LB_NAMES)
-                return ok, lb, backend, (time.monotonic() - start) * 1000
+                answer = await probe(SERVICE, 80, "/", timeout, LB_NAMES)
+                return answer, (time.monotonic() - start) * 1000
 
         return list(await asyncio.gather(*(one() for _ in range(connections))))
 
     with lab.node("client").ns.entered():
         answers = asyncio.run(run())
-    nodes = Counter(lb for ok, lb, _, _ in answers if ok)
-    return {"connections": connections, "failed": sum(not ok for ok, *_ in answers),
-            "failed_after_ms": sorted(round(ms) for ok, _, _, ms in answers if not ok),
-            "per_node": dict(sorted(nodes.items())),
-            "backends": dict(Counter(b for ok, _, b, _ in answers if ok))}
+    failed = [(a, ms) for a, ms in answers if not a.ok]
+    return {"connections": connections, "failed": len(failed),
+            "failed_after_ms": sorted(round(ms) for _, ms in failed),
+            "failed_why": dict(Counter(a.why for a, _ in failed)),
+            "per_node": dict(sorted(Counter(a.lb for a, _ in answers if a.ok).items())),
+            "backends": dict(Counter(a.backend for a, _ in answers if a.ok))}
 
 
 def main() -> int:
