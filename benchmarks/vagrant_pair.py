@@ -16,6 +16,7 @@ Prints the figures and writes them to benchmarks/results/vagrant-pair-<UTC time>
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -31,6 +32,7 @@ from benchmarks.record import Record  # noqa: E402
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     record = Record("vagrant-pair", {})
     with tempfile.TemporaryDirectory(prefix="vrbox-bench-", dir="/var/tmp") as cache:
         start = time.monotonic()
