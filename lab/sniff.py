@@ -23,7 +23,7 @@ import socket
 import struct
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
 from lab.netns import Node
@@ -47,7 +47,8 @@ class Frame:
     gratuitous ARP its sender address); ``vrid``/``priority`` are set for VRRP only;
     ``target`` is the announced address of a GARP / NA; ``mac`` the Ethernet source
     (``aa:bb:...``): which node sent it; ``dst`` the IP destination of VRRP and NA frames
-    (multicast, or a unicast peer).
+    (multicast, or a unicast peer); ``sent`` whether the sniffed node sent it itself (with
+    ``outgoing``; two routers on one virtual MAC differ only in this).
     """
 
     at: float
@@ -58,6 +59,7 @@ class Frame:
     target: str = ""
     mac: str = ""
     dst: str = ""
+    sent: bool = False
 
 
 def parse(ethertype: int, data: bytes, at: float, mac: str = "") -> Frame | None:
@@ -120,6 +122,8 @@ class Sniffer:
                     sec, nsec = struct.unpack("qq", raw[:16])
                     at = sec + nsec / 1e9
             frame = parse(addr[1], data, at, addr[4].hex(":"))
+            if frame is not None and addr[2] == PACKET_OUTGOING:
+                frame = replace(frame, sent=True)
             if frame is not None:
                 with self._lock:
                     self._frames.append(frame)

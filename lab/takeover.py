@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from lab.frr import FrrVrrp
 from lab.interop import HIGH, LOW, VRID, Flavour
 from lab.keepalived import Keepalived
 from lab.netns import Topology
+from lab.sniff import Frame, Sniffer
 from vrrpd.proto.timers import master_down_interval, skew_time
 
 VIP4 = "192.0.2.100/24"
@@ -53,6 +54,45 @@ def fault_bound(fault: str, version: int, interval: float, slack: float) -> floa
     ``slack``: Skew_Time after a priority-0 advert, Master_Down_Interval after silence."""
     timer = skew_time if fault.lower() == "sigterm" else master_down_interval
     return timer(version, LOW, round(interval * 100)) + slack
+
+
+def took_over(frame: Frame, vip: str) -> bool:
+    """Whether the sniffed backup sent ``frame`` as the new master: an advert (a backup
+    sends none) or an announcement of ``vip`` (gratuitous ARP / unsolicited NA), the two
+    things RFC 5798 §6.4.2 has a new master send, in whichever order the implementation
+    sends them (FRR 8.4 sent no gratuitous ARP that reached the wire in the lab)."""
+    return frame.sent and (frame.kind == "vrrp" or frame.target == vip.split("/")[0])
+
+
+def wire_takeover(frames: list[Frame], vip: str, fault_at: float) -> float:
+    """A takeover as the backup's own interface saw it (:mod:`lab.sniff`'s kernel
+    timestamps): from the last advert it heard from the old master (its priority 0 after a
+    SIGTERM; its last one before a cut) to the first frame it sent as master
+    (:func:`took_over`).  That is the RFC 5798 §6.4.2 timer (Skew_Time or
+    Master_Down_Interval), and nothing of a loaded test host: neither how late the fault was
+    delivered or the old master shut down, nor how late the test polled.  ``fault_at``
+    (wall clock) skips what a backup that already thought itself master sent before."""
+    became = next(f.at for f in frames if f.at >= fault_at and took_over(f, vip))
+    heard = [f.at for f in frames if f.kind == "vrrp" and not f.sent and f.at < became]
+    return became - heard[-1]
+
+
+def timed_takeover(lab: Topology, backup: str, vip: str, inject: Callable[[], None],
+                   taken_over: Callable[[], bool]) -> tuple[float, float]:
+    """Once the backup has heard the master, ``inject`` the fault and wait until
+    ``taken_over``: (seconds from the fault as this host saw it, :func:`wire_takeover`).
+    The lab tests bound the second."""
+    with Sniffer(lab.nodes[backup], outgoing=True) as sniff:
+        wait_for(lambda: any(f.kind == "vrrp" and not f.sent for f in sniff.frames()), 5,
+                 f"{backup} to hear the master", poll=0.005)
+        start, fault_at = time.monotonic(), time.time()
+        inject()
+        wait_for(taken_over, 10, f"{backup} to take over")
+        took = time.monotonic() - start
+        wait_for(lambda: any(took_over(f, vip) for f in sniff.frames(since=fault_at)), 2,
+                 f"{backup}'s first frame as master", poll=0.01)
+        frames = sniff.frames()
+    return took, wire_takeover(frames, vip, fault_at)
 
 
 class Pair:

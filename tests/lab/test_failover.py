@@ -1,7 +1,10 @@
 """Two real vrrpd processes on a namespace switch: election, takeover, preempt (issue: core).
 
-Takeover times are measured from the fault (SIGTERM sent / switch port down) to the moment the
-backup's kernel holds the VIP, polled over netlink every millisecond.
+Takeover times are measured on the backup's wire (:func:`lab.takeover.wire_takeover`): from the
+last advert it heard from the master (priority 0 after SIGTERM; the last before the port went
+down) to the first frame it sent as master (an advert or a gratuitous ARP for the VIP).  The time
+from the fault as the test saw it (to the VIP in the backup's kernel, polled over netlink every
+millisecond) is printed beside: on a loaded host it also holds how late the fault was delivered.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from lab.daemons import wait_for
 from lab.interop import SLACK
 from lab.netns import Topology
 from lab.sniff import Sniffer
-from lab.takeover import VIP4, Pair, fault_bound, instance
+from lab.takeover import VIP4, Pair, fault_bound, instance, timed_takeover
 from vrrpd.proto.timers import skew_time
 
 VIP6 = ["fe80::100/64", "2001:db8::100/64"]
@@ -51,14 +54,13 @@ def test_takeover_within_rfc_timer_then_preempt_back(pair_factory: Any, fault: s
                                                version=version)])
     pair.elect(VIP4)
     time.sleep(interval * 2)  # let lb2 learn the master's interval
-    start = time.monotonic()
-    pair.inject(fault)
-    wait_for(lambda: pair.probe["lb2"].has(VIP4), 10, "lb2 to hold the VIP")
-    took = time.monotonic() - start
+    took, on_wire = timed_takeover(pair.lab, "lb2", VIP4, lambda: pair.inject(fault),
+                                   lambda: pair.probe["lb2"].has(VIP4))
     bound = fault_bound(fault, version, interval, SLACK)
-    print(f"v{version} {interval}s {fault}: lb2 holds the VIP after {took * 1000:.0f} ms "
-          f"(bound {bound * 1000:.0f} ms)")
-    assert took <= bound
+    print(f"v{version} {interval}s {fault}: lb2 took over in {on_wire * 1000:.0f} ms on the "
+          f"wire (bound {bound * 1000:.0f} ms; holds the VIP {took * 1000:.0f} ms after the "
+          "fault)")
+    assert on_wire <= bound
     pair.restore(fault)
     # Preempt: lb1 (150) takes the VIP back.
     wait_for(lambda: pair.holders(VIP4) == ["lb1"], 6 * interval + 3, "lb1 to preempt back")
