@@ -38,42 +38,30 @@ BATCH = 64 * 1024  # bytes of deletions per send
 Flow = tuple[IPAddress, int, IPAddress, int]  # source address and port, destination and port
 
 
-def _attributes(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """The netlink attributes in ``data``: (type, payload)."""
+def _attributes(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """The netlink attributes in ``data``: (type, payload, the whole attribute)."""
     offset = 0
     while offset + 4 <= len(data):
         length, kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
             return
-        yield kind & NLA_TYPE_MASK, data[offset + 4:offset + length]
+        whole = data[offset:offset + length]
+        yield kind & NLA_TYPE_MASK, whole[4:], whole
         offset += (length + 3) & ~3
-
-
-def _raw_attribute(data: bytes, wanted: int) -> bytes | None:
-    """The whole attribute ``wanted`` (header included) in ``data``."""
-    offset = 0
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
-        if length < 4:
-            return None
-        if kind & NLA_TYPE_MASK == wanted:
-            return data[offset:offset + length]
-        offset += (length + 3) & ~3
-    return None
 
 
 def parse_tuple(family: int, payload: bytes) -> Flow | None:
     """A ``CTA_TUPLE_ORIG`` payload as a TCP flow (None for another protocol)."""
     addresses: dict[int, IPAddress] = {}
     proto, ports = None, {}
-    for kind, value in _attributes(payload):
+    for kind, value, _ in _attributes(payload):
         if kind == CTA_TUPLE_IP:
-            for ip_kind, raw in _attributes(value):
+            for ip_kind, raw, _ in _attributes(value):
                 if ip_kind - CTA_IP_SRC[family] in (0, 1):
                     addresses[ip_kind - CTA_IP_SRC[family]] = (
                         IPv4Address(raw) if family == socket.AF_INET else IPv6Address(raw))
         elif kind == CTA_TUPLE_PROTO:
-            for proto_kind, raw in _attributes(value):
+            for proto_kind, raw, _ in _attributes(value):
                 if proto_kind == CTA_PROTO_NUM:
                     proto = raw[0]
                 elif proto_kind in (CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT):
@@ -115,7 +103,8 @@ def tcp_entries_to(family: int, addresses: Iterable[IPAddress]) -> dict[Flow, by
                     code = -struct.unpack_from("=i", data, offset + HEADER.size)[0]
                     raise OSError(code, f"conntrack dump: {errno.errorcode.get(code, code)}")
                 attrs = data[offset + HEADER.size + NFGENMSG.size:offset + length]
-                raw = _raw_attribute(attrs, CTA_TUPLE_ORIG)
+                raw = next((whole for k, _, whole in _attributes(attrs) if k == CTA_TUPLE_ORIG),
+                           None)
                 flow = parse_tuple(family, raw[4:]) if raw is not None else None
                 if raw is not None and flow is not None and flow[2] in wanted:
                     found[flow] = raw
