@@ -46,15 +46,14 @@ from lab.netns import Node
 
 
 def http_request(node: Node, host: str, method: str = "HEAD", source: str | None = None,
-            headers: Mapping[str, str] | None = None, timeout: float = 2,
-            source_port: int = 0) -> http.client.HTTPResponse:
+            headers: Mapping[str, str] | None = None, timeout: float = 2
+            ) -> http.client.HTTPResponse:
     """One ``method /`` to ``host``:80 from ``node`` on a new connection (from ``source``,
-    one of the node's addresses, and ``source_port``, if given); the answer, its body read and
-    the connection closed, after asserting it was 200 OK."""
+    one of the node's addresses, if given); the answer, its body read and the connection
+    closed, after asserting it was 200 OK."""
     with node.ns.entered():
-        conn = http.client.HTTPConnection(
-            host, 80, timeout=timeout,
-            source_address=(source or "", source_port) if source or source_port else None)
+        conn = http.client.HTTPConnection(host, 80, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         try:
             conn.request(method, "/", headers=dict(headers or {}))
             resp = conn.getresponse()
