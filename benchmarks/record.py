@@ -114,10 +114,11 @@ class Record:
         self.started = utc_now()
         self.environment = environment()
 
-    def write(self, *, runs: Any, summary: Any, path: Path | None = None,
+    def write(self, *, runs: Any, summary: Any, path: Path | None = None, quiet: bool = False,
               **sections: Any) -> Path:
-        """Write ``benchmarks/results/<benchmark>-<UTC start>.json`` (or ``path``); print and
-        return its path (relative to the repository, as the README cites it)."""
+        """Write ``benchmarks/results/<benchmark>-<UTC start>.json`` (or ``path``); print
+        (unless ``quiet``) and return its path (relative to the repository, as the README
+        cites it)."""
         env = dict(self.environment, loadavg_end=[round(x, 2) for x in os.getloadavg()])
         doc = {"benchmark": self.benchmark, "started": self.started, "finished": utc_now(),
                "environment": env, "parameters": self.parameters, "summary": summary,
@@ -131,8 +132,9 @@ class Record:
         tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
         tmp.replace(path)  # never a half-written result file
         shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-        print(f"result written to {shown} (load average {env['loadavg_start'][0]:g} at the "
-              f"start, {env['loadavg_end'][0]:g} at the end, {env['cpus']} CPUs)")
+        if not quiet:
+            print(f"result written to {shown} (load average {env['loadavg_start'][0]:g} at the "
+                  f"start, {env['loadavg_end'][0]:g} at the end, {env['cpus']} CPUs)")
         return shown
 
 

@@ -6,10 +6,10 @@ flake or hang under load?  (Issue 13 part 8.)  ``scripts/stress`` runs this.
     scripts/stress --runs 3 --cap 1200 -- tests/lab/test_failover.py
 
 Each run is ``python -m pytest -q -p no:cacheprovider -rfEs ARGS`` (default ARGS: what
-``scripts/test`` runs before the system tests, ``--ignore=tests/system``), in its own process
-group, capped at ``--cap`` seconds: a run still going then is a *hang*; its whole process
-group is killed (pytest-timeout's per-test limit should have stopped it long before).  A run
-that ends with a non-zero status is a *failure*; its failed tests are listed.
+``scripts/test`` runs before the system tests, ``-n 4 --dist loadfile --ignore=tests/system``),
+in its own process group, capped at ``--cap`` seconds: a run still going then is a *hang*; its
+whole process group is killed (pytest-timeout's per-test limit should have stopped it long
+before).  A run that ends with a non-zero status is a *failure*; its failed tests are listed.
 
 The load: ``--burners`` processes (default: one per CPU) spinning in pure Python at the same
 niceness as the tests, started before the first run and killed after the last, also when this
@@ -20,8 +20,9 @@ spinning), and there are never more than ``--burners``.  How busy the CPUs were 
 
 The result goes to ``benchmarks/results/stress-<UTC>.json`` (:mod:`benchmarks.record`) or to
 ``--out PATH``: runs, failures, hangs, each run's duration, outcome, counts, failed tests and
-CPU busy share, and the summary printed at the end.  Exit status: 0 when every run passed,
-1 otherwise.
+CPU busy share, and the summary printed at the end.  It is rewritten after every run, so an
+interrupted stress run leaves what it saw (``summary.complete`` says whether every run did).
+Exit status: 0 when every planned run passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.record import Record  # noqa: E402
 
-DEFAULT_ARGS = ["--ignore=tests/system"]  # scripts/test's pytest run before the system tests
+# scripts/test's pytest run before the system tests (tests/test_one_home.py checks they agree)
+DEFAULT_ARGS = ["-n", "4", "--dist", "loadfile", "--ignore=tests/system"]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"]
 # A burner: spin until its deadline (argv[1], a time.time() value), then exit on its own.
 BURN = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
@@ -113,6 +115,19 @@ def one_run(number: int, args: list[str], cap: float, log_dir: Path) -> dict[str
             "tail": output.splitlines()[-40:] if outcome != "passed" else []}
 
 
+def summarise(runs: list[dict[str, Any]], planned: int) -> dict[str, Any]:
+    """The summary of the runs so far (``complete`` once all ``planned`` runs are in)."""
+    durations = [r["duration_s"] for r in runs]
+    return {"runs": len(runs), "planned": planned, "complete": len(runs) == planned,
+            "passed": sum(r["outcome"] == "passed" for r in runs),
+            "failures": sum(r["outcome"] == "failed" for r in runs),
+            "hangs": sum(r["outcome"] == "hang" for r in runs),
+            "failed_tests": sorted({t for r in runs for t in r["failed_tests"]}),
+            "duration_s": {"min": min(durations), "max": max(durations),
+                           "mean": round(sum(durations) / len(durations), 1)},
+            "cpu_busy_share_min": min(r["cpu_busy_share"] for r in runs)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +155,7 @@ def main() -> int:
     # Ctrl-C does
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda number, _frame: sys.exit(128 + number))
+    path = args.out
     with tempfile.TemporaryDirectory(prefix="vrrpd-stress-") as tmp:
         try:
             for n in range(1, args.runs + 1):
@@ -149,21 +165,16 @@ def main() -> int:
                       f"{r['counts']} CPU busy {r['cpu_busy_share']:.0%}"
                       + (f"; failed: {', '.join(r['failed_tests'])}" if r["failed_tests"]
                          else ""), flush=True)
+                # after every run, so an interrupted stress run still leaves what it saw
+                path = REPO / record.write(runs=runs, summary=summarise(runs, args.runs),
+                                           path=path, quiet=n < args.runs)
         finally:
             stop(burners)
-    durations = [r["duration_s"] for r in runs]
-    summary = {"runs": len(runs), "passed": sum(r["outcome"] == "passed" for r in runs),
-               "failures": sum(r["outcome"] == "failed" for r in runs),
-               "hangs": sum(r["outcome"] == "hang" for r in runs),
-               "failed_tests": sorted({t for r in runs for t in r["failed_tests"]}),
-               "duration_s": {"min": min(durations), "max": max(durations),
-                              "mean": round(sum(durations) / len(durations), 1)},
-               "cpu_busy_share_min": min(r["cpu_busy_share"] for r in runs)}
+    summary = summarise(runs, args.runs)
     print(f"stress: {summary['runs']} runs, {summary['failures']} failed, {summary['hangs']} "
           f"hung; {summary['duration_s']['min']:.0f}-{summary['duration_s']['max']:.0f} s "
           f"each; CPUs at least {summary['cpu_busy_share_min']:.0%} busy during every run")
-    record.write(runs=runs, summary=summary, path=args.out)
-    return 0 if summary["passed"] == summary["runs"] else 1
+    return 0 if summary["passed"] == summary["runs"] == args.runs else 1
 
 
 if __name__ == "__main__":

@@ -99,3 +99,12 @@ def test_json_and_socket_go_before_or_after_the_command() -> None:
     assert parse(["--socket", "/s", "status"]).socket == "/s"
     assert parse(["config-sync", "status", "--socket", "/s", "--json"]).socket == "/s"
     assert parse(["events", "--follow", "--json"]).json
+
+
+def test_the_stress_script_runs_what_scripts_test_runs() -> None:
+    """benchmarks/stress.py's default is scripts/test's pytest run before the system tests, so
+    a stress result speaks for the suite CI runs (issue 13 part 8)."""
+    from benchmarks.stress import DEFAULT_ARGS
+
+    script = (Path(__file__).parents[1] / "scripts" / "test").read_text()
+    assert f"-m pytest -q -p no:cacheprovider {' '.join(DEFAULT_ARGS)}\n" in script
