@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.stress import DEFAULT_ARGS
 from vrrpd.config.loader import parse_config
 from vrrpd.config.model import AnnounceConfig, Config, InstanceConfig, TrackConfig, default
 from vrrpd.control.client import DEFAULT_SOCKET
@@ -104,7 +105,5 @@ def test_json_and_socket_go_before_or_after_the_command() -> None:
 def test_the_stress_script_runs_what_scripts_test_runs() -> None:
     """benchmarks/stress.py's default is scripts/test's pytest run before the system tests, so
     a stress result speaks for the suite CI runs (issue 13 part 8)."""
-    from benchmarks.stress import DEFAULT_ARGS
-
     script = (Path(__file__).parents[1] / "scripts" / "test").read_text()
     assert f"-m pytest -q -p no:cacheprovider {' '.join(DEFAULT_ARGS)}\n" in script
