@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.daemons import REPO, Vrrpd, wait_for
+from lab.daemons import REPO, Vrrpd, replace_file, wait_for
 from lab.haproxy_pair import HAProxy
 from lab.netns import LabSetup, Namespace, Node, Topology
 
@@ -185,7 +185,7 @@ class ConfigSyncLab(LabSetup):
         """Write a new configuration on the source (lb1); the monotonic time of the write."""
         text = haproxy_config(gen, **kwargs)
         start = time.monotonic()
-        self.cfg("lb1").write_text(text)
+        replace_file(self.cfg("lb1"), text)
         return start
 
     def logs(self) -> str:

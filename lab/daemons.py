@@ -23,6 +23,7 @@ from pyroute2 import IPRoute
 
 from lab.netns import Node
 from vrrpd.control.client import ControlError, request
+from vrrpd.daemon.persist import write_atomic
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: the lab runs from it, never installed
 
@@ -36,6 +37,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
             raise AssertionError(f"timed out after {timeout:.3f}s waiting for {what}")
         time.sleep(poll)
     return time.monotonic() - start
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Install a new version of a watched file the way config management does (write a
+    temporary file, rename it over ``path``), so a poller never reads it half written.
+    (``Path.write_text`` truncates first: on a busy machine config sync once pushed the empty
+    file it caught in between, and the test read the peer's refusal of that.)"""
+    write_atomic(path, text.encode(), mode=0o644)
 
 
 def terminate(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,

@@ -373,9 +373,12 @@ class HAProxyPair(LabSetup):
                            "vips": self.vips, "track": ["haproxy"]}],
             # `backends`: a node whose HAProxy marked every server DOWN while its cable was out
             # stays in FAULT until a check sees one UP again, instead of preempting into 503s.
+            # `timeout`/`fall`: 0.5 s per stats-socket answer, and two failed checks before
+            # FAULT: on a busy 2-core machine one slow answer is not a dead HAProxy.  A process
+            # death is an event (pidfd) and fails the tracker at once whatever `fall` is.
             "tracks": {"haproxy": {"type": "haproxy", "socket": str(hap.socket),
                                    "backends": ["web"], "interval": self.track_interval,
-                                   "weight": 0,
+                                   "timeout": 0.5, "fall": 2, "weight": 0,
                                    **({"pidfile": str(hap.pidfile)} if hap.uses_pidfile else {})}},
             **({"realtime_priority": self.realtime_priority} if self.realtime_priority else {}),
         }

@@ -37,11 +37,13 @@ COMPLAINTS = re.compile(
 
 
 class Keepalived:
-    """One keepalived process running one VRRP instance on ``node``'s ``eth0``."""
+    """One keepalived process running one VRRP instance on ``node``'s ``eth0``
+    (``realtime_priority``: its VRRP process runs SCHED_RR, ``vrrp_rt_priority``)."""
 
     def __init__(self, node: Node, tmp: Path, *, vrid: int, priority: int, interval: float,
                  vips: list[str], version: int = 3, preempt: bool = True,
-                 name: str = "VI_1", use_vmac: bool = False) -> None:
+                 name: str = "VI_1", use_vmac: bool = False, realtime_priority: int = 0
+                 ) -> None:
         self.node = node
         self.name = name
         self.dir = tmp / f"{node.name}-keepalived"
@@ -52,6 +54,7 @@ class Keepalived:
         self.vrrp_pid = self.dir / "vrrp.pid"
         self.proc: subprocess.Popen[bytes] | None = None
         # With use_vmac keepalived puts the VIPs on its own macvlan (vrrp.<vrid>).
+        realtime = f"\n    vrrp_rt_priority {realtime_priority}" if realtime_priority else ""
         vip_lines = "\n".join(f"        {v}" + ("" if use_vmac else f" dev {node.ifname}")
                                for v in vips)
         self.conf.write_text(f"""\
@@ -60,7 +63,7 @@ global_defs {{
     vrrp_version {version}
     vrrp_garp_master_delay 5
     script_user root
-    enable_script_security
+    enable_script_security{realtime}
 }}
 vrrp_instance {name} {{
     state BACKUP

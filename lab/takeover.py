@@ -19,7 +19,7 @@ from typing import Any
 
 from lab.daemons import AddressProbe, Vrrpd, wait_for
 from lab.frr import FrrVrrp
-from lab.interop import HIGH, LOW, VRID, Flavour
+from lab.interop import HIGH, LOW, REALTIME, VRID, Flavour
 from lab.keepalived import Keepalived
 from lab.netns import Topology
 from lab.sniff import Frame, Sniffer
@@ -153,7 +153,7 @@ class InteropPeers:
         self.vrrpd = Vrrpd(lab.nodes["lb1"], tmp, [{
             "name": "web", "interface": "eth0", "vrid": VRID, "priority": vrrpd_prio,
             "version": flavour.version, "advert_interval": flavour.interval,
-            "vips": list(flavour.vips), "virtual_mac": vmac}])
+            "vips": list(flavour.vips), "virtual_mac": vmac}], realtime_priority=REALTIME)
         self.probe = {n: AddressProbe(lab.nodes[n]) for n in ("lb1", "lb2")}
         self.master_node, self.backup_node = ("lb1", "lb2") if vrrpd_master else ("lb2", "lb1")
 
@@ -167,7 +167,7 @@ class KeepalivedPeers(InteropPeers):
         self.keepalived = Keepalived(lab.nodes["lb2"], tmp, vrid=VRID,
                                      priority=self.peer_priority, interval=flavour.interval,
                                      vips=list(flavour.vips), version=flavour.version,
-                                     use_vmac=vmac)
+                                     use_vmac=vmac, realtime_priority=REALTIME)
 
     def holders(self) -> list[str]:
         return [n for n, p in self.probe.items() if p.has(self.flavour.probe_vip)]

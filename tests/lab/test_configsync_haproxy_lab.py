@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from lab.configsync_pair import SYNC_PORT, ConfigSyncLab, haproxy_config
-from lab.daemons import wait_for
+from lab.daemons import replace_file, wait_for
 from vrrpd.cli.configsync_cli import render_config_sync
 from vrrpd.configsync.confirm import MasterCLIConfirm
 from vrrpd.control.client import ControlError
@@ -82,8 +82,8 @@ def test_edit_goes_live_and_a_runtime_reload_failure_is_rolled_back(lab: ConfigS
         squatter.wait()
 
     # a broken edit: refused by lb2's validator, its message shown on lb1, lb2 keeps serving
-    lab.cfg("lb1").write_text(haproxy_config(3).replace("http-request return",
-                                                         "http-request retrun"))
+    replace_file(lab.cfg("lb1"), haproxy_config(3).replace("http-request return",
+                                                           "http-request retrun"))
     wait_for(lambda: "validation failed" in str(lab.last_push("lb1").get("error")), 5,
              "the validator's refusal", poll=0.05)
     text = render_config_sync("config-sync-status", lb1.ctl("config-sync-status"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lab.daemons import Vrrpd, wait_for
+from lab.daemons import Vrrpd, replace_file, wait_for
 from lab.netns import Topology
 from vrrpd.configsync.tls import keygen
 from vrrpd.control.client import ControlError
@@ -101,7 +101,7 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     assert sync_pair.cfg("lb2").read_text() == HAPROXY.format(maxconn=10)
 
     # an edit on the master is live on the backup within a second
-    sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=20))
+    replace_file(sync_pair.cfg("lb1"), HAPROXY.format(maxconn=20))
     took = wait_for(lambda: "maxconn 20\n" in sync_pair.cfg("lb2").read_text(), 1.0,
                     "the edit on lb2", poll=0.01)
     print(f"edit on lb1 live on lb2 after {took:.3f}s")
@@ -111,7 +111,7 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
 
     # a broken edit is refused by haproxy -c on lb2; lb2 keeps running the last good one
     broken = HAPROXY.format(maxconn=30).replace("check cookie", "check nope")
-    sync_pair.cfg("lb1").write_text(broken)
+    replace_file(sync_pair.cfg("lb1"), broken)
     wait_for(lambda: sync_pair.last_push("lb1").get("ok") is False, 2, "a refused push",
              poll=0.05)
     assert "validation failed" in sync_pair.last_push("lb1")["error"]
@@ -120,12 +120,12 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
         sync_pair.d["lb1"].ctl("config-sync-push")
 
     # a backup edited by hand is reported diverged and only overwritten with --force
-    sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=40))
+    replace_file(sync_pair.cfg("lb1"), HAPROXY.format(maxconn=40))
     time.sleep(0.6)
-    sync_pair.cfg("lb2").write_text(HAPROXY.format(maxconn=99))
+    replace_file(sync_pair.cfg("lb2"), HAPROXY.format(maxconn=99))
     status = sync_pair.d["lb2"].ctl("config-sync-status")
     assert status["local"]["diverged"] is True
-    sync_pair.cfg("lb1").write_text(HAPROXY.format(maxconn=41))
+    replace_file(sync_pair.cfg("lb1"), HAPROXY.format(maxconn=41))
     time.sleep(0.6)
     assert "maxconn 99\n" in sync_pair.cfg("lb2").read_text()
     with pytest.raises(ControlError, match="diverged"):

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from lab.client import http_request
-from lab.daemons import wait_for
+from lab.daemons import replace_file, wait_for
 from lab.dicom import answers
 from lab.haproxy_pair import VIP_ADDR
 from lab.pacs import PacsLab
@@ -99,8 +99,10 @@ def test_dicom_and_web_persistence_across_failovers(lab: PacsLab) -> None:
     # (c) lb1 is cut off, then comes back (and waits preempt_delay before taking over)
     assert lab.lab is not None
     lab.lab.set_link("lb1", False)
-    check("lb2", "lb1's switch port down")
-    lab.lab.set_link("lb1", True)
+    try:
+        check("lb2", "lb1's switch port down")
+    finally:  # the next test shares this lab
+        lab.lab.set_link("lb1", True)
     lab.vrrpd["lb1"].wait_state(lab.instance, "BACKUP")
     check("lb2", "lb1's switch port up again")
 
@@ -114,7 +116,7 @@ def test_config_sync_keeps_reference_haproxy_cfg_identical_and_live(lab: PacsLab
     edited = src.read_text().replace("    bind 127.0.0.1:80\n",
                                      "    bind 127.0.0.1:80\n    maxconn 3001\n", 1)
     assert "maxconn 3001" in edited
-    src.write_text(edited)
+    replace_file(src, edited)
     took = wait_for(lambda: dst.read_bytes() == src.read_bytes(), 3,
                     f"the edit on {master} to arrive on {backup}", poll=0.01)
     print(f"haproxy.cfg edit on {master} identical on {backup} after {took:.3f}s")
