@@ -87,8 +87,10 @@ def test_dicom_and_web_persistence_across_failovers(lab: PacsLab) -> None:
 
     # (a) HAProxy dies on the master: its vrrpd sees it by pidfd and resigns
     lab.haproxy["lb1"].kill()
-    check("lb2", "HAProxy SIGKILL on lb1")
-    lab.restart_haproxy("lb1")
+    try:
+        check("lb2", "HAProxy SIGKILL on lb1")
+    finally:  # the next test shares this lab
+        lab.restart_haproxy("lb1")
 
     # (b) planned hand-over back to lb1, then lb2 resumes (it stays BACKUP: priority 100)
     lab.vrrpd["lb2"].ctl("demote", instance=lab.instance)
