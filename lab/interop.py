@@ -7,11 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SLACK = 0.1  # the issue's allowance on top of the RFC timers
-# SCHED_RR priority of both daemons (vrrpd `realtime_priority:`, keepalived `vrrp_rt_priority`),
-# as the README advises for a host whose cores are busy: scripts/stress keeps both cores busy,
-# and a normally scheduled daemon was once 100 ms late there, so a test of the RFC timers
-# measured the machine instead.  (FRR 8.4's vrrpd has no such setting.)
-REALTIME = 10
 HIGH, LOW = 150, 100
 VRID = 51
 

@@ -134,8 +134,9 @@ class PacsLab(HAProxyPair):
     vrrpd_file = "{node}.yaml"
     interfaces: tuple[str, ...] = ("eth1",)  # the LB interfaces the lab cables
 
-    def __init__(self, workdir: Path, prefix: str | None = None) -> None:
-        super().__init__(workdir, prefix=prefix)
+    def __init__(self, workdir: Path, prefix: str | None = None, realtime_priority: int = 0
+                 ) -> None:
+        super().__init__(workdir, prefix=prefix, realtime_priority=realtime_priority)
         self.fingerprints: dict[str, str] = {}
 
     def _add_backends(self) -> None:
@@ -185,6 +186,8 @@ class PacsLab(HAProxyPair):
                            peer_fingerprints=[self.fingerprints[other]],
                            reload=f"kill -USR2 $(cat {hap.pidfile})",
                            master_socket=str(hap.dir / MASTER_SOCKET))
+        if self.realtime_priority:
+            doc["realtime_priority"] = self.realtime_priority
         for inst in doc["instances"]:
             if inst["interface"] not in self.interfaces:
                 raise ValueError(f"{node}.yaml: instance {inst['name']} is on "

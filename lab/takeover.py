@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lab.daemons import AddressProbe, Vrrpd, wait_for
+from lab.daemons import REALTIME, AddressProbe, Vrrpd, wait_for
 from lab.frr import FrrVrrp
-from lab.interop import HIGH, LOW, REALTIME, VRID, Flavour
+from lab.interop import HIGH, LOW, VRID, Flavour
 from lab.keepalived import Keepalived
 from lab.netns import Topology
 from lab.sniff import Frame, Sniffer

@@ -51,7 +51,9 @@ def backend() -> Iterator[tuple[int, int, subprocess.Popen[str]]]:
         proc.terminate()
         try:
             code = proc.wait(10)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # its stacks go to this teardown's stderr
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
             proc.kill()
             code = proc.wait()
         assert code == 0  # SIGTERM is a clean stop

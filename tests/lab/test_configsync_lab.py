@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,12 +120,14 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
 
     # a backup edited by hand is reported diverged and only overwritten with --force
     replace_file(sync_pair.cfg("lb1"), HAPROXY.format(maxconn=40))
-    time.sleep(0.6)
+    wait_for(lambda: "maxconn 40\n" in sync_pair.cfg("lb2").read_text(), 5, "the edit on lb2",
+             poll=0.01)
     replace_file(sync_pair.cfg("lb2"), HAPROXY.format(maxconn=99))
     status = sync_pair.d["lb2"].ctl("config-sync-status")
     assert status["local"]["diverged"] is True
     replace_file(sync_pair.cfg("lb1"), HAPROXY.format(maxconn=41))
-    time.sleep(0.6)
+    wait_for(lambda: "(diverged)" in str(sync_pair.last_push("lb1").get("error")), 5,
+             "lb1's push to be refused: lb2 diverged", poll=0.05)
     assert "maxconn 99\n" in sync_pair.cfg("lb2").read_text()
     with pytest.raises(ControlError, match="diverged"):
         sync_pair.d["lb1"].ctl("config-sync-push")

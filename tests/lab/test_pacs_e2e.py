@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from lab.client import http_request
-from lab.daemons import replace_file, wait_for
+from lab.daemons import REALTIME, replace_file, wait_for
 from lab.dicom import answers
 from lab.haproxy_pair import VIP_ADDR
 from lab.pacs import PacsLab
@@ -39,7 +39,9 @@ COOKIE_CLIENT = "192.0.2.51"  # a second workstation address, for the cookie req
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PacsLab]:
-    with PacsLab(tmp_path_factory.mktemp("pacs")) as lab:
+    # real-time vrrpd (lab.daemons.REALTIME): the 0.1 s adverts leave a hand-over 0.4 s
+    # (RFC 5798 §6.4.2 Master_Down_Interval at priority 1), which a starved daemon can miss
+    with PacsLab(tmp_path_factory.mktemp("pacs"), realtime_priority=REALTIME) as lab:
         lab.node("client").ns.run(["ip", "addr", "add", f"{COOKIE_CLIENT}/24", "dev", "eth0"])
         yield lab
 
