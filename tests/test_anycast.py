@@ -24,11 +24,13 @@ from vrrpd.cli.render import render_status
 from vrrpd.config.loader import ConfigError, load_config, parse_config
 from vrrpd.config.model import Deprefer
 from vrrpd.control.health import assess
+from vrrpd.daemon.anycast import AnycastGroups
 from vrrpd.daemon.metrics import StatusCollector
 from vrrpd.daemon.ports import Kernel
 from vrrpd.daemon.runtime import Daemon
 from vrrpd.kernel.bgp import MED_MAX, Announcement
 from vrrpd.kernel.fakes import FakeAddressManager, FakeInterfaceWatcher, FakeSpeaker
+from vrrpd.track.status import TrackStatus
 
 FILE = Path("/etc/vrrpd/lb1.yaml")
 WEB = ip_network("203.0.113.10/32")
@@ -143,6 +145,27 @@ def test_trackers_announce_weigh_and_withdraw(tmp_path: Path) -> None:
         await daemon.stop()
         assert lab.announced() is None
         assert lab.speaker.log[-1][0] == "withdraw"
+
+    run(main())
+
+
+def test_the_first_announcement_waits_for_every_trackers_first_result(tmp_path: Path) -> None:
+    """Trackers publish their first results in any order (the stress run once had the weighted
+    one last): until both have one, nothing is announced, so the node announces once, with
+    the right MED, not de-preferred and then again."""
+    lab = Lab(tmp_path)
+
+    async def main() -> None:
+        groups = AnycastGroups(load_config(tmp_path / "lb1.yaml", host=False), lab.speaker,
+                               lambda *_, **__: None)
+        await groups.start()
+        groups.on_status(TrackStatus("haproxy", True, "file absent", 0.0))
+        assert groups.wanted("pacs") is None
+        groups.on_status(TrackStatus("backends", True, "file absent", 0.0))
+        assert groups.wanted("pacs") == Announcement("pacs", (WEB,), 10, 0)
+        await until(lambda: lab.announced() is not None)
+        await groups.stop()
+        assert [e[0] for e in lab.speaker.log] == ["announce", "withdraw"]
 
     run(main())
 

@@ -69,8 +69,12 @@ class AnycastGroups:
         return out
 
     def wanted(self, name: str) -> Announcement | None:
-        """What group ``name`` should announce now (None: withdrawn)."""
+        """What group ``name`` should announce now (None: withdrawn).  Nothing until every
+        tracker it follows has its first result: a weighted one without a result would make
+        the first announcement de-preferred, and its first result a second BGP update."""
         cfg = self.groups[name]
+        if not all(ref.name in self.statuses for ref in cfg.track):
+            return None
         delta, faulted = weigh(self._weights(cfg))
         drain = self.drains.get(name)
         if not self._running or faulted or (drain is not None and drain.done is not None
