@@ -1,16 +1,16 @@
 """Run the test suite N times in a row while other processes keep every core busy: does it
 flake or hang under load?  (Issue 13 part 8.)  ``scripts/stress`` runs this.
 
-    scripts/stress                                   # 10 runs of scripts/test's pytest run
+    scripts/stress                                   # 10 runs of the suite without tests/system
     scripts/stress --runs 10 -- tests --ignore=tests/lab    # the fast ring (unit + simulation)
     scripts/stress --runs 3 --cap 1200 -- tests/lab/test_failover.py
-    scripts/stress -- --ignore=tests/system          # one test at a time (no pytest-xdist)
+    scripts/stress -- -n 4 --dist loadfile --ignore=tests/system  # on 4 workers (pytest-xdist)
 
 Each run is ``python -m pytest -q -p no:cacheprovider -rfEs ARGS`` (default ARGS: what
-``scripts/test`` runs before the system tests: 4 workers, a file each, without tests/system),
-in its own process group, capped at ``--cap`` seconds: a run still going then is a *hang*; its
-whole process group is killed (pytest-timeout's per-test limit should have stopped it long
-before).  A run that ends with a non-zero status is a *failure*; its failed tests are listed.
+``scripts/test`` runs before the system tests, ``--ignore=tests/system``), in its own process
+group, capped at ``--cap`` seconds: a run still going then is a *hang*; its whole process group
+is killed (pytest-timeout's per-test limit should have stopped it long before).  A run that
+ends with a non-zero status is a *failure*; its failed tests are listed.
 
 The load: ``--burners`` processes (default: one per CPU) spinning in pure Python at the same
 niceness as the tests, started before the first run and killed after the last, also when this
@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.record import Record  # noqa: E402
 
 # scripts/test's pytest run before the system tests (tests/test_one_home.py checks they agree)
-DEFAULT_ARGS = ["-n", "4", "--dist", "loadfile", "--ignore=tests/system"]
+DEFAULT_ARGS = ["--ignore=tests/system"]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"]
 # A burner: spin until its deadline (argv[1], a time.time() value), then exit on its own.
 BURN = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"

@@ -130,7 +130,8 @@ class ChaosPair:
     namespaces are gone after ``with``, also when building failed half-way.
     """
 
-    def __init__(self, workdir: Path, *, interval: float = 0.1, version: int = 3) -> None:
+    def __init__(self, workdir: Path, *, interval: float = 0.1, version: int = 3,
+                 realtime_priority: int = 0) -> None:
         self.interval = interval
         self.version = version
         self.lab = Topology()
@@ -143,7 +144,8 @@ class ChaosPair:
                 self.vrrpd[name] = Vrrpd(node, workdir, [{
                     "name": "web", "interface": node.ifname, "vrid": VRID,
                     "priority": priority, "version": version, "advert_interval": interval,
-                    "vips": [VIP]}])
+                    "vips": [VIP]}], **({"realtime_priority": realtime_priority}
+                                       if realtime_priority else {}))
             self.observer = self.lab.add_node(*OBSERVER)
             self.macs = {name: self.lab.nodes[name].ns.run(
                 ["cat", f"/sys/class/net/{self.lab.nodes[name].ifname}/address"]).stdout.strip()

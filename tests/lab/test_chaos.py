@@ -14,18 +14,30 @@ from pathlib import Path
 import pytest
 
 from lab.chaos import ChaosPair, flap, partition_heal, sigkill, starve
+from lab.daemons import REALTIME
 
 INTERVAL = 0.1
 SLACK = 0.1  # on top of an RFC timer, as in test_failover.py
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[ChaosPair]:
-    with ChaosPair(tmp_path, interval=INTERVAL) as chaos:
+def _pair(tmp_path: Path, realtime_priority: int) -> Iterator[ChaosPair]:
+    with ChaosPair(tmp_path, interval=INTERVAL, realtime_priority=realtime_priority) as chaos:
         try:
             yield chaos
         finally:
             print(chaos.logs())
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[ChaosPair]:
+    """Real-time daemons (lab.daemons.REALTIME): these tests bound RFC timers."""
+    yield from _pair(tmp_path, REALTIME)
+
+
+@pytest.fixture
+def normal_pair(tmp_path: Path) -> Iterator[ChaosPair]:
+    """Normally scheduled daemons: riding out CPU starvation is the point."""
+    yield from _pair(tmp_path, 0)
 
 
 def test_partition_heal_leaves_one_master_and_the_winner_reannounces(pair: ChaosPair) -> None:
@@ -63,17 +75,20 @@ def test_sigkill_master_peer_takes_over_and_restart_reconciles(pair: ChaosPair) 
     assert r.takeover_after <= pair.mdi("lb2") + SLACK
     assert r.stale_vip_left, "SIGKILL cannot clean up: the VIP must still be on lb1"
     assert r.reconcile_logged
-    assert r.reconcile_after < r.preempt_after
-    assert r.preempt_after <= pair.mdi("lb1") + 3  # start-up + Master_Down_Interval
+    # From the restart the Python start-up counts too (up to 4 s on a loaded machine,
+    # README "Chaos"); from the reconcile on, lb1 is a started BACKUP that waits its
+    # Master_Down_Interval, then lb2 hears it and lets go
+    assert r.reconcile_after < r.preempt_after <= r.reconcile_after + pair.mdi("lb1") + 2 * SLACK
     assert r.lost_vip_for <= pair.mdi("lb2") + SLACK  # lb1's stale VIP counts as held
 
 
-def test_cpu_starvation_causes_no_transition(pair: ChaosPair) -> None:
-    """Both cores busy for 8 s: both daemons survive with no transition at all (README,
-    "Chaos": 0 false transitions), the VIP never on neither or both, one master at the end."""
-    r = starve(pair, seconds=8.0)
+def test_cpu_starvation_causes_no_transition(normal_pair: ChaosPair) -> None:
+    """Both cores busy for 8 s: both normally scheduled daemons survive with no transition at
+    all (README, "Chaos": 0 false transitions), the VIP never on neither or both, one master at
+    the end."""
+    r = starve(normal_pair, seconds=8.0)
     print(r)
     assert r.alive == {"lb1": True, "lb2": True}
     assert r.transitions == {"lb1": 0, "lb2": 0}
     assert r.lost_vip_for == 0 and r.dual_vip_for == 0
-    pair.wait_settled(timeout=pair.mdi("lb1") + 2)
+    normal_pair.wait_settled(timeout=normal_pair.mdi("lb1") + 2)

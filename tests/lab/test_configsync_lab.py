@@ -120,8 +120,11 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
 
     # a backup edited by hand is reported diverged and only overwritten with --force
     replace_file(sync_pair.cfg("lb1"), HAPROXY.format(maxconn=40))
-    wait_for(lambda: "maxconn 40\n" in sync_pair.cfg("lb2").read_text(), 5, "the edit on lb2",
-             poll=0.01)
+    # the push is over when lb1 has lb2's answer (lb2 applied it and recorded what it applied;
+    # while it applies, its own files are in flux and never reported diverged)
+    wait_for(lambda: sync_pair.last_push("lb1").get("ok") is True, 5, "lb2 to apply the edit",
+             poll=0.05)
+    assert "maxconn 40\n" in sync_pair.cfg("lb2").read_text()
     replace_file(sync_pair.cfg("lb2"), HAPROXY.format(maxconn=99))
     status = sync_pair.d["lb2"].ctl("config-sync-status")
     assert status["local"]["diverged"] is True

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from lab.client import http_request
-from lab.daemons import wait_for
+from lab.daemons import REALTIME, wait_for
 from lab.haproxy_pair import VIP_ADDR
 from lab.netns import Node
 from lab.pacs import PacsLab
@@ -43,7 +43,8 @@ LB_ADDRESS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
 @pytest.fixture
 def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
         ) -> Iterator[PacsLab]:
-    lab = PacsLab(tmp_path_factory.mktemp("drain"))
+    # real-time vrrpd: a demote's hand-over window is 0.4 s (test_pacs_e2e.py says why)
+    lab = PacsLab(tmp_path_factory.mktemp("drain"), realtime_priority=REALTIME)
     virtual_mac = getattr(request, "param", False)
 
     def customize(node: str, doc: dict[str, Any]) -> None:
