@@ -96,7 +96,9 @@ def test_master_pushes_validated_config_and_edits_follow_within_a_second(
     lb2.sysctl("net.ipv4.ip_nonlocal_bind", 1)
     result = sync_pair.d["lb1"].ctl("config-sync-push")
     (peer,) = result["peers"].values()
-    assert peer["ok"] and peer["message"].startswith("applied generation")
+    # lb1 also pushes by itself (on becoming master, and when it sees the files change); on a
+    # slow run its push can get there first, and this one finds lb2 in sync
+    assert peer["ok"] and peer["message"].startswith(("applied generation", "already in sync"))
     assert sync_pair.cfg("lb2").read_text() == HAPROXY.format(maxconn=10)
 
     # an edit on the master is live on the backup within a second

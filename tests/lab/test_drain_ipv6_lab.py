@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from lab.client import http_request
-from lab.daemons import wait_for
+from lab.daemons import REALTIME, wait_for
 from lab.haproxy_pair import LBS
 from lab.pacs import PacsLab
 from lab.transfers import HttpDownload
@@ -63,7 +63,8 @@ class PacsLabV6(PacsLab):
 
 @pytest.fixture
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PacsLabV6]:
-    with PacsLabV6(tmp_path_factory.mktemp("drain6")) as lab:
+    # real-time vrrpd: a demote's hand-over window is 0.4 s (test_pacs_e2e.py says why)
+    with PacsLabV6(tmp_path_factory.mktemp("drain6"), realtime_priority=REALTIME) as lab:
         wait_for(lambda: lab.holders(VIP6_HELD) == ["lb1"], 10, "lb1 to hold the IPv6 VIP",
                  poll=0.02)
         yield lab
