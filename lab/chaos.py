@@ -144,8 +144,7 @@ class ChaosPair:
                 self.vrrpd[name] = Vrrpd(node, workdir, [{
                     "name": "web", "interface": node.ifname, "vrid": VRID,
                     "priority": priority, "version": version, "advert_interval": interval,
-                    "vips": [VIP]}], **({"realtime_priority": realtime_priority}
-                                       if realtime_priority else {}))
+                    "vips": [VIP]}], realtime_priority=realtime_priority)
             self.observer = self.lab.add_node(*OBSERVER)
             self.macs = {name: self.lab.nodes[name].ns.run(
                 ["cat", f"/sys/class/net/{self.lab.nodes[name].ifname}/address"]).stdout.strip()

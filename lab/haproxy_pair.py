@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.daemons import AddressProbe, Vrrpd, terminate, wait_for
-from lab.keepalived import KEEPALIVED
+from lab.keepalived import KEEPALIVED, realtime_line
 from lab.netns import LabSetup, Node, Topology
 from vrrpd.track.haproxy_procs import DEAD_STATES, PF_EXITING
 
@@ -235,7 +235,7 @@ def keepalived_config(node: Node, priority: int, interval: float, haproxy: HAPro
 }}"""
         use = "track_process {\n        chk_haproxy\n    }"
     addresses = "\n        ".join(f"{vip} dev {node.ifname}" for vip in vips)
-    realtime = f"\n    vrrp_rt_priority {realtime_priority}" if realtime_priority else ""
+    realtime = realtime_line(realtime_priority)
     return f"""\
 global_defs {{
     router_id {node.name}

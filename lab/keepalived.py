@@ -26,6 +26,12 @@ from lab.netns import Node
 
 KEEPALIVED = "/usr/sbin/keepalived"  # Debian 12's keepalived 2.2.7: the lab and benchmarks run it
 
+
+def realtime_line(priority: int) -> str:
+    """The ``global_defs`` line that runs keepalived's VRRP process SCHED_RR at ``priority``
+    (``vrrp_rt_priority``, as vrrpd's ``realtime_priority:``); nothing for 0."""
+    return f"\n    vrrp_rt_priority {priority}" if priority else ""
+
 # What keepalived 2.2 logs when it refuses or distrusts an advert (vrrp.c, vrrp_check_packet):
 # bad checksum, TTL, version, interval, address list, auth, length.  Compared case-blind.
 COMPLAINTS = re.compile(
@@ -54,7 +60,7 @@ class Keepalived:
         self.vrrp_pid = self.dir / "vrrp.pid"
         self.proc: subprocess.Popen[bytes] | None = None
         # With use_vmac keepalived puts the VIPs on its own macvlan (vrrp.<vrid>).
-        realtime = f"\n    vrrp_rt_priority {realtime_priority}" if realtime_priority else ""
+        realtime = realtime_line(realtime_priority)
         vip_lines = "\n".join(f"        {v}" + ("" if use_vmac else f" dev {node.ifname}")
                                for v in vips)
         self.conf.write_text(f"""\

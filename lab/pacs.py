@@ -186,8 +186,7 @@ class PacsLab(HAProxyPair):
                            peer_fingerprints=[self.fingerprints[other]],
                            reload=f"kill -USR2 $(cat {hap.pidfile})",
                            master_socket=str(hap.dir / MASTER_SOCKET))
-        if self.realtime_priority:
-            doc["realtime_priority"] = self.realtime_priority
+        doc["realtime_priority"] = self.realtime_priority
         for inst in doc["instances"]:
             if inst["interface"] not in self.interfaces:
                 raise ValueError(f"{node}.yaml: instance {inst['name']} is on "
