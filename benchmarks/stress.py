@@ -4,10 +4,11 @@ flake or hang under load?  (Issue 13 part 8.)  ``scripts/stress`` runs this.
     scripts/stress                                   # 10 runs of the suite without tests/system
     scripts/stress --runs 10 -- tests --ignore=tests/lab    # the fast ring (unit + simulation)
     scripts/stress --runs 3 --cap 1200 -- tests/lab/test_failover.py
-    scripts/stress -- -n 4 --dist loadfile --ignore=tests/system  # on 4 workers (pytest-xdist)
+    scripts/pair-test up                             # the system tests on one booted pair,
+    VRRPD_SYSTEM_TESTS=1 scripts/stress --cap 1200 -- tests/system   # then pair-test down
 
 Each run is ``python -m pytest -q -p no:cacheprovider -rfEs ARGS`` (default ARGS: what
-``scripts/test`` runs before the system tests, ``--ignore=tests/system``), in its own process
+``scripts/test`` runs before the system tests, on 4 workers), in its own process
 group, capped at ``--cap`` seconds: a run still going then is a *hang*; its whole process group
 is killed (pytest-timeout's per-test limit should have stopped it long before).  A run that
 ends with a non-zero status is a *failure*; its failed tests are listed.
@@ -46,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.record import Record  # noqa: E402
 
 # scripts/test's pytest run before the system tests (tests/test_one_home.py checks they agree)
-DEFAULT_ARGS = ["--ignore=tests/system"]
+DEFAULT_ARGS = ["-n", "4", "--dist", "loadfile", "--ignore=tests/system"]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"]
 # A burner: spin until its deadline (argv[1], a time.time() value), then exit on its own.
 BURN = "import sys, time\nend = float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
