@@ -252,8 +252,11 @@ def partition_heal(pair: ChaosPair, hold: float = 1.0) -> PartitionResult:
                          "both nodes MASTER while partitioned", poll=0.002)
         time.sleep(hold + random.uniform(0, pair.interval))
     finally:
-        heal_wall, heal = time.time(), time.monotonic()
+        # An isolated port still forwards to and from one that is not: lb1's port back is the
+        # heal.  Stamped when that command has returned: its fork and exec are not the
+        # daemons' time (its exit, after the kernel made the change, is left out too).
         pair.lab.set_isolated("lb1", False)
+        heal_wall, heal = time.time(), time.monotonic()
         pair.lab.set_isolated("lb2", False)
     one = wait_for(lambda: pair.masters() == ["lb1"], 5, "one master after the heal",
                    poll=0.002)

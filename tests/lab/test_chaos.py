@@ -18,6 +18,10 @@ from lab.daemons import REALTIME
 
 INTERVAL = 0.1
 SLACK = 0.1  # on top of an RFC timer, as in test_failover.py
+# After a heal, the first advert to cross comes within one advert interval (either master's,
+# RFC 5798 section 6.4.3); then lb2 yields (at once, or to lb1's answer) and deletes the VIP,
+# and the observer's 1 ms poll of the kernel sees it go.
+REACTION = 0.03
 
 
 def _pair(tmp_path: Path, realtime_priority: int) -> Iterator[ChaosPair]:
@@ -42,13 +46,14 @@ def normal_pair(tmp_path: Path) -> Iterator[ChaosPair]:
 
 def test_partition_heal_leaves_one_master_and_the_winner_reannounces(pair: ChaosPair) -> None:
     """Cut apart with carrier up, both become MASTER; after the heal lb2 yields within one
-    advert interval + Skew_Time, the VIP is on both for at most one advert interval, and lb1
-    sends gratuitous ARPs again so hosts that followed lb2 come back."""
+    advert interval + Skew_Time, the VIP is on both for at most one advert interval (+ the
+    reaction to that advert), and lb1 sends gratuitous ARPs again so hosts that followed lb2
+    come back."""
     r = partition_heal(pair, hold=2.5)  # past both takeover repeat bursts (2 s)
     print(r)
     assert r.split_brain_after <= pair.mdi("lb2") + SLACK
     assert r.one_master_after <= INTERVAL + pair.skew("lb2")
-    assert r.dual_vip_for <= INTERVAL
+    assert r.dual_vip_for <= INTERVAL + REACTION
     assert r.garp_after is not None and r.garp_after <= INTERVAL + SLACK
     assert r.lost_vip_for == 0.0
     assert r.masters == ["lb1"]
