@@ -254,7 +254,7 @@ def partition_heal(pair: ChaosPair, hold: float = 1.0) -> PartitionResult:
     finally:
         # An isolated port still forwards to and from one that is not: lb1's port back is the
         # heal.  Stamped when that command has returned: its fork and exec are not the
-        # daemons' time (its exit, after the kernel made the change, is left out too).
+        # daemons' time, and the stamp is late only by its exit after the kernel's change.
         pair.lab.set_isolated("lb1", False)
         heal_wall, heal = time.time(), time.monotonic()
         pair.lab.set_isolated("lb2", False)

@@ -3,7 +3,8 @@
 Two real vrrpd processes (lb1 priority 150, lb2 100, VRRPv3 at 0.1 s, VIP 192.0.2.100) and an
 observer node; the scenarios live in :mod:`lab.chaos` and ``benchmarks/chaos.py`` runs
 them longer.  The targets: no lost VIP beyond the RFC takeover time while a healthy node is
-up, and no VIP on two nodes for longer than one advert interval after a partition heals.
+up, and no VIP on two nodes for longer than one advert interval (+ the reaction to that
+advert) after a partition heals.
 """
 
 from __future__ import annotations
